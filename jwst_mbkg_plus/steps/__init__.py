@@ -1,0 +1,1 @@
+"""Step and pipeline classes of jwst_mbkg_plus."""
