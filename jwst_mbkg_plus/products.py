@@ -1,0 +1,58 @@
+"""Output products of the plus steps, in jwst's own datamodels."""
+
+import logging
+
+import numpy as np
+from stdatamodels.jwst import datamodels
+
+__all__ = ["masterbg1d_model"]
+
+log = logging.getLogger(__name__)
+
+
+def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=None):
+    """
+    Build a ``masterbg1d`` product from a 1-D master background.
+
+    The same datamodel jwst writes (`~stdatamodels.jwst.datamodels.CombinedSpecModel`),
+    so jwst's own ``user_background`` and this package's both read it back.
+
+    Parameters
+    ----------
+    wavelength : ndarray
+        Wavelengths in micron, strictly increasing.
+    surf_bright : ndarray
+        Master background surface brightness, MJy/sr.
+    sb_error : ndarray
+        Its 1-sigma uncertainty, MJy/sr.
+    n_input : ndarray
+        Number of background spectra that contributed at each wavelength.
+    template : `~stdatamodels.jwst.datamodels.JwstDataModel`, optional
+        Model whose metadata is copied into the product.
+
+    Returns
+    -------
+    `~stdatamodels.jwst.datamodels.CombinedSpecModel`
+        The product. FLUX and ERROR (point-source units) are NaN: a master
+        background is a surface brightness.
+    """
+    n = len(wavelength)
+    dtype = datamodels.CombinedSpecModel().get_dtype("spec_table")
+    table = np.zeros(n, dtype=dtype)
+    table["WAVELENGTH"] = wavelength
+    table["FLUX"] = np.nan
+    table["ERROR"] = np.nan
+    table["SURF_BRIGHT"] = surf_bright
+    table["SB_ERROR"] = sb_error
+    table["DQ"] = np.where(np.isfinite(surf_bright), 0, 1).astype(np.uint32)
+    table["WEIGHT"] = np.asarray(n_input, dtype=np.float64)
+    table["N_INPUT"] = np.asarray(n_input, dtype=np.float64)
+    model = datamodels.CombinedSpecModel(spec_table=table)
+    if template is not None:
+        model.update(template, only="PRIMARY")
+    model.spec_table.columns["wavelength"].unit = "um"
+    model.spec_table.columns["surf_bright"].unit = "MJy/sr"
+    model.spec_table.columns["sb_error"].unit = "MJy/sr"
+    model.spec_table.columns["flux"].unit = "Jy"
+    model.spec_table.columns["error"].unit = "Jy"
+    return model
