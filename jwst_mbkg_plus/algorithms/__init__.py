@@ -1,0 +1,55 @@
+"""Datamodel-free algorithms for master background subtraction: arrays in, arrays out.
+
+Nothing in this subpackage imports ``stdatamodels`` or ``jwst``; the steps in
+`jwst_mbkg_plus.steps` unpack datamodels and call these functions.
+
+Modules
+-------
+grid
+    Common wavelength grid and resampling with variance propagation.
+combine
+    Robust per-wavelength combination of spectra (clipped mean, median, ...).
+smoothing
+    NaN-aware running median with explicit end policy and variance.
+selection
+    Vetting of whole background spectra against the consensus.
+outliers
+    2-D pixel outliers against a model; 1-D per-bin clipping.
+binning
+    "Full slitlet" background from all pixels binned in wavelength.
+expand
+    1-D master to 2-D by pixel wavelength; subtraction with variance.
+errors
+    Variance propagation rules and the correlated master-background error.
+"""
+
+from jwst_mbkg_plus.algorithms.binning import BinnedSpectrum, bin_pixels
+from jwst_mbkg_plus.algorithms.combine import CombinedSpectrum, combine_spectra
+from jwst_mbkg_plus.algorithms.expand import expand_to_2d, subtract_background
+from jwst_mbkg_plus.algorithms.grid import (
+    common_wavelength_grid,
+    grid_edges,
+    resample_spectra,
+    resample_spectrum,
+)
+from jwst_mbkg_plus.algorithms.outliers import find_pixel_outliers, flag_binned_outliers
+from jwst_mbkg_plus.algorithms.selection import VettingResult, vet_spectra
+from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
+
+__all__ = [
+    "BinnedSpectrum",
+    "CombinedSpectrum",
+    "VettingResult",
+    "bin_pixels",
+    "combine_spectra",
+    "common_wavelength_grid",
+    "expand_to_2d",
+    "find_pixel_outliers",
+    "flag_binned_outliers",
+    "grid_edges",
+    "median_filter_nan",
+    "resample_spectra",
+    "resample_spectrum",
+    "subtract_background",
+    "vet_spectra",
+]

@@ -1,0 +1,94 @@
+"""Tests for jwst_mbkg_plus.algorithms.expand: 1-D master to 2-D, subtraction."""
+
+import numpy as np
+import pytest
+
+from jwst_mbkg_plus.algorithms.expand import expand_to_2d, subtract_background
+
+pytestmark = pytest.mark.filterwarnings("error")
+
+MW = np.linspace(1.0, 2.0, 101)
+
+
+def _wave2d():
+    # a tilted trace: wavelength varies along x and slightly along y
+    y, x = np.mgrid[0:20, 0:300]
+    w = 0.9 + x * (1.3 / 299) + 0.002 * y
+    w[5, 7] = np.nan
+    return w
+
+
+def test_linear_master_exact_and_variance_monte_carlo():
+    w2 = _wave2d()
+    flux = 3.0 + 2.0 * MW
+    var = np.linspace(0.1, 0.2, MW.size)
+    bkg, bvar = expand_to_2d(w2, MW, flux, var)
+    inside = (w2 >= 1.0) & (w2 <= 2.0)
+    np.testing.assert_allclose(bkg[inside], 3.0 + 2.0 * w2[inside])
+    assert np.isnan(bkg[~inside]).all() and np.isnan(bvar[~inside]).all()
+    assert np.isnan(bkg[5, 7])
+    rng = np.random.default_rng(0)
+    draws = np.stack([expand_to_2d(w2[0], MW, flux + rng.normal(size=MW.size) * np.sqrt(var))[0]
+                      for _ in range(3000)])
+    ok = inside[0]
+    np.testing.assert_allclose(draws[:, ok].var(axis=0), bvar[0, ok], rtol=0.12)
+
+
+def test_edge_policies():
+    flux = 1.0 + MW
+    var = np.full(MW.size, 0.01)
+    w = np.array([0.9, 0.95, 1.0, 1.5, 2.0, 2.05, 2.2])
+    nan, _ = expand_to_2d(w, MW, flux, var)
+    assert np.isnan(nan[[0, 1, 5, 6]]).all()
+    near, nvar = expand_to_2d(w, MW, flux, var, edge="nearest")
+    np.testing.assert_allclose(near, [2.0, 2.0, 2.0, 2.5, 3.0, 3.0, 3.0])
+    np.testing.assert_allclose(nvar, 0.01)
+    lin, lvar = expand_to_2d(w, MW, flux, var, edge="extrapolate_linear")
+    np.testing.assert_allclose(lin, 1.0 + w)
+    assert lvar[0] > lvar[1] > 0.01  # extrapolation error grows
+    lim, _ = expand_to_2d(w, MW, flux, var, edge="nearest", edge_limit=0.06)
+    np.testing.assert_array_equal(np.isnan(lim), [True, False, False, False, False, False, True])
+
+
+def test_master_nan_trimmed_and_gaps():
+    flux = 1.0 + MW
+    flux[:10] = np.nan  # trailing/leading NaN define the finite range
+    flux[50] = np.nan  # interior gap
+    w = np.array([1.0, 1.1, 1.495, 1.5, 1.505, 1.6])
+    near, _ = expand_to_2d(w, MW, flux, edge="nearest")
+    assert near[0] == pytest.approx(2.1)  # nearest finite end, not NaN
+    assert np.isnan(near[2]) and np.isnan(near[3]) and np.isnan(near[4])
+    assert near[5] == pytest.approx(2.6)
+    with pytest.raises(ValueError, match="no finite sample"):
+        expand_to_2d(w, MW, np.full(MW.size, np.nan))
+
+
+def test_bad_master():
+    with pytest.raises(ValueError, match="master_wave must be strictly increasing"):
+        expand_to_2d(np.ones(3), MW[::-1], MW)
+    with pytest.raises(ValueError, match="edge must be one of"):
+        expand_to_2d(np.ones(3), MW, MW, edge="zero")
+    with pytest.raises(ValueError, match="master_var shape"):
+        expand_to_2d(np.ones(3), MW, MW, np.ones(3))
+
+
+def test_subtract_returns_new_arrays():
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(5, 6))
+    var = np.ones((5, 6))
+    bkg = np.full(6, 0.5)
+    bvar = np.full(6, 0.1)
+    dc, vc = data.copy(), var.copy()
+    nd, nv = subtract_background(data, var, bkg, bvar)
+    np.testing.assert_allclose(nd, data - 0.5)
+    np.testing.assert_allclose(nv, 1.1)
+    assert nd is not data and nv is not var
+    np.testing.assert_array_equal(data, dc)
+    np.testing.assert_array_equal(var, vc)
+    nd2, nv2 = subtract_background(data, None, bkg)
+    assert nv2 is None
+    _, nv3 = subtract_background(data, var, bkg)
+    np.testing.assert_array_equal(nv3, var)
+    assert nv3 is not var
+    with pytest.raises(ValueError, match="does not broadcast"):
+        subtract_background(data, var, np.ones(7))
