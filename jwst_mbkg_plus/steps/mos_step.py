@@ -1,9 +1,15 @@
 """The MOS master background step of calwebb_spec2, plus."""
 
 import logging
+from pathlib import Path
 
 from jwst.master_background import MasterBackgroundMosStep
+from jwst.stpipe import record_step_status
+from stpipe.step import preserve_step_pars
 
+from jwst_mbkg_plus import mos_background
+from jwst_mbkg_plus.adapters import BackgroundSelectionError
+from jwst_mbkg_plus.calibration_pass import calibrate_as_extended
 from jwst_mbkg_plus.steps._common import PlusMixin
 
 __all__ = ["MasterBackgroundMosPlusStep"]
@@ -18,12 +24,133 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
     A drop-in replacement for `~jwst.master_background.MasterBackgroundMosStep`:
     the same nested steps (flat_field, pathloss, barshadow, photom,
     pixel_replace, resample_spec, extract_1d) and the same parameters, so
-    existing ``steps`` dictionaries and parameter files keep working. It keeps
-    recording its status under ``meta.cal_step.master_background``.
+    existing ``steps`` dictionaries and parameter files keep working. It
+    records its status under ``meta.cal_step.master_background``.
+
+    What it adds: background slitlets chosen by parameter; whole background
+    spectra vetted against the consensus; hot pixels and other outliers of the
+    background slitlets rejected against the expanded master; a per-wavelength
+    robust combination; a NaN-aware median filter; the master background's
+    uncertainty propagated into the science variance arrays; one calibration
+    pass instead of two (the master background is un-calibrated with the
+    per-pixel factors the forward pass applied); a QA record.
     """
 
     class_alias = "master_background_mos_plus"
 
-    # Keys added here merge with the parent's spec along the MRO.
+    # Keys added here merge with jwst's spec along the MRO.
     spec = """
-    """
+        bkg_slits = string_list(default=None)  # Slitlet ids or source names to use as background (default: the MSA file's BKG/BACKGROUND slitlets)
+        exclude_slits = string_list(default=None)  # Slitlet ids or source names never to use as background
+        bkg_method = option("full_slitlet", "extract_1d", default="full_slitlet")  # 1-D background per slitlet: all calibrated pixels binned in wavelength, or jwst's resample_spec + extract_1d
+        combine_method = option("clipped_mean", "median", "weighted_mean", "mean", "jwst", default="clipped_mean")  # Per-wavelength combination of the background spectra; 'jwst' is combine_1d (needs bkg_method='extract_1d')
+        min_spectra = integer(default=2, min=1)  # Fewest background spectra for the robust combination; fewer falls back to their mean, recorded in N_INPUT
+        vet_spectra = boolean(default=True)  # Reject whole background spectra that deviate from the consensus
+        vet_threshold = float(default=5.0, min=0)  # Significance above which a background spectrum is rejected
+        reject_pixels = boolean(default=True)  # Reject outlying pixels (hot pixels, clusters, cosmic rays) of the background slitlets
+        pixel_sigma = float(default=5.0, min=0)  # Rejection threshold for background-slitlet pixels, in sigma
+        pixel_maxiters = integer(default=3, min=1)  # Iterations of pixel rejection and master re-estimation
+        propagate_errors = boolean(default=True)  # Add the master background's variance to the science VAR_RNOISE and ERR
+        error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
+        outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
+        save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa')
+    """  # noqa: E501
+
+    def process(self, data):
+        """
+        Compute and subtract a master background from NIRSpec MOS slits.
+
+        Parameters
+        ----------
+        data : `~stdatamodels.jwst.datamodels.MultiSlitModel` or str
+            The extracted 2-D slits (count rate), as after extract_2d and srctype.
+
+        Returns
+        -------
+        `~stdatamodels.jwst.datamodels.MultiSlitModel`
+            The background-subtracted slits; the input is not modified when the
+            step runs standalone.
+        """
+        output_model = self.prepare_output(data)
+
+        if not self.force_subtract and "COMPLETE" in [
+            output_model.meta.cal_step.bkg_subtract,
+            output_model.meta.cal_step.master_background,
+        ]:
+            log.info("Background subtraction has already occurred. Skipping.")
+            record_step_status(output_model, "master_background", status="SKIPPED")
+            return output_model
+
+        if self.inverse:
+            log.error("inverse=True is not supported by %s; use jwst's step.", type(self).__name__)
+            record_step_status(output_model, "master_background", status="SKIPPED")
+            return output_model
+
+        problem = self._parameter_problem()
+        if problem:
+            log.error(problem)
+            record_step_status(output_model, "master_background", status="SKIPPED")
+            return output_model
+
+        options = mos_background.MasterOptions.from_step(self)
+        with preserve_step_pars(self):
+            self.set_pars_from_parent()
+            log.info(
+                "Calibrating all slits as extended: flat_field, pathloss, barshadow, photom"
+            )
+            forward = calibrate_as_extended(self, output_model)
+            try:
+                if self.user_background:
+                    master = mos_background.master_from_user(
+                        self.user_background, forward.model, options
+                    )
+                else:
+                    master = mos_background.master_from_slits(self, forward.model, options)
+            except (BackgroundSelectionError, mos_background.MasterBackgroundError) as err:
+                log.error("%s Step skipped.", err)
+                record_step_status(output_model, "master_background", status="FAILED")
+                forward.model.close()
+                return output_model
+
+        result, background_2d = mos_background.subtract_master(
+            output_model, forward, master, options
+        )
+        qa = mos_background.residual_qa(result, forward, master, background_2d)
+        master.qa.update(qa)
+        if self.user_background:
+            result.meta.background.master_background_file = Path(self.user_background).name
+
+        record_step_status(result, "master_background", status="COMPLETE")
+        mos_background.log_summary(master)
+        if self.save_background:
+            master_1d = master.to_model(template=result)
+            self.save_model(master_1d, suffix="masterbg1d", force=True)
+            self.save_model(background_2d, suffix="masterbg2d", force=True)
+            if master.bkg_x1d is not None:
+                self.save_model(master.bkg_x1d, suffix="bkgx1d", force=True)
+            master_1d.close()
+        if self.save_qa or self.save_background:
+            qa_path = self.make_output_path(basepath=result.meta.filename, suffix="mbkgqa")
+            qa_path = str(Path(qa_path).with_suffix(".asdf"))
+            mos_background.write_qa(master.qa, qa_path)
+            log.info("Saved QA record %s", qa_path)
+        background_2d.close()
+        forward.model.close()
+        return result
+
+    def _parameter_problem(self):
+        """Return a message if the parameters contradict each other, else ''."""
+        if self.combine_method == "jwst" and self.bkg_method != "extract_1d":
+            return (
+                "combine_method='jwst' combines jwst's extract_1d spectra: "
+                "set bkg_method='extract_1d' as well."
+            )
+        if self.median_kernel is not None and self.median_kernel < 1:
+            return f"median_kernel must be >= 1, got {self.median_kernel}."
+        if self.user_background and not Path(self.user_background).is_file():
+            return (
+                f"user_background file {self.user_background} does not exist; "
+                "give a path relative to the current directory or an absolute path."
+            )
+        return ""
+

@@ -1,0 +1,697 @@
+"""NIRSpec MOS master background: build it from background slitlets, subtract it.
+
+The datamodel side of `~jwst_mbkg_plus.MasterBackgroundMosPlusStep`. The
+numerics live in `jwst_mbkg_plus.algorithms`; this module unpacks slits into
+arrays, calls them, and packs the results into jwst's datamodels.
+
+Building the master (``bkg_method='full_slitlet'``), iterated up to
+``pixel_maxiters`` times:
+
+1. every calibrated pixel of each background slitlet (all shutters) is
+   binned on a common wavelength grid with a clipped mean per bin, giving one
+   1-D spectrum per slitlet;
+2. whole spectra that deviate from the consensus are rejected (vetting);
+3. the surviving spectra are combined per wavelength (``combine_method``);
+4. the master is expanded to each background slitlet's pixels and outlying
+   pixels (hot pixels, clusters, cosmic rays) are masked for the next round.
+
+With ``bkg_method='extract_1d'`` the slitlets go through jwst's pixel_replace,
+resample_spec and extract_1d (masked pixels set to NaN first) and the
+extracted spectra are vetted and combined the same way.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from stdatamodels.jwst import datamodels
+
+from jwst_mbkg_plus.adapters import (
+    DO_NOT_USE,
+    select_background_slits,
+    slit_label,
+    slit_variance,
+)
+from jwst_mbkg_plus.algorithms import binning, combine, expand, grid, outliers, selection
+from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
+from jwst_mbkg_plus.products import masterbg1d_model
+
+__all__ = [
+    "MasterBackground",
+    "MasterBackgroundError",
+    "MasterOptions",
+    "master_from_slits",
+    "master_from_user",
+    "residual_qa",
+    "subtract_master",
+    "write_qa",
+]
+
+log = logging.getLogger(__name__)
+
+
+class MasterBackgroundError(RuntimeError):
+    """No usable master background could be made from the inputs."""
+
+
+@dataclass(frozen=True)
+class MasterOptions:
+    """The step parameters the engine uses, read once (never written back)."""
+
+    bkg_slits: tuple = ()
+    exclude_slits: tuple = ()
+    bkg_method: str = "full_slitlet"
+    combine_method: str = "clipped_mean"
+    sigma_clip: float | None = 3.0
+    min_spectra: int = 2
+    median_kernel: int = 1
+    vet_spectra: bool = True
+    vet_threshold: float = 5.0
+    reject_pixels: bool = True
+    pixel_sigma: float = 5.0
+    pixel_maxiters: int = 3
+    propagate_errors: bool = True
+    error_extraction_height: int | None = None
+    outside_range: str = "flag"
+
+    @classmethod
+    def from_step(cls, step):
+        """
+        Read the options from a step's parameters.
+
+        Parameters
+        ----------
+        step : `~jwst_mbkg_plus.MasterBackgroundMosPlusStep`
+            The step.
+
+        Returns
+        -------
+        MasterOptions
+            The options.
+        """
+        return cls(
+            bkg_slits=tuple(step.bkg_slits or ()),
+            exclude_slits=tuple(step.exclude_slits or ()),
+            bkg_method=step.bkg_method,
+            combine_method=step.combine_method,
+            sigma_clip=step.sigma_clip,
+            min_spectra=step.min_spectra,
+            median_kernel=step.median_kernel or 1,
+            vet_spectra=step.vet_spectra,
+            vet_threshold=step.vet_threshold,
+            reject_pixels=step.reject_pixels,
+            pixel_sigma=step.pixel_sigma,
+            pixel_maxiters=step.pixel_maxiters,
+            propagate_errors=step.propagate_errors,
+            error_extraction_height=step.error_extraction_height,
+            outside_range=step.outside_range,
+        )
+
+
+@dataclass
+class MasterBackground:
+    """
+    A 1-D master background with its provenance.
+
+    Attributes
+    ----------
+    wavelength : ndarray
+        Micron, strictly increasing.
+    surf_bright : ndarray
+        MJy/sr.
+    var : ndarray
+        Variance of ``surf_bright``, (MJy/sr)**2; zeros if unknown.
+    n_input : ndarray
+        Background spectra contributing at each wavelength.
+    bkg_x1d : `~stdatamodels.jwst.datamodels.MultiSpecModel` or None
+        The extracted background spectra (``bkg_method='extract_1d'``).
+    qa : dict
+        QA record: selection, vetting, clipping and residual statistics.
+    """
+
+    wavelength: np.ndarray
+    surf_bright: np.ndarray
+    var: np.ndarray
+    n_input: np.ndarray
+    bkg_x1d: object = None
+    qa: dict = field(default_factory=dict)
+
+    def to_model(self, template=None):
+        """
+        Return the ``masterbg1d`` product.
+
+        Parameters
+        ----------
+        template : `~stdatamodels.jwst.datamodels.JwstDataModel`, optional
+            Model whose primary metadata the product copies.
+
+        Returns
+        -------
+        `~stdatamodels.jwst.datamodels.CombinedSpecModel`
+            The product.
+        """
+        return masterbg1d_model(
+            self.wavelength,
+            self.surf_bright,
+            np.sqrt(self.var),
+            self.n_input,
+            template=template,
+        )
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _slit_arrays(slit, exp_type):
+    """Wavelength, surface brightness, variance and validity of one calibrated slit."""
+    from jwst.lib.wcs_utils import get_wavelengths
+
+    wave = np.asarray(get_wavelengths(slit, exp_type), dtype=np.float64)
+    sb = slit.data.astype(np.float64)
+    var = slit_variance(slit)
+    valid = (
+        np.isfinite(wave)
+        & np.isfinite(sb)
+        & np.isfinite(var)
+        & (var > 0)
+        & ((slit.dq & DO_NOT_USE) == 0)
+    )
+    return wave, sb, var, valid
+
+
+def _wavelength_range(model):
+    from jwst.lib.wcs_utils import get_wavelengths
+
+    lo, hi = np.inf, -np.inf
+    for slit in model.slits:
+        wave = get_wavelengths(slit, model.meta.exposure.type)
+        if wave is not None and np.isfinite(wave).any():
+            lo = min(lo, float(np.nanmin(wave)))
+            hi = max(hi, float(np.nanmax(wave)))
+    return (lo, hi) if np.isfinite(lo) else None
+
+
+def master_from_user(path, cal_model, options):
+    """
+    Read a user-supplied master background.
+
+    Parameters
+    ----------
+    path : str
+        File in any format `~jwst_mbkg_plus.user_background.read_user_background`
+        accepts.
+    cal_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        Calibrated slits, for the wavelength-coverage check.
+    options : MasterOptions
+        Step options (only ``median_kernel`` applies).
+
+    Returns
+    -------
+    MasterBackground
+        The master background.
+    """
+    from jwst_mbkg_plus.user_background import UserBackgroundError, read_user_background
+
+    try:
+        user = read_user_background(path, science_wavelength_range=_wavelength_range(cal_model))
+    except UserBackgroundError as err:
+        raise MasterBackgroundError(str(err)) from err
+    var = user.sb_error**2 if user.sb_error is not None else np.zeros_like(user.surf_bright)
+    sb, var = _smooth(user.surf_bright, var, options.median_kernel)
+    qa = {
+        "source": "user_background",
+        "user_background": str(path),
+        "user_background_format": user.format,
+        "warnings": list(user.warnings),
+    }
+    return MasterBackground(
+        wavelength=user.wavelength,
+        surf_bright=sb,
+        var=var,
+        n_input=np.ones_like(sb),
+        qa=qa,
+    )
+
+
+def _smooth(sb, var, kernel):
+    if kernel is None or kernel <= 1:
+        return sb, var
+    log.info("Applying a NaN-aware moving median of width %d to the master background", kernel)
+    result = median_filter_nan(sb, var, kernel=kernel)
+    return result
+
+
+# --------------------------------------------------------------------------- master
+
+
+def master_from_slits(step, cal_model, options):
+    """
+    Build the master background from the background slitlets.
+
+    Parameters
+    ----------
+    step : `~jwst_mbkg_plus.MasterBackgroundMosPlusStep`
+        The step, for its nested pixel_replace, resample_spec and extract_1d
+        (``bkg_method='extract_1d'``).
+    cal_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        All slits calibrated as extended (MJy/sr). Not modified.
+    options : MasterOptions
+        Step options.
+
+    Returns
+    -------
+    MasterBackground
+        The master background and its QA record.
+
+    Raises
+    ------
+    BackgroundSelectionError
+        If the requested slitlets do not exist or none remain.
+    MasterBackgroundError
+        If vetting rejects every spectrum or no wavelength is covered.
+    """
+    selection_ = select_background_slits(
+        cal_model.slits, include=options.bkg_slits or None, exclude=options.exclude_slits or None
+    )
+    exp_type = cal_model.meta.exposure.type
+    slits = [cal_model.slits[i] for i in selection_.indices]
+    labels = list(selection_.labels)
+    for label in labels:
+        log.info("Using background slitlet %s", label)
+    if selection_.excluded:
+        log.info("Excluded background slitlets: %s", ", ".join(selection_.excluded))
+    arrays = [_slit_arrays(slit, exp_type) for slit in slits]
+    waves = [a[0][a[3]] for a in arrays]
+    if not any(w.size for w in waves):
+        raise MasterBackgroundError("The background slitlets have no valid calibrated pixel.")
+
+    # One wavelength per detector column and slit sets the native sampling.
+    grid_wave = grid.common_wavelength_grid([_column_wavelengths(a[0], a[3]) for a in arrays])
+    masks = [np.zeros(a[1].shape, dtype=bool) for a in arrays]
+    qa = {
+        "source": "background_slitlets",
+        "selection": selection_.source,
+        "slits": labels,
+        "excluded_by_parameter": list(selection_.excluded),
+        "bkg_method": options.bkg_method,
+        "combine_method": options.combine_method,
+    }
+
+    bkg_x1d = None
+    master = None
+    for iteration in range(1, options.pixel_maxiters + 1 if options.reject_pixels else 2):
+        if options.bkg_method == "extract_1d":
+            if bkg_x1d is not None:
+                bkg_x1d.close()
+            spec_wave, spec_flux, spec_var, bkg_x1d = _extract_1d_spectra(
+                step, cal_model, selection_.indices, masks
+            )
+            if options.combine_method == "jwst":
+                master = _jwst_combination(bkg_x1d, options)
+                master.bkg_x1d = bkg_x1d
+                master.qa.update(qa)
+                return master
+            flux, var = grid.resample_spectra(spec_wave, spec_flux, spec_var, grid_wave)
+        else:
+            flux, var = _bin_slits(arrays, masks, grid_wave, options)
+
+        accepted, vet_qa = _vet(flux, var, labels, options)
+        master = _combine(grid_wave, flux[accepted], var[accepted], options)
+        master.qa.update(qa)
+        master.qa["vetting"] = vet_qa
+        master.qa["iterations"] = iteration
+        master.bkg_x1d = bkg_x1d
+
+        if not options.reject_pixels:
+            break
+        new_masks = [
+            _pixel_outliers(a, master, options) for a in arrays
+        ]
+        changed = sum(int((new != old).sum()) for new, old in zip(new_masks, masks, strict=True))
+        masks = new_masks
+        master.qa["rejected_pixels"] = {
+            label: int(m.sum()) for label, m in zip(labels, masks, strict=True)
+        }
+        if changed == 0:
+            break
+    return master
+
+
+def _column_wavelengths(wave, valid):
+    """Median wavelength of the valid pixels of each column, sorted."""
+    with np.errstate(invalid="ignore"):
+        masked = np.where(valid, wave, np.nan)
+    counts = valid.sum(axis=0)
+    columns = np.full(wave.shape[1], np.nan)
+    has = counts > 0
+    if has.any():
+        columns[has] = np.nanmedian(masked[:, has], axis=0)
+    return np.sort(columns[np.isfinite(columns)])
+
+
+def _bin_slits(arrays, masks, grid_wave, options):
+    """One 1-D spectrum per slitlet from all of its valid, unmasked pixels."""
+    edges = grid.grid_edges(grid_wave)
+    flux = np.full((len(arrays), grid_wave.size), np.nan)
+    var = np.full_like(flux, np.nan)
+    for k, ((wave, sb, pix_var, valid), mask) in enumerate(zip(arrays, masks, strict=True)):
+        use = valid & ~mask
+        if not use.any():
+            continue
+        binned = binning.bin_pixels(
+            wave[use], sb[use], pix_var[use], edges, method="clipped_mean", sigma=3.0
+        )
+        flux[k], var[k] = binned.flux, binned.var
+    return flux, var
+
+
+def _vet(flux, var, labels, options):
+    n = flux.shape[0]
+    if not options.vet_spectra or n < 3:
+        return np.ones(n, dtype=bool), {"applied": False, "rejected": {}}
+    result = selection.vet_spectra(flux, var, threshold=options.vet_threshold)
+    rejected = {
+        labels[i]: result.reasons[i] for i in range(n) if not result.accepted[i]
+    }
+    for label, reason in rejected.items():
+        log.warning("Rejected background slitlet %s: %s", label, reason)
+    if not result.accepted.any():
+        raise MasterBackgroundError(
+            "Vetting rejected every background spectrum; check the background slitlets "
+            "or set vet_spectra=False."
+        )
+    return result.accepted, {
+        "applied": True,
+        "threshold": options.vet_threshold,
+        "scores": {labels[i]: float(result.score[i]) for i in range(n)},
+        "rejected": rejected,
+    }
+
+
+def _combine(grid_wave, flux, var, options):
+    method = options.combine_method
+    robust = combine.combine_spectra(
+        flux,
+        var,
+        method=method,
+        sigma=options.sigma_clip,
+        min_spectra=min(options.min_spectra, flux.shape[0]),
+    )
+    sb, sb_var, n_used = robust.flux.copy(), robust.var.copy(), robust.n_used.astype(float)
+    # Where too few spectra remain for the robust estimate (usually the ends of
+    # the band), use the plain mean of what is there rather than leave a hole.
+    hole = ~np.isfinite(sb)
+    if hole.any():
+        fallback = combine.combine_spectra(flux, var, method="mean", min_spectra=1)
+        sb[hole] = fallback.flux[hole]
+        sb_var[hole] = fallback.var[hole]
+        n_used[hole] = fallback.n_used[hole]
+    sb, sb_var = _smooth(sb, sb_var, options.median_kernel)
+    clipped = robust.rejected_mask
+    n_valid = np.isfinite(flux).sum()
+    qa = {
+        "clipped_fraction": float(clipped.sum() / n_valid) if n_valid else 0.0,
+        "low_coverage_points": int(hole.sum()),
+        "n_spectra_combined": int(flux.shape[0]),
+        "coefficient_of_variation": _coefficient_of_variation(flux),
+    }
+    defined = np.isfinite(sb)
+    if not defined.any():
+        raise MasterBackgroundError("No wavelength is covered by the background spectra.")
+    return MasterBackground(
+        wavelength=grid_wave[defined],
+        surf_bright=sb[defined],
+        var=np.where(np.isfinite(sb_var[defined]), sb_var[defined], 0.0),
+        n_input=n_used[defined],
+        qa=qa,
+    )
+
+
+def _coefficient_of_variation(flux):
+    """Median over wavelength of the robust scatter / level of the spectra."""
+    from jwst_mbkg_plus.algorithms._stats import nan_mad_std, nanmedian
+
+    if flux.shape[0] < 2:
+        return float("nan")
+    level = nanmedian(flux, axis=0)
+    scatter = nan_mad_std(flux, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = scatter / np.abs(level)
+    cv = cv[np.isfinite(cv)]
+    return float(np.median(cv)) if cv.size else float("nan")
+
+
+def _pixel_outliers(arrays, master, options):
+    wave, sb, var, valid = arrays
+    model, model_var = expand.expand_to_2d(
+        wave, master.wavelength, master.surf_bright, master.var, edge="nan"
+    )
+    return outliers.find_pixel_outliers(
+        sb, var, model, model_var, sigma=options.pixel_sigma, dq_mask=~valid
+    )
+
+
+def _extract_1d_spectra(step, cal_model, indices, masks):
+    """Run jwst's pixel_replace, resample_spec and extract_1d on the background slits."""
+    bkg_model = datamodels.MultiSlitModel()
+    bkg_model.update(cal_model)
+    for i, mask in zip(indices, masks, strict=True):
+        slit = cal_model.slits[i].copy()
+        if mask.any():
+            slit.data[mask] = np.nan
+            slit.dq[mask] |= DO_NOT_USE
+        bkg_model.slits.append(slit)
+    bkg_model = step.pixel_replace.run(bkg_model)
+    bkg_model = step.resample_spec.run(bkg_model)
+    x1d = step.extract_1d.run(bkg_model)
+    waves, fluxes, variances = [], [], []
+    for spec in x1d.spec:
+        table = spec.spec_table
+        wave = np.asarray(table["WAVELENGTH"], dtype=float)
+        sb = np.asarray(table["SURF_BRIGHT"], dtype=float)
+        err = np.asarray(table["SB_ERROR"], dtype=float)
+        order = np.argsort(wave)
+        waves.append(wave[order])
+        fluxes.append(sb[order])
+        variances.append(err[order] ** 2)
+    return waves, fluxes, variances, x1d
+
+
+def _jwst_combination(bkg_x1d, options):
+    """jwst's own combine_1d + medfilt, for jwst-equivalent runs."""
+    from jwst.master_background.nirspec_utils import create_background_from_multispec
+
+    combined = create_background_from_multispec(
+        bkg_x1d, sigma_clip=options.sigma_clip, median_kernel=options.median_kernel
+    )
+    table = combined.spec_table
+    wave = np.asarray(table["WAVELENGTH"], dtype=float)
+    order = np.argsort(wave)
+    sb = np.asarray(table["SURF_BRIGHT"], dtype=float)[order]
+    err = np.asarray(table["SB_ERROR"], dtype=float)[order]
+    n_input = np.asarray(table["N_INPUT"], dtype=float)[order]
+    combined.close()
+    return MasterBackground(
+        wavelength=wave[order],
+        surf_bright=sb,
+        var=np.where(np.isfinite(err), err**2, 0.0),
+        n_input=n_input,
+        qa={"combine": "jwst combine_1d"},
+    )
+
+
+# --------------------------------------------------------------------------- subtraction
+
+
+def subtract_master(output_model, forward, master, options):
+    """
+    Expand the master to every slit, un-calibrate it and subtract it.
+
+    Parameters
+    ----------
+    output_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        Uncalibrated slits; updated in place (the step hands it a copy when it
+        runs standalone) and returned.
+    forward : `~jwst_mbkg_plus.calibration_pass.ForwardCalibration`
+        Calibrated slits and the per-pixel factors of the forward pass.
+    master : MasterBackground
+        The master background.
+    options : MasterOptions
+        Step options.
+
+    Returns
+    -------
+    result : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        ``output_model`` with the background subtracted.
+    background_2d : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The subtracted background in the input's units (``masterbg2d``).
+    """
+    from jwst.lib.wcs_utils import get_wavelengths
+
+    exp_type = output_model.meta.exposure.type
+    background_2d = datamodels.MultiSlitModel()
+    background_2d.update(output_model)
+    height = options.error_extraction_height or _typical_height(forward.model)
+    # The master's error is one realisation shared by every pixel at a given
+    # wavelength. Inflating its per-pixel variance by (N + 1) / 2 balances the
+    # per-pixel and N-row column-sum errors (see docs: error propagation).
+    inflation = 0.5 * (height + 1)
+    master.qa["error_extraction_height"] = int(height)
+    master.qa["background_variance_inflation"] = float(inflation)
+    low, high = master.wavelength[0], master.wavelength[-1]
+    for slit, cal_slit, factor in zip(
+        output_model.slits, forward.model.slits, forward.factors, strict=True
+    ):
+        wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
+        bkg_cal, bkg_var_cal = expand.expand_to_2d(
+            wave,
+            master.wavelength,
+            master.surf_bright,
+            master.var,
+            edge="nearest" if options.outside_range == "nearest" else "nan",
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bkg = bkg_cal / factor
+            bkg_var = bkg_var_cal / factor**2
+        outside = ~((wave >= low) & (wave <= high))
+        bg_slit = datamodels.SlitModel(data=np.zeros_like(slit.data))
+        bg_slit.update(slit)
+        bg_slit.name = slit.name
+        dq = np.zeros(slit.data.shape, dtype=np.uint32)
+        if options.outside_range == "flag":
+            bkg[outside] = 0.0
+            bkg_var[outside] = 0.0
+            dq[outside] |= DO_NOT_USE
+        bg_slit.data = bkg.astype(np.float32)
+        bg_slit.dq = dq
+        bg_slit.err = np.sqrt(np.where(np.isfinite(bkg_var), bkg_var, 0)).astype(np.float32)
+        background_2d.slits.append(bg_slit)
+
+        slit.data = (slit.data - bkg).astype(slit.data.dtype)
+        slit.dq = slit.dq | dq
+        if options.propagate_errors:
+            _add_variance(slit, np.where(np.isfinite(bkg_var), bkg_var, 0.0) * inflation)
+    return output_model, background_2d
+
+
+def _add_variance(slit, extra_var):
+    """Add a signal-independent variance to VAR_RNOISE and recompute ERR."""
+    shape = slit.data.shape
+    rnoise = slit.var_rnoise if slit.hasattr("var_rnoise") else None
+    if rnoise is None or rnoise.shape != shape:
+        rnoise = np.zeros(shape, dtype=np.float32)
+    slit.var_rnoise = (rnoise + extra_var).astype(np.float32)
+    parts = [slit.var_rnoise.astype(np.float64)]
+    for name in ("var_poisson", "var_flat"):
+        if slit.hasattr(name) and getattr(slit, name).shape == shape:
+            parts.append(getattr(slit, name).astype(np.float64))
+    slit.err = np.sqrt(np.sum(parts, axis=0)).astype(np.float32)
+
+
+def _typical_height(cal_model):
+    """Median number of valid rows per column over all slits."""
+    heights = []
+    for slit in cal_model.slits:
+        valid = np.isfinite(slit.data)
+        rows = valid.sum(axis=0)
+        rows = rows[rows > 0]
+        if rows.size:
+            heights.append(np.median(rows))
+    return max(1, int(round(float(np.median(heights))))) if heights else 1
+
+
+# --------------------------------------------------------------------------- QA
+
+
+def residual_qa(result, forward, master, background_2d):
+    """
+    Residual statistics of the background slitlets after subtraction.
+
+    Residuals are relative to the subtracted background; pulls divide by the
+    propagated ERR (the calibration factor cancels in both).
+
+    Parameters
+    ----------
+    result : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The subtracted slits.
+    forward : `~jwst_mbkg_plus.calibration_pass.ForwardCalibration`
+        The forward pass.
+    master : MasterBackground
+        The master background.
+    background_2d : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The subtracted background.
+
+    Returns
+    -------
+    dict
+        ``{"residuals": {label: {"median_relative", "pull_std", "column_pull_std"}}}``
+        for the slits used as background: median residual / background, and the
+        standard deviations of residual / ERR per pixel and per column sum.
+    """
+    used = set(master.qa.get("slits", []))
+    stats = {}
+    for slit, factor, bg in zip(result.slits, forward.factors, background_2d.slits, strict=True):
+        label = slit_label(slit)
+        if label not in used:
+            continue
+        # The calibration factor cancels in the pull: data and ERR share units.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = slit.data / bg.data
+            pull = slit.data / slit.err
+        good = np.isfinite(relative) & np.isfinite(pull) & (bg.dq == 0) & np.isfinite(factor)
+        if not good.any():
+            continue
+        column = np.where(good, slit.data, 0.0).sum(axis=0)
+        column_var = np.where(good, slit.err.astype(float) ** 2, 0.0).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            column_pull = column / np.sqrt(column_var)
+        column_pull = column_pull[np.isfinite(column_pull) & (good.sum(axis=0) > 0)]
+        stats[label] = {
+            "median_relative": float(np.median(relative[good])),
+            "pull_std": float(np.std(pull[good])),
+            "column_pull_std": float(np.std(column_pull)) if column_pull.size else float("nan"),
+        }
+    return {"residuals": stats}
+
+
+def log_summary(master):
+    """Log a one-paragraph summary of the master background."""
+    qa = master.qa
+    vet = qa.get("vetting", {})
+    log.info(
+        "Master background: %d wavelengths %.4f-%.4f um from %s; %d spectra rejected by vetting;"
+        " %.2f%% of points clipped",
+        master.wavelength.size,
+        master.wavelength[0],
+        master.wavelength[-1],
+        qa.get("source", "?"),
+        len(vet.get("rejected", {})),
+        100 * qa.get("clipped_fraction", 0.0),
+    )
+
+
+def write_qa(qa, path):
+    """
+    Write the QA record to an ASDF file.
+
+    Parameters
+    ----------
+    qa : dict
+        The record.
+    path : str
+        Output path.
+    """
+    import asdf
+
+    asdf.AsdfFile({"master_background_qa": _plain(qa)}).write_to(path)
+
+
+def _plain(value):
+    """Convert numpy scalars/arrays in a nested record to plain Python for ASDF."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
