@@ -20,6 +20,7 @@ resample_spec and extract_1d (masked pixels set to NaN first) and the
 extracted spectra are vetted and combined the same way.
 """
 
+import copy
 import logging
 from dataclasses import dataclass, field
 
@@ -147,7 +148,7 @@ class MasterBackground:
 
         Returns
         -------
-        `~stdatamodels.jwst.datamodels.CombinedSpecModel`
+        `~stdatamodels.jwst.datamodels.MultiCombinedSpecModel`
             The product.
         """
         return masterbg1d_model(
@@ -456,11 +457,12 @@ def _extract_1d_spectra(step, cal_model, indices, masks):
     bkg_model = datamodels.MultiSlitModel()
     bkg_model.update(cal_model)
     for i, mask in zip(indices, masks, strict=True):
-        slit = cal_model.slits[i].copy()
+        # pixel_replace works in place: hand it copies of the calibrated slits.
+        bkg_model.slits.append(copy.deepcopy(cal_model.slits[i].instance))
+        slit = bkg_model.slits[-1]
         if mask.any():
             slit.data[mask] = np.nan
             slit.dq[mask] |= DO_NOT_USE
-        bkg_model.slits.append(slit)
     bkg_model = step.pixel_replace.run(bkg_model)
     bkg_model = step.resample_spec.run(bkg_model)
     x1d = step.extract_1d.run(bkg_model)
@@ -484,7 +486,7 @@ def _jwst_combination(bkg_x1d, options):
     combined = create_background_from_multispec(
         bkg_x1d, sigma_clip=options.sigma_clip, median_kernel=options.median_kernel
     )
-    table = combined.spec_table
+    table = combined.spec[0].spec_table
     wave = np.asarray(table["WAVELENGTH"], dtype=float)
     order = np.argsort(wave)
     sb = np.asarray(table["SURF_BRIGHT"], dtype=float)[order]

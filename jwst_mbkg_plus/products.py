@@ -14,7 +14,8 @@ def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=Non
     """
     Build a ``masterbg1d`` product from a 1-D master background.
 
-    The same datamodel jwst writes (`~stdatamodels.jwst.datamodels.CombinedSpecModel`),
+    The same datamodel jwst 3.0 writes for ``masterbg1d``
+    (`~stdatamodels.jwst.datamodels.MultiCombinedSpecModel` with one spectrum),
     so jwst's own ``user_background`` and this package's both read it back.
 
     Parameters
@@ -32,7 +33,7 @@ def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=Non
 
     Returns
     -------
-    `~stdatamodels.jwst.datamodels.CombinedSpecModel`
+    `~stdatamodels.jwst.datamodels.MultiCombinedSpecModel`
         The product. FLUX and ERROR (point-source units) are NaN: a master
         background is a surface brightness.
     """
@@ -47,12 +48,15 @@ def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=Non
     table["DQ"] = np.where(np.isfinite(surf_bright), 0, 1).astype(np.uint32)
     table["WEIGHT"] = np.asarray(n_input, dtype=np.float64)
     table["N_INPUT"] = np.asarray(n_input, dtype=np.float64)
-    model = datamodels.CombinedSpecModel(spec_table=table)
+    spectrum = datamodels.CombinedSpecModel(spec_table=table)
+    columns = spectrum.spec_table.columns
+    columns["wavelength"].unit = "um"
+    columns["surf_bright"].unit = "MJy/sr"
+    columns["sb_error"].unit = "MJy/sr"
+    columns["flux"].unit = "Jy"
+    columns["error"].unit = "Jy"
+    model = datamodels.MultiCombinedSpecModel()
     if template is not None:
         model.update(template, only="PRIMARY")
-    model.spec_table.columns["wavelength"].unit = "um"
-    model.spec_table.columns["surf_bright"].unit = "MJy/sr"
-    model.spec_table.columns["sb_error"].unit = "MJy/sr"
-    model.spec_table.columns["flux"].unit = "Jy"
-    model.spec_table.columns["error"].unit = "Jy"
+    model.spec.append(spectrum)
     return model

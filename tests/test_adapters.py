@@ -109,6 +109,13 @@ def test_masterbg1d_reads_back_in_jwst_and_here(tmp_path):
     science.meta.exposure.type = "NRS_FIXEDSLIT"
     science.wavelength = np.array([[2.0, 2.5], [3.0, 5.0]], dtype=np.float32)
     with datamodels.open(path) as reread:
-        np.testing.assert_allclose(reread.spec_table["N_INPUT"], 7)
+        assert isinstance(reread, datamodels.MultiCombinedSpecModel)
+        np.testing.assert_allclose(reread.spec[0].spec_table["N_INPUT"], 7)
         bkg = expand_to_2d(science, reread)
     np.testing.assert_allclose(bkg.data[0], 0.5 + 0.1 * np.array([2.0, 2.5]), rtol=1e-6)
+
+    from jwst_mbkg_plus.user_background import read_user_background
+
+    user = read_user_background(path)
+    np.testing.assert_allclose(user.surf_bright, sb)
+    np.testing.assert_allclose(user.sb_error, 0.01)

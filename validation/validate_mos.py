@@ -1,0 +1,196 @@
+"""Validate MasterBackgroundMosPlusStep against the truth, side by side with jwst's step.
+
+Builds synthetic NIRSpec MOS exposures (9 background slitlets, G235M, NRS1)
+with the project's generator, runs jwst's stock ``MasterBackgroundMosStep`` and
+``MasterBackgroundMosPlusStep`` on the same extracted slits in one process, and
+prints, for each scene and noise level:
+
+* bias: median over wavelength of (master / truth - 1);
+* source residual: median over source-slitlet pixels of the noise-free residual
+  (subtracted background / true background - 1);
+* pulls of the background slitlets after subtraction: std of residual / ERR
+  per pixel and of column sums / their propagated error;
+* science pixels turned NaN by the step;
+* the most negative science residual (in sigma) at columns holding an injected
+  hot pixel of a background slitlet;
+* the slitlets the plus step's QA record names as rejected.
+
+Usage::
+
+    python validation/validate_mos.py [--scenes clean,contaminated,hot] [--noise 0.02,0.2]
+        [--out validation/results_mos.json] [--work /tmp/mbkg_validation]
+"""
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCENES = {
+    "clean": {},
+    "contaminated": {"n_contaminated": 2, "contaminant_fraction": 0.3},
+    "hot": {"hot_pixels_per_slit": 18, "hot_clusters_per_slit": 4, "hot_pixel_level": 30.0},
+}
+
+
+def _pipeline_front(rate_path):
+    from jwst.assign_wcs import AssignWcsStep
+    from jwst.extract_2d import Extract2dStep
+    from jwst.msaflagopen import MSAFlagOpenStep
+    from jwst.srctype import SourceTypeStep
+
+    model = AssignWcsStep.call(str(rate_path))
+    model = MSAFlagOpenStep.call(model)
+    model = Extract2dStep.call(model)
+    return SourceTypeStep.call(model)
+
+
+def _read_master(folder):
+    from stdatamodels.jwst import datamodels
+
+    path = next(Path(folder).glob("*_masterbg1d.fits"))
+    with datamodels.open(path) as model:
+        table = model.spec[0].spec_table
+        return np.asarray(table["WAVELENGTH"], float), np.asarray(table["SURF_BRIGHT"], float)
+
+
+def _metrics(name, slits_in, slits_out, master, truth, qa=None):
+    wave_t, sb_t = truth.background_1d()
+    wave_m, sb_m = master
+    good = np.isfinite(sb_m) & (sb_m != 0)
+    ratio = sb_m[good] / np.interp(wave_m[good], wave_t, sb_t) - 1
+    hot = truth.hot_pixels
+    out = {"bias": float(np.median(ratio))}
+    src_res, pulls, col_pulls, n_nan, worst_hot = [], [], [], 0, np.inf
+    for slit_in, slit_out in zip(slits_in, slits_out, strict=True):
+        t = truth.slit(slit_in.name)
+        true_rate = truth.cutout(slit_in.name, "background", slit_in) / truth.cutout(
+            slit_in.name, "factor", slit_in
+        )
+        subtracted = slit_in.data - slit_out.data
+        finite_in = np.isfinite(slit_in.data)
+        n_nan += int((finite_in & ~np.isfinite(slit_out.data)).sum())
+        ok = finite_in & np.isfinite(slit_out.data) & np.isfinite(true_rate) & (true_rate > 0)
+        if t["kind"] == "background":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pull = slit_out.data / slit_out.err
+            use = ok & np.isfinite(pull)
+            if hot is not None and len(hot):
+                for row in hot[hot["slitlet_id"] == int(slit_in.name)]:
+                    y, x = row["y"] - (slit_in.ystart - 1), row["x"] - (slit_in.xstart - 1)
+                    if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
+                        use[y, x] = False
+            if int(slit_in.name) in truth.contaminated:
+                continue
+            pulls.append(pull[use])
+            column = np.where(use, slit_out.data, 0.0).sum(axis=0)
+            column_var = np.where(use, slit_out.err.astype(float) ** 2, 0.0).sum(axis=0)
+            has = use.sum(axis=0) >= 3
+            col_pulls.append(column[has] / np.sqrt(column_var[has]))
+        else:
+            src_res.append(np.median(subtracted[ok] / true_rate[ok] - 1))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sigma = (true_rate - subtracted) / slit_out.err
+            if hot is not None and len(hot):
+                worst_hot = min(worst_hot, float(np.nanmin(np.where(ok, sigma, np.inf))))
+    out["source_residual_median"] = float(np.median(src_res))
+    out["source_residual_max_abs"] = float(np.max(np.abs(src_res)))
+    pulls = np.concatenate(pulls)
+    col_pulls = np.concatenate(col_pulls)
+    out["pull_std"] = float(np.std(pulls))
+    out["column_pull_std"] = float(np.std(col_pulls))
+    out["science_pixels_turned_nan"] = n_nan
+    if np.isfinite(worst_hot):
+        out["min_science_sigma"] = worst_hot
+    if qa is not None:
+        out["rejected"] = sorted(qa.get("vetting", {}).get("rejected", {}))
+    out["truth_contaminated"] = list(truth.contaminated)
+    return out
+
+
+def run_scene(label, noise, work, instrument):
+    """Build one scene, run both steps, return their metrics."""
+    import asdf
+    from jwst.master_background import MasterBackgroundMosStep
+
+    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+    from jwst_mbkg_plus.synthetic import Scene, load_truth, local_crds_context, make_exposure
+
+    scene = Scene(
+        n_background=9,
+        n_point=3,
+        n_extended=2,
+        detectors=("NRS1",),
+        noise_fraction=noise,
+        seed=7,
+        **SCENES[label],
+    )
+    folder = Path(work) / f"{label}_{noise}"
+    exposure = make_exposure(scene, folder, instrument=instrument)
+    truth = load_truth(exposure.truth_path)
+    results = {}
+    with local_crds_context(instrument):
+        slits = _pipeline_front(exposure.rate_path)
+        steps = (("stock", MasterBackgroundMosStep), ("plus", MasterBackgroundMosPlusStep))
+        for name, cls in steps:
+            out_dir = folder / name
+            out_dir.mkdir(exist_ok=True)
+            t0 = time.perf_counter()
+            result = cls.call(slits, save_background=True, output_dir=str(out_dir))
+            seconds = time.perf_counter() - t0
+            qa = None
+            if name == "plus":
+                with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
+                    qa = dict(af["master_background_qa"])
+            metrics = _metrics(name, slits.slits, result.slits, _read_master(out_dir), truth, qa)
+            metrics["seconds"] = seconds
+            results[name] = metrics
+            result.close()
+    return results
+
+
+def main(argv=None):
+    """Run the validation and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", default="clean,contaminated,hot")
+    parser.add_argument("--noise", default="0.02,0.2")
+    parser.add_argument("--work", default="/tmp/mbkg_validation")
+    parser.add_argument("--out", default="validation/results_mos.json")
+    args = parser.parse_args(argv)
+
+    from jwst_mbkg_plus.offline import configure_offline_crds
+
+    configure_offline_crds(Path(args.work) / "crds_base")
+    logging.getLogger("jwst").setLevel(logging.WARNING)
+    logging.getLogger("stpipe").setLevel(logging.WARNING)
+    from jwst_mbkg_plus.synthetic import build_instrument
+
+    instrument = build_instrument(Path(args.work) / "synthetic_crds")
+    table = {}
+    for label in args.scenes.split(","):
+        for noise in (float(n) for n in args.noise.split(",")):
+            key = f"{label}@{noise:g}"
+            table[key] = run_scene(label, noise, args.work, instrument)
+            for name, m in table[key].items():
+                print(
+                    f"{key:18s} {name:5s} bias {100 * m['bias']:+7.3f}%  "
+                    f"src {100 * m['source_residual_median']:+7.3f}% "
+                    f"(max {100 * m['source_residual_max_abs']:.3f}%)  "
+                    f"pull {m['pull_std']:.3f} col {m['column_pull_std']:.3f}  "
+                    f"NaN {m['science_pixels_turned_nan']:5d}  "
+                    f"hot {m.get('min_science_sigma', float('nan')):+6.1f}  "
+                    f"rej {m.get('rejected', '-')} truth {m['truth_contaminated']}  "
+                    f"{m['seconds']:.0f}s",
+                    flush=True,
+                )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(table, indent=1))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
