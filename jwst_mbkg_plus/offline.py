@@ -85,6 +85,8 @@ def write_server_config(crds_path, context="jwst_0000.pmap"):
         "operational_context": context,
         "bad_files_list": [],
         "last_synced": "never",
+        # crds' ConfigInfo.effective_mode reads this in CRDS_MODE=local.
+        "force_remote_mode": False,
     }
     text = pprint.pformat(info)
     if not path.exists() or path.read_text() != text:

@@ -44,3 +44,80 @@ def shared_data():
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+# ---------------------------------------------------------------------------
+# Synthetic NIRSpec MOS instrument and exposures (jwst_mbkg_plus.synthetic).
+# Owner: helper S1. Session-scoped; the instrument's reference files are cached
+# across sessions under $JWST_MBKG_PLUS_CACHE (default ~/.cache/jwst_mbkg_plus),
+# one folder per generator version (synthetic_instrument/<hash>).
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def synthetic_instrument():
+    """The synthetic instrument (G235M and G395M, NRS1 and NRS2), built once and cached."""
+    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
+
+    return build_instrument(default_instrument_path())
+
+
+@pytest.fixture
+def synthetic_crds(synthetic_instrument):
+    """Run one test with the synthetic local CRDS context selected."""
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    with local_crds_context(synthetic_instrument) as path:
+        yield path
+
+
+@pytest.fixture(scope="session")
+def small_mos_exposure(synthetic_instrument, tmp_path_factory):
+    """
+    A noiseless 6-slitlet G235M exposure on NRS1 and NRS2 (4 background, 1 point, 1 extended).
+
+    The background has a gradient across the MSA, quadrant offsets and a per-slit scatter.
+    Returns the scene and the `~jwst_mbkg_plus.synthetic.ExposureResult`.
+    """
+    from jwst_mbkg_plus.synthetic import Scene, make_exposure
+
+    scene = Scene(
+        n_background=4,
+        n_point=1,
+        n_extended=1,
+        detectors=("NRS1", "NRS2"),
+        gradient_x=0.05,
+        gradient_y=0.03,
+        quadrant_offsets=(0.01, -0.01, 0.02, 0.0),
+        slit_scatter=0.01,
+        noise_fraction=0.0,
+        seed=11,
+    )
+    folder = tmp_path_factory.mktemp("small_mos")
+    return scene, make_exposure(scene, folder, instrument=synthetic_instrument)
+
+
+@pytest.fixture(scope="session")
+def noisy_mos_exposure(synthetic_instrument, tmp_path_factory):
+    """
+    A noisy 8-slitlet G235M exposure on NRS1 with defects.
+
+    5% noise, 2 single hot pixels and 1 cluster per background slitlet, one
+    background slitlet contaminated by an undeclared source.
+    """
+    from jwst_mbkg_plus.synthetic import Scene, make_exposure
+
+    scene = Scene(
+        n_background=6,
+        n_point=1,
+        n_extended=1,
+        detectors=("NRS1",),
+        noise_fraction=0.05,
+        hot_pixels_per_slit=2,
+        hot_clusters_per_slit=1,
+        n_contaminated=1,
+        seed=12,
+    )
+    folder = tmp_path_factory.mktemp("noisy_mos")
+    return scene, make_exposure(scene, folder, instrument=synthetic_instrument)
+
+
+# ------------------------------ end of S1 section ------------------------------

@@ -1,0 +1,458 @@
+"""Scene description of a synthetic NIRSpec MOS exposure.
+
+A :class:`Scene` says what is on the sky and on the detector: how many slitlets
+(and shutters per slitlet) are open, which of them are background, point or
+extended sources, the background spectrum and its spatial variation across the
+MSA, the defects (undeclared sources in "background" slitlets, unflagged hot
+pixels) and the noise level. :meth:`Scene.layout` places the slitlets on the
+synthetic MSA so that every spectrum falls entirely on its detector.
+
+Examples
+--------
+>>> from jwst_mbkg_plus.synthetic import Scene
+>>> scene = Scene(n_background=4, n_point=1, n_extended=1, noise_fraction=0.0, seed=1)
+>>> [s.kind for s in scene.layout()][:2]
+['background', 'background']
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from jwst_mbkg_plus.synthetic import instrument
+
+__all__ = ["Scene", "Slitlet", "default_background"]
+
+log = logging.getLogger(__name__)
+
+_KINDS = ("background", "point", "extended")
+
+
+def default_background(wavelength, *, line_center=None, line_amplitude=0.5, line_sigma=0.004):
+    """
+    Analytic zodiacal-light-like background surface brightness.
+
+    A smooth scattered-sunlight continuum falling with wavelength plus a thermal
+    term rising beyond ~3.5 micron, plus an optional Gaussian emission line.
+
+    Parameters
+    ----------
+    wavelength : ndarray
+        Wavelength in micron.
+    line_center : float or None, optional
+        Line centre in micron; no line if None.
+    line_amplitude : float, optional
+        Line peak as a fraction of the continuum at the line centre.
+    line_sigma : float, optional
+        Line Gaussian sigma in micron.
+
+    Returns
+    -------
+    ndarray
+        Surface brightness in MJy/sr.
+    """
+    lam = np.asarray(wavelength, dtype=float)
+    continuum = 0.30 * (lam / 1.5) ** -2.2 + 0.02 * np.exp((lam - 3.5) / 0.7)
+    if line_center is None:
+        return continuum
+    cont0 = 0.30 * (line_center / 1.5) ** -2.2 + 0.02 * np.exp((line_center - 3.5) / 0.7)
+    line = line_amplitude * cont0 * np.exp(-0.5 * ((lam - line_center) / line_sigma) ** 2)
+    return continuum + line
+
+
+@dataclasses.dataclass(frozen=True)
+class Slitlet:
+    """
+    One open slitlet on the synthetic MSA.
+
+    Attributes
+    ----------
+    slitlet_id : int
+        Slitlet number (the slit ``name`` jwst gives it).
+    quadrant : int
+        MSA quadrant, 1..4.
+    row : int
+        ``shutter_row`` of the MSA file (1..365, along the dispersion).
+    first_column : int
+        ``shutter_column`` of the first open shutter (1..171, along the slit).
+    n_shutters : int
+        Number of open shutters (consecutive columns).
+    kind : str
+        "background", "point" or "extended".
+    source_id : int
+        Source id in the MSA file (0 for background slitlets).
+    primary : int
+        Index (0-based, within the slitlet) of the shutter holding the source.
+    source_y : float
+        Source position within its shutter (0..1, MSA-file convention).
+    detector : str
+        Detector the spectrum falls on.
+    """
+
+    slitlet_id: int
+    quadrant: int
+    row: int
+    first_column: int
+    n_shutters: int
+    kind: str
+    source_id: int
+    primary: int
+    source_y: float
+    detector: str
+
+    @property
+    def columns(self):
+        """list of int: open ``shutter_column`` values."""
+        return list(range(self.first_column, self.first_column + self.n_shutters))
+
+
+def _check_fraction(name, value, *, upper=None):
+    if not np.isfinite(value) or value < 0 or (upper is not None and value > upper):
+        bound = f" and <= {upper}" if upper is not None else ""
+        raise ValueError(f"{name} must be >= 0{bound}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Scene:
+    """
+    Everything that defines a synthetic exposure, except the instrument.
+
+    All options are keyword-only and validated on creation.
+
+    Parameters
+    ----------
+    n_background : int
+        Background (empty sky) slitlets.
+    n_point, n_extended : int
+        Slitlets holding a declared point / extended source.
+    shutters_per_slitlet : int
+        Open shutters per slitlet (1 to 5).
+    detectors : tuple of str
+        Detectors that get spectra ("NRS1", "NRS2"); slitlets are dealt to them in turn.
+    grating : str
+        "G235M" (with F170LP) or "G395M" (with F290LP).
+    background : str or pathlib.Path
+        "default" for :func:`default_background`, or a CSV file with columns
+        ``wave`` [micron] and ``flux`` [MJy/sr] (e.g. the real ``msa_sky`` spectra).
+    background_scale : float
+        Multiplies the background spectrum.
+    line_center : float or None
+        Emission line of the default background [micron]; None puts it at 40%
+        of the grating's band.
+    gradient_x, gradient_y : float
+        Fractional background change from the MSA centre to its edge along x
+        (dispersion) and y (along the slits).
+    quadrant_offsets : tuple of 4 float
+        Fractional background offsets per quadrant (Q1..Q4).
+    slit_scatter : float
+        Sigma of a per-slitlet random fractional background offset.
+    n_contaminated : int
+        Background slitlets holding an undeclared source.
+    contaminant_fraction : float
+        Continuum of an undeclared source as a fraction of the local background
+        (peak of its spatial profile).
+    hot_pixels_per_slit : int
+        Unflagged single hot pixels per background slitlet.
+    hot_clusters_per_slit : int
+        Unflagged hot-pixel clusters (2x2 or 3x1) per background slitlet.
+    hot_pixel_level : float
+        Hot pixel count rate as a multiple of the local background count rate.
+    source_contrast : float
+        Peak source surface brightness as a multiple of the background.
+    point_sigma : float
+        Gaussian sigma of point sources across the slit [pixels].
+    noise_fraction : float
+        Per-pixel noise sigma as a fraction of the noiseless signal (0 for a noiseless scene).
+    seed : int
+        Seed of every random choice.
+    """
+
+    n_background: int = 4
+    n_point: int = 1
+    n_extended: int = 1
+    shutters_per_slitlet: int = 3
+    detectors: tuple = ("NRS1",)
+    grating: str = "G235M"
+    background: str = "default"
+    background_scale: float = 1.0
+    line_center: float | None = None
+    gradient_x: float = 0.0
+    gradient_y: float = 0.0
+    quadrant_offsets: tuple = (0.0, 0.0, 0.0, 0.0)
+    slit_scatter: float = 0.0
+    n_contaminated: int = 0
+    contaminant_fraction: float = 0.3
+    hot_pixels_per_slit: int = 0
+    hot_clusters_per_slit: int = 0
+    hot_pixel_level: float = 200.0
+    source_contrast: float = 3.0
+    point_sigma: float = 1.2
+    noise_fraction: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in (
+            "n_background",
+            "n_point",
+            "n_extended",
+            "n_contaminated",
+            "hot_pixels_per_slit",
+            "hot_clusters_per_slit",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.n_slitlets < 1:
+            raise ValueError("a scene needs at least one slitlet")
+        if not 1 <= self.shutters_per_slitlet <= 5:
+            raise ValueError("shutters_per_slitlet must be 1..5")
+        if self.n_contaminated > self.n_background:
+            raise ValueError("n_contaminated cannot exceed n_background")
+        if self.grating not in instrument.GRATINGS:
+            raise ValueError(f"grating must be one of {sorted(instrument.GRATINGS)}")
+        object.__setattr__(self, "detectors", tuple(self.detectors))
+        if not self.detectors or set(self.detectors) - set(instrument.DETECTORS):
+            raise ValueError(f"detectors must be a non-empty subset of {instrument.DETECTORS}")
+        if len(set(self.detectors)) != len(self.detectors):
+            raise ValueError("detectors must not repeat")
+        if self.background != "default" and not Path(self.background).is_file():
+            raise ValueError(f"background must be 'default' or a CSV file, got {self.background!r}")
+        object.__setattr__(self, "quadrant_offsets", tuple(float(q) for q in self.quadrant_offsets))
+        if len(self.quadrant_offsets) != 4:
+            raise ValueError("quadrant_offsets needs 4 values")
+        _check_fraction("background_scale", self.background_scale)
+        _check_fraction("slit_scatter", self.slit_scatter, upper=0.5)
+        _check_fraction("contaminant_fraction", self.contaminant_fraction)
+        _check_fraction("noise_fraction", self.noise_fraction, upper=10)
+        _check_fraction("hot_pixel_level", self.hot_pixel_level)
+        _check_fraction("source_contrast", self.source_contrast)
+        if not self.point_sigma > 0:
+            raise ValueError("point_sigma must be > 0")
+        for name in ("gradient_x", "gradient_y"):
+            if abs(getattr(self, name)) >= 0.9:
+                raise ValueError(f"|{name}| must be < 0.9")
+        if any(abs(q) >= 0.9 for q in self.quadrant_offsets):
+            raise ValueError("|quadrant_offsets| must be < 0.9")
+
+    # ------------------------------------------------------------------
+    @property
+    def n_slitlets(self):
+        """int: total number of slitlets."""
+        return self.n_background + self.n_point + self.n_extended
+
+    @property
+    def filter(self):
+        """str: the filter paired with the grating."""
+        return instrument.GRATINGS[self.grating]["filter"]
+
+    def to_dict(self):
+        """
+        Return the scene's parameters as JSON-compatible values.
+
+        Returns
+        -------
+        dict
+            Parameter name -> value.
+        """
+        out = dataclasses.asdict(self)
+        out["background"] = str(self.background)
+        out["detectors"] = list(self.detectors)
+        out["quadrant_offsets"] = list(self.quadrant_offsets)
+        return out
+
+    def digest(self):
+        """
+        Return a short hash of the parameters (and of the background file's content).
+
+        Returns
+        -------
+        str
+            16 hexadecimal digits.
+        """
+        payload = json.dumps(self.to_dict(), sort_keys=True)
+        if self.background != "default":
+            payload += hashlib.sha1(Path(self.background).read_bytes()).hexdigest()
+        return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------
+    def background_spectrum(self, wavelength):
+        """
+        Spatially uniform background spectrum B0(lambda).
+
+        Parameters
+        ----------
+        wavelength : ndarray
+            Wavelength in micron.
+
+        Returns
+        -------
+        ndarray
+            Surface brightness in MJy/sr (NaN outside a CSV spectrum's range).
+        """
+        lam = np.asarray(wavelength, dtype=float)
+        if self.background == "default":
+            center = self.line_center
+            if center is None:
+                lo, hi = instrument.GRATINGS[self.grating]["wrange"]
+                center = (lo + 0.4 * (hi - lo)) * 1e6
+            values = default_background(lam, line_center=center)
+        else:
+            wave, flux = _read_spectrum_csv(self.background)
+            values = np.interp(lam, wave, flux, left=np.nan, right=np.nan)
+        return self.background_scale * values
+
+    def background_modulation(self, *, x_msa, y_msa, quadrant, slitlet_index):
+        """
+        Spatial multiplicative factor of the background.
+
+        Parameters
+        ----------
+        x_msa, y_msa : ndarray
+            MSA position [m].
+        quadrant : int
+            Quadrant 1..4.
+        slitlet_index : int
+            Index of the slitlet in :meth:`layout` (selects its random offset).
+
+        Returns
+        -------
+        ndarray
+            ``1 + gx * X + gy * Y + offset[quadrant] + scatter[slitlet]`` with X, Y
+            the MSA position scaled to [-1, 1].
+        """
+        half_x = instrument.N_ROWS * instrument.MSA_PITCH[0] + instrument.QUADRANT_GAP / 2
+        half_y = instrument.N_COLUMNS * instrument.MSA_PITCH[1] + instrument.QUADRANT_GAP / 2
+        scatter = self._slit_scatter()[slitlet_index]
+        return (
+            1.0
+            + self.gradient_x * np.asarray(x_msa) / half_x
+            + self.gradient_y * np.asarray(y_msa) / half_y
+            + self.quadrant_offsets[quadrant - 1]
+            + scatter
+        )
+
+    def _slit_scatter(self):
+        rng = np.random.default_rng([self.seed, 1])
+        return (
+            rng.normal(0.0, self.slit_scatter, self.n_slitlets)
+            if self.slit_scatter
+            else (np.zeros(self.n_slitlets))
+        )
+
+    def source_spectrum(self, wavelength, *, kind, source_id):
+        """
+        Surface brightness spectrum of a declared source (peak of its profile).
+
+        Parameters
+        ----------
+        wavelength : ndarray
+            Wavelength in micron.
+        kind : str
+            "point" or "extended".
+        source_id : int
+            Source id (varies the slope).
+
+        Returns
+        -------
+        ndarray
+            MJy/sr: ``source_contrast * B0(lambda_mid) * (lambda/lambda_mid)**slope``.
+        """
+        lo, hi = instrument.GRATINGS[self.grating]["wrange"]
+        mid = 0.5 * (lo + hi) * 1e6
+        slope = -1.0 + 0.5 * (source_id % 5)
+        level = self.source_contrast * float(np.nanmean(self.background_spectrum(np.array([mid]))))
+        if kind not in ("point", "extended"):
+            raise ValueError(f"kind must be 'point' or 'extended', got {kind!r}")
+        return level * (np.asarray(wavelength) / mid) ** slope
+
+    # ------------------------------------------------------------------
+    def layout(self):
+        """
+        Place the slitlets on the MSA.
+
+        Slitlets are dealt to ``detectors`` in turn; on each detector they are
+        stacked along the slit direction (one closed shutter between neighbours,
+        alternating between the two quadrants whose spectra fall on that detector),
+        at random ``shutter_row`` values for which the whole spectrum lands on the
+        detector. Background slitlets come first, then point, then extended sources.
+
+        Returns
+        -------
+        list of Slitlet
+            In slitlet-id order.
+
+        Raises
+        ------
+        ValueError
+            If the slitlets do not fit on the detectors.
+        """
+        rng = np.random.default_rng([self.seed, 0])
+        kinds = ["background"] * self.n_background + ["point"] * self.n_point
+        kinds += ["extended"] * self.n_extended
+        n_det = len(self.detectors)
+        per_det = {d: [] for d in self.detectors}
+        for i, kind in enumerate(kinds):
+            per_det[self.detectors[i % n_det]].append((i, kind))
+        step = self.shutters_per_slitlet + 1
+        capacity = 2 * ((instrument.N_COLUMNS - 2) // step)
+        slitlets = [None] * len(kinds)
+        for det, items in per_det.items():
+            if len(items) > capacity:
+                raise ValueError(
+                    f"{len(items)} slitlets of {self.shutters_per_slitlet} shutters do not fit "
+                    f"on {det} (at most {capacity})"
+                )
+            quads = (3, 4) if det == "NRS1" else (1, 2)
+            rows = {
+                q: [
+                    r
+                    for r in range(1, instrument.N_ROWS + 1)
+                    if instrument.detector_of_shutter(q, r, self.grating, margin=30) == det
+                ]
+                for q in quads
+            }
+            n_q = [(len(items) + 1) // 2, len(items) // 2]
+            slots = {}
+            for qi, q in enumerate(quads):
+                n_slots = (instrument.N_COLUMNS - 2) // step
+                # Spread used slots evenly over the quadrant's columns.
+                chosen = np.linspace(0, n_slots - 1, n_q[qi]).round().astype(int) if n_q[qi] else []
+                slots[q] = [2 + int(c) * step for c in chosen]
+            counters = dict.fromkeys(quads, 0)
+            for j, (i, kind) in enumerate(items):
+                q = quads[j % 2]
+                first_col = slots[q][counters[q]]
+                counters[q] += 1
+                row = int(rng.choice(rows[q]))
+                primary = self.shutters_per_slitlet // 2
+                source_id = 0 if kind == "background" else 1000 + i + 1
+                source_y = 0.5 if kind != "point" else float(rng.uniform(0.35, 0.65))
+                slitlets[i] = Slitlet(
+                    slitlet_id=i + 1,
+                    quadrant=q,
+                    row=row,
+                    first_column=first_col,
+                    n_shutters=self.shutters_per_slitlet,
+                    kind=kind,
+                    source_id=source_id,
+                    primary=primary,
+                    source_y=source_y,
+                    detector=det,
+                )
+        return slitlets
+
+
+def _read_spectrum_csv(path):
+    data = np.genfromtxt(path, delimiter=",", names=True)
+    names = [n.lower() for n in data.dtype.names]
+    if "wave" not in names or "flux" not in names:
+        raise ValueError(f"{path}: needs columns 'wave' [micron] and 'flux' [MJy/sr]")
+    wave = np.asarray(data[data.dtype.names[names.index("wave")]], dtype=float)
+    flux = np.asarray(data[data.dtype.names[names.index("flux")]], dtype=float)
+    good = np.isfinite(wave) & np.isfinite(flux)
+    order = np.argsort(wave[good])
+    return wave[good][order], flux[good][order]

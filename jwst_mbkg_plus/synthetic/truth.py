@@ -1,0 +1,230 @@
+"""Ground truth of a synthetic exposure: an ASDF file and its loader.
+
+Tree of the file (one file per detector)::
+
+    format: "jwst_mbkg_plus.synthetic.truth"
+    version: 1
+    detector: "NRS1"
+    calibrated: true        # painted with the analytic calibration (false: F = 1)
+    scene: {...}            # Scene.to_dict()
+    background_1d:
+      wavelength: (n,)      # micron
+      surface_brightness: (n,)  # MJy/sr, the spatially uniform spectrum B0
+    slits:                  # one entry per painted slit, arrays aligned with
+      - name: 3             #   the extract_2d cutout (same shape, xstart, ystart)
+        kind: background    # background / point / extended
+        quadrant, row, columns, source_id, contaminated
+        xstart, ystart      # 1-based, as SlitModel.xstart / ystart
+        wavelength          # micron (NaN where nothing is painted)
+        slit_y              # slit-frame y
+        factor              # MJy/sr per DN/s, extended-source calibration F
+        background          # MJy/sr true background (NaN where unpainted or overlapped)
+        source              # MJy/sr declared source (0 elsewhere)
+        contaminant         # MJy/sr undeclared source (0 elsewhere)
+        counts              # DN/s noiseless count rate painted
+        valid               # bool, background truth defined
+    hot_pixels:             # columns: detector, slitlet_id, x, y (0-based full frame),
+                            #   rate (DN/s added), cluster (0 = single)
+    contaminated: [ids]     # background slitlets holding an undeclared source
+    overlap_pixels: int     # pixels painted by two slits
+
+The calibrated background of slit ``s`` from the pipeline (``SlitModel.data``
+after photom, MJy/sr) should equal ``truth.slit(s)["background"]`` where
+``valid`` (plus source/contaminant where those are non-zero).
+"""
+
+import logging
+
+import asdf
+import numpy as np
+
+__all__ = ["TRUTH_FORMAT", "Truth", "load_truth", "write_truth"]
+
+log = logging.getLogger(__name__)
+
+#: Value of the ``format`` key.
+TRUTH_FORMAT = "jwst_mbkg_plus.synthetic.truth"
+
+
+def write_truth(path, *, scene, detector, painted, calibrated=True):
+    """
+    Write the truth file of one detector.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        Output ASDF file.
+    scene : `~jwst_mbkg_plus.synthetic.scene.Scene`
+        The scene painted.
+    detector : str
+        Detector name.
+    painted : dict
+        Output of :func:`~jwst_mbkg_plus.synthetic.exposure.paint_detector`.
+    calibrated : bool, optional
+        Whether the analytic calibration was used.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    from jwst_mbkg_plus.synthetic import instrument
+
+    lo, hi = instrument.GRATINGS[scene.grating]["wrange"]
+    grid = np.linspace(lo * 1e6, hi * 1e6, 2001)
+    contaminated = set(painted["contaminated"])
+    slits = []
+    for p in painted["slits"]:
+        s = p.slitlet
+        entry = {
+            "name": int(p.name),
+            "kind": s.kind,
+            "quadrant": int(s.quadrant),
+            "row": int(s.row),
+            "columns": [int(c) for c in s.columns],
+            "source_id": int(s.source_id),
+            "contaminated": p.name in contaminated,
+            "xstart": int(p.xstart),
+            "ystart": int(p.ystart),
+        }
+        entry.update({k: np.ascontiguousarray(v) for k, v in p.arrays.items()})
+        slits.append(entry)
+    hot = painted["hot_pixels"]
+    tree = {
+        "format": TRUTH_FORMAT,
+        "version": 1,
+        "detector": detector,
+        "calibrated": bool(calibrated),
+        "scene": scene.to_dict(),
+        "background_1d": {
+            "wavelength": grid,
+            "surface_brightness": scene.background_spectrum(grid),
+        },
+        "slits": slits,
+        # Plain lists: small, and asdf cannot read back empty arrays.
+        "hot_pixels": {name: hot[name].tolist() for name in hot.dtype.names},
+        "contaminated": sorted(int(c) for c in contaminated),
+        "overlap_pixels": int(painted["overlap_pixels"]),
+    }
+    with asdf.AsdfFile(tree) as af:
+        af.write_to(path)
+    return path
+
+
+class Truth:
+    """
+    Loaded truth of one detector (see the module docstring for the content).
+
+    Parameters
+    ----------
+    tree : dict
+        The ASDF tree, arrays as numpy arrays.
+    """
+
+    def __init__(self, tree):
+        if tree.get("format") != TRUTH_FORMAT:
+            raise ValueError("not a jwst_mbkg_plus synthetic truth file")
+        self.tree = tree
+        self.detector = tree["detector"]
+        self.scene = tree["scene"]
+        self.slits = {int(s["name"]): s for s in tree["slits"]}
+        self.contaminated = list(tree["contaminated"])
+        self.hot_pixels = tree["hot_pixels"]
+
+    def slit(self, name):
+        """
+        Return the truth of one slit.
+
+        Parameters
+        ----------
+        name : int or str
+            Slit name (slitlet id).
+
+        Returns
+        -------
+        dict
+            Entry of the ``slits`` list.
+        """
+        return self.slits[int(name)]
+
+    def background_names(self):
+        """
+        Return the names of background slitlets.
+
+        Returns
+        -------
+        list of int
+            Names of slits of kind "background".
+        """
+        return [n for n, s in self.slits.items() if s["kind"] == "background"]
+
+    def background_1d(self):
+        """
+        Return the spatially uniform background spectrum.
+
+        Returns
+        -------
+        tuple of ndarray
+            (wavelength [micron], surface brightness [MJy/sr]).
+        """
+        bkg = self.tree["background_1d"]
+        return bkg["wavelength"], bkg["surface_brightness"]
+
+    def cutout(self, name, key, slit_model):
+        """
+        Return a truth array cut to a SlitModel's footprint.
+
+        Parameters
+        ----------
+        name : int or str
+            Slit name.
+        key : str
+            Array name (e.g. "background").
+        slit_model : `~stdatamodels.jwst.datamodels.SlitModel`
+            Pipeline slit (its ``xstart``, ``ystart`` and shape).
+
+        Returns
+        -------
+        ndarray
+            The truth array on the slit's pixels (NaN where the truth does not cover them).
+        """
+        s = self.slit(name)
+        arr = np.asarray(s[key], dtype=float)
+        ny, nx = slit_model.data.shape[-2:]
+        out = np.full((ny, nx), np.nan)
+        dy = slit_model.ystart - s["ystart"]
+        dx = slit_model.xstart - s["xstart"]
+        ys = slice(max(dy, 0), min(dy + ny, arr.shape[0]))
+        xs = slice(max(dx, 0), min(dx + nx, arr.shape[1]))
+        if ys.start < ys.stop and xs.start < xs.stop:
+            out[ys.start - dy : ys.stop - dy, xs.start - dx : xs.stop - dx] = arr[ys, xs]
+        return out
+
+
+def load_truth(path):
+    """
+    Load a truth file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        ASDF truth file.
+
+    Returns
+    -------
+    Truth
+        The loaded truth, arrays in memory.
+    """
+    with asdf.open(path, lazy_load=False, memmap=False) as af:
+        tree = _materialize(af.tree)
+    return Truth(tree)
+
+
+def _materialize(node):
+    if isinstance(node, dict):
+        return {k: _materialize(v) for k, v in node.items() if not str(k).startswith("asdf_")}
+    if isinstance(node, list):
+        return [_materialize(v) for v in node]
+    if hasattr(node, "shape") and hasattr(node, "dtype"):
+        return np.array(node)
+    return node
