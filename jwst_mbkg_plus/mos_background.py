@@ -15,6 +15,10 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
 4. the master is expanded to each background slitlet's pixels and outlying
    pixels (hot pixels, clusters, cosmic rays) are masked for the next round.
 
+Each background slitlet is then subtracted with the master made without it
+(leave one out), so its residuals are an independent check of the background;
+every other slit gets the master from all accepted slitlets.
+
 With ``bkg_method='extract_1d'`` the slitlets go through jwst's pixel_replace,
 resample_spec and extract_1d (masked pixels set to NaN first) and the
 extracted spectra are vetted and combined the same way.
@@ -128,6 +132,14 @@ class MasterBackground:
         The extracted background spectra (``bkg_method='extract_1d'``).
     qa : dict
         QA record: selection, vetting, clipping and residual statistics.
+    input_range : tuple of float or None
+        Wavelength range (micron) the inputs cover; pixels inside it always get
+        a background, the master's end values where it stops a fraction of a
+        sample short. None: the master's own range.
+    leave_one_out : dict
+        For each background slit (index into the model's slits) that went into
+        the master, the master made without it: subtracted from that slit, so
+        its residuals are an independent check of the background.
     """
 
     wavelength: np.ndarray
@@ -136,6 +148,15 @@ class MasterBackground:
     n_input: np.ndarray
     bkg_x1d: object = None
     qa: dict = field(default_factory=dict)
+    input_range: tuple | None = None
+    leave_one_out: dict = field(default_factory=dict)
+
+    @property
+    def covered_range(self):
+        """Wavelength range (micron) in which every pixel gets a background."""
+        if self.input_range is not None:
+            return self.input_range
+        return float(self.wavelength[0]), float(self.wavelength[-1])
 
     def to_model(self, template=None):
         """
@@ -231,6 +252,7 @@ def master_from_user(path, cal_model, options):
         var=var,
         n_input=np.ones_like(sb),
         qa=qa,
+        input_range=(float(user.wavelength[0]), float(user.wavelength[-1])),
     )
 
 
@@ -285,6 +307,10 @@ def master_from_slits(step, cal_model, options):
     waves = [a[0][a[3]] for a in arrays]
     if not any(w.size for w in waves):
         raise MasterBackgroundError("The background slitlets have no valid calibrated pixel.")
+    input_range = (
+        float(min(w.min() for w in waves if w.size)),
+        float(max(w.max() for w in waves if w.size)),
+    )
 
     # One wavelength per detector column and slit sets the native sampling.
     grid_wave = grid.common_wavelength_grid([_column_wavelengths(a[0], a[3]) for a in arrays])
@@ -319,6 +345,8 @@ def master_from_slits(step, cal_model, options):
         accepted, vet_qa = _vet(flux, var, labels, options)
         master = _combine(grid_wave, flux[accepted], var[accepted], options)
         master.qa.update(qa)
+        master.input_range = input_range
+        master.qa["input_range_um"] = list(input_range)
         master.qa["vetting"] = vet_qa
         master.qa["iterations"] = iteration
         master.bkg_x1d = bkg_x1d
@@ -335,6 +363,15 @@ def master_from_slits(step, cal_model, options):
         }
         if changed == 0:
             break
+
+    if accepted.sum() >= 2:
+        for k in np.flatnonzero(accepted):
+            others = accepted.copy()
+            others[k] = False
+            loo = _combine(grid_wave, flux[others], var[others], options)
+            loo.input_range = input_range
+            master.leave_one_out[selection_.indices[k]] = loo
+        master.qa["leave_one_out"] = True
     return master
 
 
@@ -362,7 +399,16 @@ def _bin_slits(arrays, masks, grid_wave, options):
         binned = binning.bin_pixels(
             wave[use], sb[use], pix_var[use], edges, method="clipped_mean", sigma=3.0
         )
-        flux[k], var[k] = binned.flux, binned.var
+        # A bin's value belongs at the mean wavelength of its pixels, which sits
+        # off the bin centre by a slit-dependent phase: resample from there.
+        keep = np.isfinite(binned.flux) & np.isfinite(binned.wavelength)
+        w, f, v = binned.wavelength[keep], binned.flux[keep], binned.var[keep]
+        increasing = np.concatenate([[True], np.diff(w) > 0])
+        if increasing.sum() < 2:
+            continue
+        flux[k], var[k] = grid.resample_spectrum(
+            w[increasing], f[increasing], v[increasing], grid_wave
+        )
     return flux, var
 
 
@@ -534,28 +580,24 @@ def subtract_master(output_model, forward, master, options):
     background_2d = datamodels.MultiSlitModel()
     background_2d.update(output_model)
     height = options.error_extraction_height or _typical_height(forward.model)
-    # The master's error is one realisation shared by every pixel at a given
-    # wavelength. Inflating its per-pixel variance by (N + 1) / 2 balances the
-    # per-pixel and N-row column-sum errors (see docs: error propagation).
-    inflation = 0.5 * (height + 1)
     master.qa["error_extraction_height"] = int(height)
-    master.qa["background_variance_inflation"] = float(inflation)
-    low, high = master.wavelength[0], master.wavelength[-1]
-    for slit, cal_slit, factor in zip(
-        output_model.slits, forward.model.slits, forward.factors, strict=True
+    for index, (slit, cal_slit, factor) in enumerate(
+        zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
     ):
+        this = master.leave_one_out.get(index, master)
+        low, high = this.covered_range
         wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
+        # Inside the inputs' range every pixel gets a background (the master's
+        # samples may stop a fraction of a sample short of it).
         bkg_cal, bkg_var_cal = expand.expand_to_2d(
-            wave,
-            master.wavelength,
-            master.surf_bright,
-            master.var,
-            edge="nearest" if options.outside_range == "nearest" else "nan",
+            wave, this.wavelength, this.surf_bright, this.var, edge="nearest"
         )
+        outside = ~((wave >= low) & (wave <= high))
+        if options.outside_range == "nan":
+            bkg_cal[outside] = np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
             bkg = bkg_cal / factor
             bkg_var = bkg_var_cal / factor**2
-        outside = ~((wave >= low) & (wave <= high))
         bg_slit = datamodels.SlitModel(data=np.zeros_like(slit.data))
         bg_slit.update(slit)
         bg_slit.name = slit.name
@@ -572,8 +614,27 @@ def subtract_master(output_model, forward, master, options):
         slit.data = (slit.data - bkg).astype(slit.data.dtype)
         slit.dq = slit.dq | dq
         if options.propagate_errors:
-            _add_variance(slit, np.where(np.isfinite(bkg_var), bkg_var, 0.0) * inflation)
+            bkg_var = np.where(np.isfinite(bkg_var), bkg_var, 0.0)
+            inflation = _correlation_inflation(bkg_var, slit_variance(slit), height)
+            _add_variance(slit, bkg_var * inflation)
     return output_model, background_2d
+
+
+def _correlation_inflation(bkg_var, pixel_var, height):
+    """
+    Factor k by which the master's per-pixel variance is inflated.
+
+    The master's error is one realisation shared by all pixels of a column, so
+    a sum over N rows has variance ``N v + N**2 b`` (``v`` pixel, ``b`` master
+    variance) where a diagonal variance array gives ``N v + N k b``. With
+    ``r = b / v``, ``k = (sqrt((1 + r)(1 + N r)) - 1) / r`` makes the per-pixel
+    and N-row column-sum errors wrong by the same factor in opposite
+    directions; ``k -> (N + 1) / 2`` as ``r -> 0``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = bkg_var / pixel_var
+        k = (np.sqrt((1 + r) * (1 + height * r)) - 1) / r
+    return np.where(np.isfinite(k) & (r > 0), k, 0.5 * (height + 1))
 
 
 def _add_variance(slit, extra_var):

@@ -57,12 +57,21 @@ def _read_master(folder):
         return np.asarray(table["WAVELENGTH"], float), np.asarray(table["SURF_BRIGHT"], float)
 
 
+def _hot_pixels(truth, name):
+    """Full-frame (x, y) of the hot pixels injected into one slit."""
+    hot = {key: np.asarray(value) for key, value in truth.hot_pixels.items()}
+    if not hot or hot["x"].size == 0:
+        return []
+    mine = hot["slitlet_id"] == int(name)
+    return list(zip(hot["x"][mine], hot["y"][mine], strict=True))
+
+
 def _metrics(name, slits_in, slits_out, master, truth, qa=None):
     wave_t, sb_t = truth.background_1d()
     wave_m, sb_m = master
     good = np.isfinite(sb_m) & (sb_m != 0)
     ratio = sb_m[good] / np.interp(wave_m[good], wave_t, sb_t) - 1
-    hot = truth.hot_pixels
+    has_hot = any(_hot_pixels(truth, n) for n in truth.background_names())
     out = {"bias": float(np.median(ratio))}
     src_res, pulls, col_pulls, n_nan, worst_hot = [], [], [], 0, np.inf
     for slit_in, slit_out in zip(slits_in, slits_out, strict=True):
@@ -78,11 +87,10 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None):
             with np.errstate(divide="ignore", invalid="ignore"):
                 pull = slit_out.data / slit_out.err
             use = ok & np.isfinite(pull)
-            if hot is not None and len(hot):
-                for row in hot[hot["slitlet_id"] == int(slit_in.name)]:
-                    y, x = row["y"] - (slit_in.ystart - 1), row["x"] - (slit_in.xstart - 1)
-                    if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
-                        use[y, x] = False
+            for x_full, y_full in _hot_pixels(truth, slit_in.name):
+                y, x = y_full - (slit_in.ystart - 1), x_full - (slit_in.xstart - 1)
+                if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
+                    use[y, x] = False
             if int(slit_in.name) in truth.contaminated:
                 continue
             pulls.append(pull[use])
@@ -94,7 +102,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None):
             src_res.append(np.median(subtracted[ok] / true_rate[ok] - 1))
             with np.errstate(divide="ignore", invalid="ignore"):
                 sigma = (true_rate - subtracted) / slit_out.err
-            if hot is not None and len(hot):
+            if has_hot:
                 worst_hot = min(worst_hot, float(np.nanmin(np.where(ok, sigma, np.inf))))
     out["source_residual_median"] = float(np.median(src_res))
     out["source_residual_max_abs"] = float(np.max(np.abs(src_res)))
