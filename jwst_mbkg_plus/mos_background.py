@@ -598,9 +598,7 @@ def subtract_master(output_model, forward, master, options):
         with np.errstate(divide="ignore", invalid="ignore"):
             bkg = bkg_cal / factor
             bkg_var = bkg_var_cal / factor**2
-        bg_slit = datamodels.SlitModel(data=np.zeros_like(slit.data))
-        bg_slit.update(slit)
-        bg_slit.name = slit.name
+        bg_slit = _background_slit(slit)
         dq = np.zeros(slit.data.shape, dtype=np.uint32)
         if options.outside_range == "flag":
             bkg[outside] = 0.0
@@ -618,6 +616,19 @@ def subtract_master(output_model, forward, master, options):
             inflation = _correlation_inflation(bkg_var, slit_variance(slit), height)
             _add_variance(slit, bkg_var * inflation)
     return output_model, background_2d
+
+
+_SLIT_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")
+
+
+def _background_slit(slit):
+    """A SlitModel with the slit's attributes and metadata, for ``masterbg2d``."""
+    bg = datamodels.SlitModel()
+    for key, value in slit.instance.items():
+        if key in _SLIT_ARRAYS or (isinstance(value, np.ndarray) and key != "wavelength"):
+            continue
+        bg.instance[key] = value if isinstance(value, np.ndarray) else copy.deepcopy(value)
+    return bg
 
 
 def _correlation_inflation(bkg_var, pixel_var, height):
