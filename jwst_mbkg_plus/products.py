@@ -46,7 +46,8 @@ def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=Non
     table["SURF_BRIGHT"] = surf_bright
     table["SB_ERROR"] = sb_error
     table["DQ"] = np.where(np.isfinite(surf_bright), 0, 1).astype(np.uint32)
-    table["WEIGHT"] = np.asarray(n_input, dtype=np.float64)
+    weight = np.asarray(n_input, dtype=np.float64)
+    table["WEIGHT"] = np.where(np.isfinite(weight), weight, 1.0)
     table["N_INPUT"] = np.asarray(n_input, dtype=np.float64)
     spectrum = datamodels.CombinedSpecModel(spec_table=table)
     columns = spectrum.spec_table.columns

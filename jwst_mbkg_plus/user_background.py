@@ -961,10 +961,11 @@ def write_user_background(
 ):
     """Write a 1-D background that `read_user_background` and jwst both accept.
 
-    The file is a `~stdatamodels.jwst.datamodels.CombinedSpecModel` (the
-    layout of jwst's c1d and masterbg1d products) with WAVELENGTH [um],
-    SURF_BRIGHT and SB_ERROR [MJy/sr], FLUX and ERROR [Jy] (NaN: a background
-    has no point-source flux), DQ (0), WEIGHT (1) and N_INPUT.
+    The file is a ``masterbg1d`` product as jwst 3.0 writes it
+    (`~jwst_mbkg_plus.products.masterbg1d_model`: a
+    `~stdatamodels.jwst.datamodels.MultiCombinedSpecModel` with one spectrum)
+    with WAVELENGTH [um], SURF_BRIGHT and SB_ERROR [MJy/sr], FLUX and ERROR
+    [Jy] (NaN: a background has no point-source flux), DQ, WEIGHT and N_INPUT.
 
     Parameters
     ----------
@@ -994,7 +995,7 @@ def write_user_background(
     ValueError
         If the arrays are not 1-D, differ in length, or hold invalid values.
     """
-    from stdatamodels.jwst import datamodels
+    from jwst_mbkg_plus.products import masterbg1d_model
 
     path = Path(path)
     if path.exists() and not overwrite:
@@ -1027,24 +1028,8 @@ def write_user_background(
     if n_inputs is not None:
         n_in = np.broadcast_to(np.asarray(n_inputs, dtype=np.float64), wave.shape).copy()
 
-    dtype = datamodels.CombinedSpecModel().get_dtype("spec_table")
-    table = np.zeros(wave.size, dtype=dtype)
-    table["WAVELENGTH"] = wave
-    table["FLUX"] = np.nan
-    table["ERROR"] = np.nan
-    table["SURF_BRIGHT"] = sb
-    table["SB_ERROR"] = err
-    table["DQ"] = 0
-    table["WEIGHT"] = 1.0
-    table["N_INPUT"] = n_in
-    with datamodels.CombinedSpecModel(spec_table=table) as model:
-        cols = model.spec_table.columns
-        cols["wavelength"].unit = "um"
-        cols["flux"].unit = "Jy"
-        cols["error"].unit = "Jy"
-        cols["surf_bright"].unit = "MJy/sr"
-        cols["sb_error"].unit = "MJy/sr"
-        model.source_type = "EXTENDED"
+    with masterbg1d_model(wave, sb, err, n_in) as model:
+        model.spec[0].source_type = "EXTENDED"
         model.meta.filename = path.name
         model.save(path, overwrite=True)
     log.info("wrote user background %s (%d points)", path, wave.size)

@@ -25,15 +25,6 @@ def _front_end(rate_path):
     return SourceTypeStep.call(model)
 
 
-def _hot_pixels(truth, name):
-    """Full-frame (x, y) of the hot pixels injected into one slit."""
-    hot = {key: np.asarray(value) for key, value in truth.hot_pixels.items()}
-    if not hot or hot["x"].size == 0:
-        return []
-    mine = hot["slitlet_id"] == int(name)
-    return list(zip(hot["x"][mine], hot["y"][mine], strict=True))
-
-
 def _true_rate(truth, slit):
     return truth.cutout(slit.name, "background", slit) / truth.cutout(slit.name, "factor", slit)
 
@@ -132,7 +123,7 @@ def test_contaminated_slit_rejected_and_bias_small(noisy):
 
 def test_hot_pixels_do_not_leak_into_science(noisy):
     truth = noisy["truth"]
-    assert sum(len(_hot_pixels(truth, n)) for n in truth.background_names()) > 0
+    assert sum(len(truth.hot_pixel_positions(n)) for n in truth.background_names()) > 0
     for before, after in zip(noisy["slits"].slits, noisy["result"].slits, strict=True):
         if truth.slit(before.name)["kind"] == "background":
             continue
@@ -155,7 +146,7 @@ def test_errors_include_master_background(noisy):
         if int(before.name) in truth.contaminated:
             continue
         use = np.isfinite(after.data) & np.isfinite(_true_rate(truth, before))
-        for x_full, y_full in _hot_pixels(truth, before.name):
+        for x_full, y_full in truth.hot_pixel_positions(before.name):
             y, x = y_full - (before.ystart - 1), x_full - (before.xstart - 1)
             if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
                 use[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = False

@@ -553,11 +553,12 @@ def test_writer_round_trip_and_jwst_reads_it(tmp_path):
     np.testing.assert_array_equal(bkg.surf_bright, SB)
     np.testing.assert_array_equal(bkg.sb_error, ERR)
     with datamodels.open(path) as model:
-        assert isinstance(model, datamodels.CombinedSpecModel)
-        assert np.all(model.spec_table["N_INPUT"] == 7)
-        assert model.spec_table.columns["surf_bright"].unit == "MJy/sr"
+        # The masterbg1d layout jwst 3.0 writes.
+        assert isinstance(model, datamodels.MultiCombinedSpecModel)
+        assert np.all(model.spec[0].spec_table["N_INPUT"] == 7)
+        assert model.spec[0].spec_table.columns["surf_bright"].unit == "MJy/sr"
 
-    # jwst's own user-background path: CombinedSpecModel -> np.interp per pixel.
+    # jwst's own user-background path: masterbg1d -> np.interp per pixel.
     pix_wave = np.tile(np.linspace(1.0, 5.0, 12), (4, 1))
     slit = datamodels.SlitModel(
         data=np.zeros((4, 12), np.float32), dq=np.zeros((4, 12), np.uint32), wavelength=pix_wave

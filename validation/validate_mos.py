@@ -57,21 +57,12 @@ def _read_master(folder):
         return np.asarray(table["WAVELENGTH"], float), np.asarray(table["SURF_BRIGHT"], float)
 
 
-def _hot_pixels(truth, name):
-    """Full-frame (x, y) of the hot pixels injected into one slit."""
-    hot = {key: np.asarray(value) for key, value in truth.hot_pixels.items()}
-    if not hot or hot["x"].size == 0:
-        return []
-    mine = hot["slitlet_id"] == int(name)
-    return list(zip(hot["x"][mine], hot["y"][mine], strict=True))
-
-
 def _metrics(name, slits_in, slits_out, master, truth, qa=None):
     wave_t, sb_t = truth.background_1d()
     wave_m, sb_m = master
     good = np.isfinite(sb_m) & (sb_m != 0)
     ratio = sb_m[good] / np.interp(wave_m[good], wave_t, sb_t) - 1
-    has_hot = any(_hot_pixels(truth, n) for n in truth.background_names())
+    has_hot = any(truth.hot_pixel_positions(n) for n in truth.background_names())
     out = {"bias": float(np.median(ratio))}
     src_res, pulls, col_pulls, n_nan, worst_hot = [], [], [], 0, np.inf
     for slit_in, slit_out in zip(slits_in, slits_out, strict=True):
@@ -87,7 +78,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None):
             with np.errstate(divide="ignore", invalid="ignore"):
                 pull = slit_out.data / slit_out.err
             use = ok & np.isfinite(pull)
-            for x_full, y_full in _hot_pixels(truth, slit_in.name):
+            for x_full, y_full in truth.hot_pixel_positions(slit_in.name):
                 y, x = y_full - (slit_in.ystart - 1), x_full - (slit_in.xstart - 1)
                 if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
                     use[y, x] = False

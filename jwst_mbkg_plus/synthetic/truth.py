@@ -158,6 +158,26 @@ class Truth:
         """
         return [n for n, s in self.slits.items() if s["kind"] == "background"]
 
+    def hot_pixel_positions(self, name):
+        """
+        Return the hot pixels injected into one slit.
+
+        Parameters
+        ----------
+        name : int or str
+            Slit name (slitlet id).
+
+        Returns
+        -------
+        list of tuple of int
+            Full-frame, 0-based ``(x, y)`` of each hot pixel of that slit.
+        """
+        hot = {key: np.asarray(value) for key, value in self.hot_pixels.items()}
+        if not hot or hot["x"].size == 0:
+            return []
+        mine = hot["slitlet_id"] == int(name)
+        return [(int(x), int(y)) for x, y in zip(hot["x"][mine], hot["y"][mine], strict=True)]
+
     def background_1d(self):
         """
         Return the spatially uniform background spectrum.
