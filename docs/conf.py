@@ -2,7 +2,12 @@
 
 project = "jwst_mbkg_plus"
 author = "jwst_mbkg_plus developers"
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.intersphinx"]
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+]
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 autodoc_typehints = "none"
@@ -10,3 +15,4 @@ intersphinx_mapping = {}
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 nitpicky = False
+default_role = "py:obj"

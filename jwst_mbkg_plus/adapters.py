@@ -44,7 +44,8 @@ class BackgroundSelection:
         ``"msa"`` if chosen from the MSA metadata designation, ``"parameter"`` if
         from an explicit list.
     excluded : tuple of str
-        Labels of MSA background slits dropped by the exclusion list.
+        Labels of slits that would have been selected but are in the
+        exclusion list.
     """
 
     indices: tuple
@@ -169,7 +170,10 @@ def select_background_slits(slits, *, include=None, exclude=None):
 
 def slit_variance(slit):
     """
-    Return the total variance of a slit's data, ``ERR**2`` when ERR is set.
+    Return the total variance of a slit's data.
+
+    ``VAR_POISSON + VAR_RNOISE + VAR_FLAT`` where those arrays exist, otherwise
+    ``ERR**2``.
 
     Parameters
     ----------

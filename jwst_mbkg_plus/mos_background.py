@@ -94,6 +94,10 @@ class MasterOptions:
         MasterOptions
             The options.
         """
+        kernel = step.median_kernel or 1
+        if kernel > 1 and kernel % 2 == 0:
+            log.info("Even median_kernel %d rounded down to %d, as jwst does.", kernel, kernel - 1)
+            kernel -= 1
         return cls(
             bkg_slits=tuple(step.bkg_slits or ()),
             exclude_slits=tuple(step.exclude_slits or ()),
@@ -101,7 +105,7 @@ class MasterOptions:
             combine_method=step.combine_method,
             sigma_clip=step.sigma_clip,
             min_spectra=step.min_spectra,
-            median_kernel=step.median_kernel or 1,
+            median_kernel=kernel,
             vet_spectra=step.vet_spectra,
             vet_threshold=step.vet_threshold,
             reject_pixels=step.reject_pixels,
@@ -603,6 +607,7 @@ def subtract_master(output_model, forward, master, options):
         if options.outside_range == "flag":
             bkg[outside] = 0.0
             bkg_var[outside] = 0.0
+        if options.outside_range in ("flag", "nan"):
             dq[outside] |= DO_NOT_USE
         bg_slit.data = bkg.astype(np.float32)
         bg_slit.dq = dq
@@ -649,17 +654,14 @@ def _correlation_inflation(bkg_var, pixel_var, height):
 
 
 def _add_variance(slit, extra_var):
-    """Add a signal-independent variance to VAR_RNOISE and recompute ERR."""
+    """Add a signal-independent variance to VAR_RNOISE and ERR."""
+    total = slit_variance(slit) + extra_var
     shape = slit.data.shape
     rnoise = slit.var_rnoise if slit.hasattr("var_rnoise") else None
     if rnoise is None or rnoise.shape != shape:
         rnoise = np.zeros(shape, dtype=np.float32)
     slit.var_rnoise = (rnoise + extra_var).astype(np.float32)
-    parts = [slit.var_rnoise.astype(np.float64)]
-    for name in ("var_poisson", "var_flat"):
-        if slit.hasattr(name) and getattr(slit, name).shape == shape:
-            parts.append(getattr(slit, name).astype(np.float64))
-    slit.err = np.sqrt(np.sum(parts, axis=0)).astype(np.float32)
+    slit.err = np.sqrt(total).astype(np.float32)
 
 
 def _typical_height(cal_model):

@@ -11,8 +11,8 @@ prints, for each scene and noise level:
 * pulls of the background slitlets after subtraction: std of residual / ERR
   per pixel and of column sums / their propagated error;
 * science pixels turned NaN by the step;
-* the most negative science residual (in sigma) at columns holding an injected
-  hot pixel of a background slitlet;
+* in scenes with hot pixels, the largest over-subtraction in the source
+  slitlets, (true - subtracted background) / ERR, minimum over their pixels;
 * the slitlets the plus step's QA record names as rejected.
 
 Usage::

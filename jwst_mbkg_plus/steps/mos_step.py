@@ -34,6 +34,9 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
     uncertainty propagated into the science variance arrays; one calibration
     pass instead of two (the master background is un-calibrated with the
     per-pixel factors the forward pass applied); a QA record.
+
+    ``inverse=True`` is not supported (the step records SKIPPED). An even
+    ``median_kernel`` is rounded down to the next odd number, as jwst does.
     """
 
     class_alias = "master_background_mos_plus"
@@ -53,7 +56,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         propagate_errors = boolean(default=True)  # Add the master background's variance to the science VAR_RNOISE and ERR
         error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
         outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
-        save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa')
+        save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
     """  # noqa: E501
 
     def process(self, data):
