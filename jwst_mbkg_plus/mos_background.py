@@ -10,7 +10,9 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
 1. every calibrated pixel of each background slitlet (all shutters) is
    binned on a common wavelength grid with a clipped mean per bin, giving one
    1-D spectrum per slitlet;
-2. whole spectra that deviate from the consensus are rejected (vetting);
+2. whole spectra that deviate from the consensus are rejected (vetting), and
+   so are slitlets whose row profile against the master shows an undeclared
+   source (`jwst_mbkg_plus.algorithms.profiles`);
 3. the surviving spectra are combined per wavelength (``combine_method``);
 4. the master is expanded to each background slitlet's pixels and outlying
    pixels (hot pixels, clusters, cosmic rays) are masked for the next round.
@@ -37,7 +39,15 @@ from jwst_mbkg_plus.adapters import (
     slit_label,
     slit_variance,
 )
-from jwst_mbkg_plus.algorithms import binning, combine, expand, grid, outliers, selection
+from jwst_mbkg_plus.algorithms import (
+    binning,
+    combine,
+    expand,
+    grid,
+    outliers,
+    profiles,
+    selection,
+)
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 from jwst_mbkg_plus.products import masterbg1d_model
 
@@ -330,7 +340,11 @@ def master_from_slits(step, cal_model, options):
 
     bkg_x1d = None
     master = None
-    for iteration in range(1, options.pixel_maxiters + 1 if options.reject_pixels else 2):
+    spatial = {}  # slit position in the selection -> reason (undeclared source)
+    rejected_pixels = {label: 0 for label in labels}
+    # Pixel rejection iterates; finding an undeclared source costs one more round.
+    max_iterations = (options.pixel_maxiters if options.reject_pixels else 1) + 1
+    for iteration in range(1, max_iterations + 1):
         if options.bkg_method == "extract_1d":
             if bkg_x1d is not None:
                 bkg_x1d.close()
@@ -346,25 +360,34 @@ def master_from_slits(step, cal_model, options):
         else:
             flux, var = _bin_slits(arrays, masks, grid_wave, options)
 
-        accepted, vet_qa = _vet(flux, var, labels, options)
+        accepted, vet_qa = _vet(flux, var, labels, options, spatial)
         master = _combine(grid_wave, flux[accepted], var[accepted], options)
         master.qa.update(qa)
         master.input_range = input_range
         master.qa["input_range_um"] = list(input_range)
         master.qa["vetting"] = vet_qa
         master.qa["iterations"] = iteration
+        master.qa["rejected_pixels"] = rejected_pixels
         master.bkg_x1d = bkg_x1d
-
-        if not options.reject_pixels:
+        if iteration == max_iterations:
             break
-        new_masks = [
-            _pixel_outliers(a, master, options) for a in arrays
-        ]
-        changed = sum(int((new != old).sum()) for new, old in zip(new_masks, masks, strict=True))
-        masks = new_masks
-        master.qa["rejected_pixels"] = {
-            label: int(m.sum()) for label, m in zip(labels, masks, strict=True)
-        }
+
+        changed = 0
+        if options.vet_spectra and accepted.sum() > 2:
+            found = _undeclared_sources(arrays, masks, master, accepted, options)
+            for k, reason in found.items():
+                log.warning("Rejected background slitlet %s: %s", labels[k], reason)
+            spatial.update(found)
+            changed += len(found)
+        if options.reject_pixels:
+            new_masks = [_pixel_outliers(a, master, options) for a in arrays]
+            changed += sum(
+                int((new != old).sum()) for new, old in zip(new_masks, masks, strict=True)
+            )
+            masks = new_masks
+            rejected_pixels = {
+                label: int(m.sum()) for label, m in zip(labels, masks, strict=True)
+            }
         if changed == 0:
             break
 
@@ -416,27 +439,54 @@ def _bin_slits(arrays, masks, grid_wave, options):
     return flux, var
 
 
-def _vet(flux, var, labels, options):
+def _vet(flux, var, labels, options, spatial):
+    """Whole-spectrum vetting, plus the slits found to hold an undeclared source."""
     n = flux.shape[0]
-    if not options.vet_spectra or n < 3:
-        return np.ones(n, dtype=bool), {"applied": False, "rejected": {}}
-    result = selection.vet_spectra(flux, var, threshold=options.vet_threshold)
-    rejected = {
-        labels[i]: result.reasons[i] for i in range(n) if not result.accepted[i]
-    }
-    for label, reason in rejected.items():
-        log.warning("Rejected background slitlet %s: %s", label, reason)
-    if not result.accepted.any():
+    keep = np.ones(n, dtype=bool)
+    keep[list(spatial)] = False
+    if not options.vet_spectra or keep.sum() < 3:
+        rejected = {labels[k]: reason for k, reason in spatial.items()}
+        return keep, {"applied": False, "rejected": rejected}
+    idx = np.flatnonzero(keep)
+    result = selection.vet_spectra(flux[idx], var[idx], threshold=options.vet_threshold)
+    accepted = np.zeros(n, dtype=bool)
+    accepted[idx] = result.accepted
+    rejected = {labels[k]: reason for k, reason in spatial.items()}
+    scores = {}
+    for j, k in enumerate(idx):
+        scores[labels[k]] = float(result.score[j])
+        if not result.accepted[j]:
+            rejected[labels[k]] = result.reasons[j]
+            log.warning("Rejected background slitlet %s: %s", labels[k], result.reasons[j])
+    if not accepted.any():
         raise MasterBackgroundError(
             "Vetting rejected every background spectrum; check the background slitlets "
             "or set vet_spectra=False."
         )
-    return result.accepted, {
+    return accepted, {
         "applied": True,
         "threshold": options.vet_threshold,
-        "scores": {labels[i]: float(result.score[i]) for i in range(n)},
+        "scores": scores,
         "rejected": rejected,
     }
+
+
+def _undeclared_sources(arrays, masks, master, accepted, options):
+    """Accepted slits whose row profile shows a source; position -> reason."""
+    found = {}
+    for k in np.flatnonzero(accepted):
+        wave, sb, var, valid = arrays[k]
+        model, _ = expand.expand_to_2d(wave, master.wavelength, master.surf_bright, edge="nan")
+        result = profiles.row_profile(sb, var, model, valid & ~masks[k])
+        rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
+        if rows.any():
+            where = np.flatnonzero(rows)
+            peak = where[np.nanargmax(np.abs(result.deviation[where]))]
+            found[k] = (
+                f"undeclared source along the slit: rows {where.min()}-{where.max()} deviate "
+                f"from the master by up to {100 * result.deviation[peak]:+.1f}%"
+            )
+    return found
 
 
 def _combine(grid_wave, flux, var, options):
