@@ -125,12 +125,14 @@ def test_exposure_is_cached(synthetic_instrument, small_mos_exposure):
     assert again.rate_paths == result.rate_paths
 
 
-def test_small_scene_builds_fast(synthetic_instrument, tmp_path):
+def test_small_scene_builds(synthetic_instrument, tmp_path):
+    # Build time is measured in benchmarks/bench_synthetic.py, not asserted here.
     scene = Scene(
         n_background=8, n_point=3, n_extended=3, noise_fraction=0.02, seed=21, hot_pixels_per_slit=1
     )
     result = make_exposure(scene, tmp_path, instrument=synthetic_instrument)
-    assert result.seconds < 30
+    truth = load_truth(result.truth_path)
+    assert len(truth.slits) == 14
 
 
 @pytest.mark.slow
@@ -156,4 +158,3 @@ def test_150_slitlet_scene_builds(synthetic_instrument, tmp_path):
         total_valid += sum(int(np.sum(s["valid"])) for s in truth.slits.values())
         overlap = truth.tree["overlap_pixels"]
         assert overlap < 0.03 * total_valid
-    assert result.seconds < 120
