@@ -15,7 +15,7 @@ def test_demo_plus_only_recovers_background(tmp_path, capsys):
     plus = results["plus"]
     assert any(p.name.endswith("_cal.fits") for p in plus["folder"].iterdir())
     residuals = [value for kind, value in plus["residuals"].values()]
-    assert len(residuals) == 5
+    assert len(residuals) == 6  # 3 background, 2 point, 1 extended
     assert all(math.isfinite(r) and abs(r) < 0.5 for r in residuals)
 
 

@@ -1,0 +1,571 @@
+"""QA plots of master backgrounds and their inputs, as PNG files.
+
+matplotlib is an optional dependency (``pip install matplotlib``, or the
+package's ``plot`` extra); it is imported only when a plot is made. Plots are
+drawn on `matplotlib.figure.Figure` objects rendered by the Agg canvas, so no
+pyplot state or global backend of the calling program is touched.
+
+- :func:`plot_master_background`: the input spectra, rejected ones
+  highlighted, the master with its error band, clipped points marked, and a
+  lower panel with the coefficient of variation against wavelength;
+- :func:`plot_residual_histograms`: residual / error of background slitlets
+  after subtraction, with a unit Gaussian;
+- :func:`plot_slit`: the image of one slit (cal, s2d);
+- :func:`plot_spectra`: 1-D spectra (x1d, c1d, masterbg1d);
+- :func:`plot_qa_record`: the MOS step's ``*_mbkgqa.asdf`` record;
+- :func:`plot_files`: the ``jwst-mbkg-plus plot`` command: the right plots for
+  each file.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "background_pulls",
+    "plot_files",
+    "plot_master_background",
+    "plot_qa_record",
+    "plot_residual_histograms",
+    "plot_slit",
+    "plot_spectra",
+]
+
+log = logging.getLogger(__name__)
+
+_REJECTED_COLOR = "tab:red"
+_MASTER_COLOR = "black"
+
+
+def _figure(**kwargs):
+    """Return a new Agg-rendered Figure; clear ImportError without matplotlib."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError(
+            "QA plots need matplotlib, an optional dependency of jwst_mbkg_plus: "
+            "pip install matplotlib (or pip install 'jwst_mbkg_plus[plot]')"
+        ) from err
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path):
+    path = Path(path)
+    fig.savefig(path, format="png", dpi=110)
+    log.info("wrote %s", path)
+    return path
+
+
+def _finite_range(values, lo=1.0, hi=99.0):
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    a, b = np.percentile(values, [lo, hi])
+    if not b > a:
+        a, b = a - 1.0, b + 1.0
+    pad = 0.08 * (b - a)
+    return a - pad, b + pad
+
+
+def plot_master_background(wave, spectra, accepted, master, master_err, clipped_mask=None,
+                           labels=None, *, path, cv=None, title=None):
+    """
+    Plot background spectra, the rejected ones, the master and its scatter.
+
+    Parameters
+    ----------
+    wave : array_like, shape (n_wave,)
+        Common wavelength grid, micron.
+    spectra : array_like, shape (n_spectra, n_wave)
+        Input spectra on the grid, MJy/sr.
+    accepted : array_like of bool, shape (n_spectra,)
+        False for spectra rejected by the vetting (drawn in red, dashed).
+    master : array_like, shape (n_wave,)
+        Master background.
+    master_err : array_like, shape (n_wave,) or None
+        Its 1-sigma uncertainty (shaded band).
+    clipped_mask : array_like of bool, shape (n_spectra, n_wave), optional
+        Points rejected by the per-wavelength clip (marked with crosses).
+    labels : sequence of str, optional
+        Spectrum names for the legend (up to 12 shown).
+    path : str or `~pathlib.Path`
+        PNG file to write.
+    cv : array_like, shape (n_wave,), optional
+        Coefficient of variation to plot; default the robust scatter of the
+        accepted, unclipped points over the master
+        (:func:`~jwst_mbkg_plus.tools.master.coefficient_of_variation`).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The PNG written.
+    """
+    from jwst_mbkg_plus.tools.master import coefficient_of_variation
+
+    wave = np.asarray(wave, dtype=float)
+    spectra = np.atleast_2d(np.asarray(spectra, dtype=float))
+    accepted = np.asarray(accepted, dtype=bool)
+    master = np.asarray(master, dtype=float)
+    clipped = (np.zeros(spectra.shape, bool) if clipped_mask is None
+               else np.asarray(clipped_mask, dtype=bool))
+    if labels is None:
+        labels = [f"spectrum {i}" for i in range(spectra.shape[0])]
+    if cv is None:
+        cv = coefficient_of_variation(np.where(clipped, np.nan, spectra)[accepted], master)
+
+    fig = _figure(figsize=(10, 7.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    show_legend = spectra.shape[0] <= 12
+    from matplotlib import colormaps
+
+    # Accepted spectra in blues and greens, so red means rejected only.
+    shades = colormaps["viridis"](np.linspace(0.15, 0.8, max(int(accepted.sum()), 1)))
+    n_shown = 0
+    for i, row in enumerate(spectra):
+        if accepted[i]:
+            top.plot(wave, row, lw=0.7, alpha=0.7, color=shades[n_shown],
+                     label=labels[i] if show_legend else None)
+            n_shown += 1
+        else:
+            top.plot(wave, row, lw=1.2, ls="--", color=_REJECTED_COLOR,
+                     label=f"{labels[i]} (rejected)")
+    if clipped.any():
+        ii, jj = np.nonzero(clipped)
+        top.plot(wave[jj], spectra[ii, jj], "x", ms=4, color="tab:orange",
+                 label=f"clipped points ({clipped.sum()})")
+    if master_err is not None:
+        err = np.asarray(master_err, dtype=float)
+        top.fill_between(wave, master - err, master + err, color="0.5", alpha=0.4, lw=0,
+                         label="master +/- 1 sigma")
+    top.plot(wave, master, color=_MASTER_COLOR, lw=1.6, label="master background")
+    limits = _finite_range(np.concatenate([spectra.ravel(), master]), 0.2, 99.9)
+    if limits is not None:
+        top.set_ylim(*limits)
+    top.set_ylabel("surface brightness [MJy/sr]")
+    n_rej = int((~accepted).sum())
+    top.set_title(title or f"Master background from {int(accepted.sum())} spectra "
+                           f"({n_rej} rejected)")
+    top.legend(fontsize=7, ncols=2, loc="best")
+    bottom.plot(wave, 100 * np.asarray(cv, dtype=float), color="tab:blue", lw=0.8)
+    finite_cv = np.asarray(cv, dtype=float)[np.isfinite(cv)]
+    if finite_cv.size:
+        bottom.axhline(100 * np.median(finite_cv), color="0.3", ls=":", lw=1,
+                       label=f"median {100 * np.median(finite_cv):.2f}%")
+        bottom.legend(fontsize=7, loc="upper right")
+        cv_limits = _finite_range(100 * finite_cv, 0.5, 99.5)
+        bottom.set_ylim(max(0.0, cv_limits[0]), cv_limits[1])
+    bottom.set_ylabel("coeff. of variation [%]")
+    bottom.set_xlabel("wavelength [um]")
+    return _save(fig, path)
+
+
+def plot_residual_histograms(residual_pulls, path, *, title=None):
+    """
+    Plot histograms of residual / error for background slitlets after subtraction.
+
+    Parameters
+    ----------
+    residual_pulls : dict of str to array_like
+        Slit label -> pulls (subtracted data / ERR); non-finite values are ignored.
+    path : str or `~pathlib.Path`
+        PNG file to write.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        If no slit has a finite pull.
+    """
+    pulls = {}
+    for label, values in residual_pulls.items():
+        values = np.asarray(values, dtype=float).ravel()
+        values = values[np.isfinite(values)]
+        if values.size:
+            pulls[label] = values
+    if not pulls:
+        raise ValueError("no finite residual to plot")
+    n = len(pulls)
+    ncols = min(n, 4)
+    nrows = -(-n // ncols)
+    fig = _figure(figsize=(3.2 * ncols, 2.8 * nrows + 0.5), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    edges = np.linspace(-6, 6, 61)
+    x = np.linspace(-6, 6, 241)
+    gauss = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
+    for ax, (label, values) in zip(axes, pulls.items(), strict=False):
+        inside = np.clip(values, edges[0], edges[-1])
+        ax.hist(inside, bins=edges, density=True, color="tab:blue", alpha=0.7)
+        ax.plot(x, gauss, color="black", lw=1.2, label="N(0, 1)")
+        std = float(np.std(values))
+        mad = 1.4826 * float(np.median(np.abs(values - np.median(values))))
+        ax.set_title(f"{label}\nmean {np.mean(values):+.2f}, std {std:.2f}, "
+                     f"robust {mad:.2f}", fontsize=8)
+        ax.set_xlabel("residual / error")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-4, 1.0)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title or "Background slitlets after subtraction: residual / error")
+    return _save(fig, path)
+
+
+def plot_slit(model_or_slit, path, *, title=None):
+    """
+    Plot the image of one slit (or any 2-D datamodel).
+
+    Axes are 0-based detector pixels (from the slit's ``xstart``/``ystart``),
+    the coordinates ``jwst-mbkg-plus flag-pixels --pixel`` takes; DO_NOT_USE
+    pixels are outlined in white.
+
+    Parameters
+    ----------
+    model_or_slit : `~stdatamodels.jwst.datamodels.SlitModel` or datamodel
+        Anything with a 2-D (or 3-D: first plane) ``data`` array, e.g. a slit
+        of a cal or s2d product.
+    path : str or `~pathlib.Path`
+        PNG file to write.
+    title : str, optional
+        Figure title; default the slit's name and source.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        If the data are not 2-D or 3-D.
+    """
+    data = getattr(model_or_slit, "data", None)
+    if data is None:
+        raise ValueError(f"a {type(model_or_slit).__name__} has no data array to plot as an image")
+    data = np.asarray(data, dtype=float)
+    if data.ndim == 3:
+        data = data[0]
+    if data.ndim != 2:
+        raise ValueError(f"cannot plot data of shape {data.shape} as an image")
+    if title is None:
+        name = getattr(model_or_slit, "name", None)
+        source = getattr(model_or_slit, "source_name", None)
+        title = " ".join(str(v) for v in (f"slit {name}" if name else None, source) if v)
+        title = title or Path(str(path)).stem
+    ny, nx = data.shape
+    fig = _figure(figsize=(10, 1.6 + min(6.0, 10 * ny / max(nx, 1) + 1.2)),
+                  layout="constrained")
+    ax = fig.subplots()
+    limits = _finite_range(data)
+    vmin, vmax = limits if limits is not None else (0, 1)
+    # Axes in 0-based detector pixels (as flag-pixels --pixel takes them) for
+    # slits cut from a detector image.
+    x0 = int(getattr(model_or_slit, "xstart", None) or 1) - 1
+    y0 = int(getattr(model_or_slit, "ystart", None) or 1) - 1
+    extent = (x0 - 0.5, x0 + nx - 0.5, y0 - 0.5, y0 + ny - 0.5)
+    image = ax.imshow(data, origin="lower", aspect="auto", vmin=vmin, vmax=vmax,
+                      cmap="viridis", interpolation="nearest", extent=extent)
+    dq = getattr(model_or_slit, "dq", None)
+    if dq is not None and np.shape(dq)[-2:] == data.shape:
+        bad = (np.asarray(dq).reshape(-1, ny, nx)[0] & 1) != 0
+        if bad.any():
+            ax.contour(bad, levels=[0.5], colors="white", linewidths=0.4, extent=extent)
+    unit = getattr(getattr(model_or_slit, "meta", None), "bunit_data", None)
+    fig.colorbar(image, ax=ax, label=f"data [{unit}]" if unit else "data", pad=0.01)
+    ax.set_xlabel("detector x [pixel, 0-based]")
+    ax.set_ylabel("detector y [pixel, 0-based]")
+    ax.set_title(f"{title} ({nx} x {ny} px; {np.isfinite(data).sum()} finite)")
+    return _save(fig, path)
+
+
+def plot_spectra(spectra, path, *, title=None, ylabel="surface brightness [MJy/sr]"):
+    """
+    Plot 1-D spectra, with error bands where errors are given.
+
+    Parameters
+    ----------
+    spectra : sequence of tuple
+        ``(label, wavelength, value, error_or_None)`` per spectrum.
+    path : str or `~pathlib.Path`
+        PNG file to write.
+    title : str, optional
+        Figure title.
+    ylabel : str, optional
+        Label of the y axis.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        If no spectrum has a finite value.
+    """
+    fig = _figure(figsize=(10, 5), layout="constrained")
+    ax = fig.subplots()
+    values = []
+    for label, wave, flux, err in spectra:
+        wave = np.asarray(wave, dtype=float)
+        flux = np.asarray(flux, dtype=float)
+        (line,) = ax.plot(wave, flux, lw=0.8, label=label if len(spectra) <= 15 else None)
+        if err is not None:
+            err = np.asarray(err, dtype=float)
+            ax.fill_between(wave, flux - err, flux + err, color=line.get_color(), alpha=0.25,
+                            lw=0)
+        values.append(flux.ravel())
+    limits = _finite_range(np.concatenate(values) if values else [])
+    if limits is None:
+        raise ValueError("no finite value to plot")
+    ax.set_ylim(*limits)
+    ax.set_xlabel("wavelength [um]")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"{len(spectra)} spectra")
+    if len(spectra) <= 15:
+        ax.legend(fontsize=7, ncols=2)
+    return _save(fig, path)
+
+
+def plot_qa_record(qa, path, *, title=None):
+    """
+    Plot the QA record of the MOS plus step (``*_mbkgqa.asdf``).
+
+    Three panels: the vetting score of every background slitlet (rejected ones
+    in red), the median relative residual of each background slitlet after
+    subtraction, and its pixel and column pull widths (1 is ideal); the
+    clipped fraction and median coefficient of variation in the title.
+
+    Parameters
+    ----------
+    qa : dict
+        The ``master_background_qa`` tree.
+    path : str or `~pathlib.Path`
+        PNG file to write.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The PNG written.
+    """
+    vetting = dict(qa.get("vetting") or {})
+    scores = dict(vetting.get("scores") or {})
+    rejected = dict(vetting.get("rejected") or {})
+    residuals = dict(qa.get("residuals") or {})
+    labels = list(qa.get("slits") or scores or residuals)
+    fig = _figure(figsize=(10, 8), layout="constrained")
+    ax_score, ax_rel, ax_pull = fig.subplots(3, 1)
+    pos = np.arange(len(labels))
+
+    score = np.array([scores.get(lab, np.nan) for lab in labels], dtype=float)
+    colors = [_REJECTED_COLOR if lab in rejected else "tab:blue" for lab in labels]
+    ax_score.bar(pos, np.nan_to_num(score), color=colors)
+    threshold = vetting.get("threshold")
+    if threshold is not None:
+        for sign in (1, -1):
+            ax_score.axhline(sign * float(threshold), color="0.3", ls=":", lw=1)
+    ax_score.set_ylabel("vetting score [sigma]")
+    applied = vetting.get("applied", bool(scores))
+    ax_score.set_title(
+        f"Vetting ({len(rejected)} rejected, red)" if applied else "Vetting not applied"
+    )
+
+    rel = np.array([residuals.get(lab, {}).get("median_relative", np.nan) for lab in labels],
+                   dtype=float)
+    ax_rel.bar(pos, 100 * np.nan_to_num(rel), color="tab:green")
+    ax_rel.axhline(0, color="0.3", lw=0.8)
+    ax_rel.set_ylabel("median residual [% of bkg]")
+    width = 0.4
+    for key, shift, label in (("pull_std", -width / 2, "pixel pull std"),
+                              ("column_pull_std", width / 2, "column pull std")):
+        values = np.array([residuals.get(lab, {}).get(key, np.nan) for lab in labels],
+                          dtype=float)
+        ax_pull.bar(pos + shift, np.nan_to_num(values), width=width, label=label)
+    ax_pull.axhline(1.0, color="0.3", ls=":", lw=1)
+    ax_pull.set_ylabel("residual / error, std")
+    ax_pull.legend(fontsize=7)
+    for ax in (ax_score, ax_rel, ax_pull):
+        ax.set_xticks(pos, labels, rotation=30, ha="right", fontsize=7)
+    clipped = qa.get("clipped_fraction")
+    cv = qa.get("coefficient_of_variation")
+    extra = []
+    if clipped is not None:
+        extra.append(f"{100 * float(clipped):.2f}% points clipped")
+    if cv is not None:
+        extra.append(f"median coefficient of variation {100 * float(cv):.2f}%")
+    heading = title or "Master background QA"
+    fig.suptitle(heading + (": " + ", ".join(extra) if extra else ""))
+    return _save(fig, path)
+
+
+def background_pulls(model, *, slits=None):
+    """
+    Residual / error of the background slits of a subtracted MultiSlitModel.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        A cal product after master background subtraction.
+    slits : list of str, optional
+        Slits to use (slitlet id, name, source id or source name); default
+        those the MSA file designates background.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Slit label -> pulls of its valid pixels.
+    """
+    from jwst_mbkg_plus.adapters import select_background_slits, slit_label
+
+    chosen = select_background_slits(model.slits, include=slits or None)
+    out = {}
+    for index in chosen.indices:
+        slit = model.slits[index]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pull = np.asarray(slit.data, dtype=float) / np.asarray(slit.err, dtype=float)
+        good = np.isfinite(pull) & ((np.asarray(slit.dq) & 1) == 0)
+        out[slit_label(slit)] = pull[good]
+    return out
+
+
+def _slit_matches(slit, wanted):
+    if not wanted:
+        return True
+    keys = {str(getattr(slit, attr, None))
+            for attr in ("name", "source_name", "source_id", "slitlet_id")}
+    return bool(keys & set(wanted))
+
+
+def _spec_name(spec, index):
+    for attr in ("name", "slitlet_id", "source_name"):
+        value = getattr(spec, attr, None)
+        if value not in (None, ""):
+            return str(value)
+    return str(index)
+
+
+def _x1d_spectra(model):
+    out = []
+    for i, spec in enumerate(model.spec):
+        table = spec.spec_table
+        names = {n.upper() for n in table.dtype.names}
+        err = np.asarray(table["SB_ERROR"], float) if "SB_ERROR" in names else None
+        label = str(_spec_name(spec, i))
+        wave = np.asarray(table["WAVELENGTH"], float)
+        flux = np.asarray(table["SURF_BRIGHT"], float)
+        if wave.ndim > 1:
+            wave, flux = wave[0], flux[0]
+            err = None if err is None else err[0]
+        out.append((label, wave, flux, err))
+    return out
+
+
+def _plot_datamodel(path, outdir, slits, progress):
+    from stdatamodels.jwst import datamodels
+
+    written = []
+    stem = path.name.removesuffix(".fits")
+    with datamodels.open(path) as model:
+        if isinstance(model, datamodels.MultiSlitModel):
+            chosen = [s for s in model.slits if _slit_matches(s, slits)]
+            if not chosen:
+                raise ValueError(f"no slit matches --slits {' '.join(slits)}")
+            for k, slit in enumerate(chosen, start=1):
+                if progress is not None:
+                    progress(f"  slit {slit.name} ({k}/{len(chosen)})")
+                written.append(plot_slit(slit, outdir / f"{stem}_slit{slit.name}.png"))
+            if model.meta.cal_step.master_background == "COMPLETE":
+                try:
+                    pulls = background_pulls(model, slits=None)
+                    written.append(plot_residual_histograms(
+                        pulls, outdir / f"{stem}_residuals.png",
+                        title=f"{path.name}: background slitlets after subtraction"))
+                except ValueError as err:
+                    log.warning("%s: no residual histograms (%s)", path, err)
+        elif hasattr(model, "spec"):
+            spectra = _x1d_spectra(model)
+            if slits:
+                spectra = [s for s, spec in zip(spectra, model.spec, strict=True)
+                           if _slit_matches(spec, slits)]
+            written.append(plot_spectra(spectra, outdir / f"{stem}_spectra.png",
+                                        title=path.name))
+        elif np.ndim(getattr(model, "data", None)) in (2, 3):
+            written.append(plot_slit(model, outdir / f"{stem}.png", title=path.name))
+        else:
+            raise ValueError(f"no plot for a {type(model).__name__}")
+    return written
+
+
+def plot_files(paths, outdir, *, slits=None, progress=None):
+    """
+    Write the QA plots of each file: the ``jwst-mbkg-plus plot`` command.
+
+    - cal/s2d (``MultiSlitModel``): one image per slit; for products after
+      master background subtraction, residual histograms of the background slits;
+    - x1d/c1d/masterbg1d: the spectra, with error bands;
+    - ``*_mbkgqa.asdf``: :func:`plot_qa_record`;
+    - any other 2-D image product: its image.
+
+    Parameters
+    ----------
+    paths : sequence of str or `~pathlib.Path`
+        Input files (not modified).
+    outdir : str or `~pathlib.Path`
+        Folder for the PNG files (created); existing PNGs of the same name are
+        replaced.
+    slits : list of str, optional
+        Only these slits/spectra (slitlet id, name, source id or source name).
+    progress : callable, optional
+        Called with a message per file and per slit.
+
+    Returns
+    -------
+    list of `~pathlib.Path`
+        The PNG files written.
+
+    Raises
+    ------
+    jwst_mbkg_plus.tools.ToolInputError
+        If a file is missing or cannot be plotted.
+    """
+    import asdf
+
+    from jwst_mbkg_plus.tools import ToolInputError
+
+    outdir = Path(outdir).expanduser()
+    paths = [Path(p).expanduser() for p in paths]
+    for path in paths:
+        if not path.is_file():
+            raise ToolInputError(path, "no such file")
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for k, path in enumerate(paths, start=1):
+        if progress is not None:
+            progress(f"[{k}/{len(paths)}] {path.name}")
+        try:
+            if path.suffix == ".asdf":
+                with asdf.open(path, lazy_load=False, memmap=False) as af:
+                    if "master_background_qa" not in af.tree:
+                        raise ValueError("not a *_mbkgqa.asdf QA record (no master_background_qa)")
+                    qa = af.tree["master_background_qa"]
+                    qa = {key: qa[key] for key in qa}
+                written.append(plot_qa_record(qa, outdir / f"{path.stem}.png", title=path.name))
+            else:
+                written.extend(_plot_datamodel(path, outdir, slits, progress))
+        except (OSError, ValueError, TypeError, KeyError) as err:
+            raise ToolInputError(path, f"cannot be plotted ({err})") from None
+    return written

@@ -1,0 +1,117 @@
+"""QA plots: every plot function writes a valid, non-trivial PNG without touching pyplot."""
+
+import sys
+
+import numpy as np
+import pytest
+from stdatamodels.jwst import datamodels
+
+from jwst_mbkg_plus import qa_plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png(path, min_bytes=5000):
+    assert path.is_file()
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert path.stat().st_size > min_bytes, path.stat().st_size
+
+
+@pytest.fixture
+def stack():
+    rng = np.random.default_rng(1)
+    wave = np.linspace(1.7, 3.1, 700)
+    level = 0.3 + 0.2 * (wave - 1.7)
+    spectra = level * (1 + 0.02 * rng.standard_normal((6, wave.size)))
+    spectra[4] *= 1.4
+    spectra[1, 100] = 3.0
+    clipped = np.zeros(spectra.shape, bool)
+    clipped[1, 100] = True
+    accepted = np.array([True, True, True, True, False, True])
+    return wave, spectra, accepted, level, clipped
+
+
+def test_plot_master_background(stack, tmp_path):
+    wave, spectra, accepted, level, clipped = stack
+    path = qa_plots.plot_master_background(
+        wave, spectra, accepted, level, 0.01 * level, clipped_mask=clipped,
+        labels=[f"slit {i}" for i in range(6)], path=tmp_path / "master.png",
+    )
+    _check_png(path, 20000)
+    # Without labels, clipped mask or errors, and with many spectra (no legend).
+    many = np.repeat(spectra[:4], 5, axis=0)
+    path = qa_plots.plot_master_background(
+        wave, many, np.ones(20, bool), level, None, path=tmp_path / "many.png"
+    )
+    _check_png(path)
+
+
+def test_plot_residual_histograms(tmp_path):
+    rng = np.random.default_rng(2)
+    pulls = {f"{k}:BKG": rng.standard_normal(3000) for k in range(5)}
+    pulls["empty"] = np.array([np.nan])
+    path = qa_plots.plot_residual_histograms(pulls, tmp_path / "hist.png")
+    _check_png(path, 10000)
+    with pytest.raises(ValueError, match="no finite residual"):
+        qa_plots.plot_residual_histograms({"a": [np.nan]}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_plot_slit_and_image_model(tmp_path):
+    rng = np.random.default_rng(3)
+    slit = datamodels.SlitModel(data=rng.normal(1.0, 0.1, (25, 400)).astype(np.float32))
+    slit.dq = np.zeros((25, 400), np.uint32)
+    slit.dq[3:6, 10:20] = 1
+    slit.name, slit.source_name, slit.xstart, slit.ystart = "7", "9999_BKG7", 900, 1200
+    _check_png(qa_plots.plot_slit(slit, tmp_path / "slit.png"))
+    image = datamodels.ImageModel(data=rng.normal(0, 1, (64, 64)).astype(np.float32))
+    _check_png(qa_plots.plot_slit(image, tmp_path / "image.png", title="image"))
+    with pytest.raises(ValueError, match="as an image|no data array"):
+        qa_plots.plot_slit(datamodels.SpecModel(), tmp_path / "bad.png")
+
+
+def test_plot_spectra_and_qa_record(tmp_path):
+    wave = np.linspace(1, 2, 300)
+    spectra = [("a", wave, np.sin(wave * 9) + 2, 0.05 + 0 * wave), ("b", wave, wave, None)]
+    _check_png(qa_plots.plot_spectra(spectra, tmp_path / "spectra.png"))
+    with pytest.raises(ValueError, match="no finite value"):
+        qa_plots.plot_spectra([("x", wave, np.full(300, np.nan), None)], tmp_path / "n.png")
+    # A record without vetting (user_background) still plots.
+    qa = {"source": "user_background", "residuals": {"1:BKG": {"median_relative": 0.01,
+                                                               "pull_std": 1.1,
+                                                               "column_pull_std": 1.3}}}
+    _check_png(qa_plots.plot_qa_record(qa, tmp_path / "qa.png"))
+
+
+def test_no_pyplot_and_backend_untouched(stack, tmp_path):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    wave, spectra, accepted, level, _ = stack
+    qa_plots.plot_master_background(wave, spectra, accepted, level, None,
+                                    path=tmp_path / "m.png")
+    assert matplotlib.get_backend() == backend
+    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
+
+
+def test_missing_matplotlib_is_a_clear_import_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        qa_plots.plot_residual_histograms({"a": [0.0, 1.0]}, tmp_path / "x.png")
+
+
+def test_matplotlib_only_imported_inside_functions():
+    # matplotlib is optional: no module of the package imports it at import time.
+    import ast
+    from pathlib import Path
+
+    import jwst_mbkg_plus
+
+    root = Path(jwst_mbkg_plus.__file__).parent
+    for source in root.rglob("*.py"):
+        tree = ast.parse(source.read_text())
+        for node in tree.body:
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.startswith("matplotlib") for n in names), source
