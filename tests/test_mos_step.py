@@ -256,3 +256,30 @@ def test_spec2_pipeline_plus_notebook_dict(
     assert model.meta.cal_step.master_background == "COMPLETE"
     assert any(p.name.endswith("_masterbg1d.fits") for p in tmp_path.iterdir())
     assert any(p.name.endswith("_mbkgqa.asdf") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("wave[um],flux[Jy]\n" + "\n".join(f"{2 + i / 10},{1 + i}" for i in range(10)),
+         "point-source flux density"),
+        ("wave,flux\n" + "\n".join(f"{0.5 + i / 100},1.0" for i in range(10)),
+         "of the science range"),
+        ("lambda,other\n1,2\n3,4\n", "no surface-brightness column"),
+    ],
+)
+def test_bad_user_background_fails_cleanly(
+    synthetic_instrument, noiseless, tmp_path, caplog, content, message
+):
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    path = tmp_path / "bad_sky.csv"
+    path.write_text(content)
+    before = path.read_bytes()
+    with local_crds_context(synthetic_instrument):
+        result = MasterBackgroundMosPlusStep.call(noiseless["slits"], user_background=str(path))
+    assert result.meta.cal_step.master_background == "FAILED"
+    assert message in caplog.text and "bad_sky.csv" in caplog.text
+    assert path.read_bytes() == before
+    for a, b in zip(result.slits, noiseless["before"].slits, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
