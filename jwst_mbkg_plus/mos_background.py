@@ -631,7 +631,8 @@ def subtract_master(output_model, forward, master, options):
     from jwst.lib.wcs_utils import get_wavelengths
 
     exp_type = output_model.meta.exposure.type
-    background_2d = datamodels.MultiSlitModel()
+    # Built from valid slits: validated as a whole when saved, not per assignment.
+    background_2d = datamodels.MultiSlitModel(validate_on_assignment=False)
     background_2d.update(output_model)
     height = options.error_extraction_height or _typical_height(forward.model)
     master.qa["error_extraction_height"] = int(height)
@@ -664,8 +665,9 @@ def subtract_master(output_model, forward, master, options):
         bg_slit.err = np.sqrt(np.where(np.isfinite(bkg_var), bkg_var, 0)).astype(np.float32)
         background_2d.slits.append(bg_slit)
 
-        slit.data = (slit.data - bkg).astype(slit.data.dtype)
-        slit.dq = slit.dq | dq
+        # In place: same values as assigning new arrays, without re-validating them.
+        slit.data[...] = slit.data - bkg
+        slit.dq |= dq
         if options.propagate_errors:
             bkg_var = np.where(np.isfinite(bkg_var), bkg_var, 0.0)
             inflation = _correlation_inflation(bkg_var, slit_variance(slit), height)
@@ -678,11 +680,14 @@ _SLIT_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")
 
 def _background_slit(slit):
     """A SlitModel with the slit's attributes and metadata, for ``masterbg2d``."""
-    bg = datamodels.SlitModel()
+    bg = datamodels.SlitModel(validate_on_assignment=False)
+    # The WCS object is shared with the slit (read-only), not deep-copied.
+    wcs = slit.meta.wcs
+    memo = {} if wcs is None else {id(wcs): wcs}
     for key, value in slit.instance.items():
         if key in _SLIT_ARRAYS or (isinstance(value, np.ndarray) and key != "wavelength"):
             continue
-        bg.instance[key] = value if isinstance(value, np.ndarray) else copy.deepcopy(value)
+        bg.instance[key] = value if isinstance(value, np.ndarray) else copy.deepcopy(value, memo)
     return bg
 
 
@@ -710,8 +715,17 @@ def _add_variance(slit, extra_var):
     rnoise = slit.var_rnoise if slit.hasattr("var_rnoise") else None
     if rnoise is None or rnoise.shape != shape:
         rnoise = np.zeros(shape, dtype=np.float32)
-    slit.var_rnoise = (rnoise + extra_var).astype(np.float32)
-    slit.err = np.sqrt(total).astype(np.float32)
+    _store(slit, "var_rnoise", (rnoise + extra_var).astype(np.float32))
+    _store(slit, "err", np.sqrt(total).astype(np.float32))
+
+
+def _store(slit, name, values):
+    """Write float32 values into a slit's array in place if it has one of that shape."""
+    current = getattr(slit, name, None)
+    if current is not None and current.shape == values.shape and current.dtype == values.dtype:
+        current[...] = values
+    else:
+        setattr(slit, name, values)
 
 
 def _typical_height(cal_model):

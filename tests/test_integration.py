@@ -83,9 +83,17 @@ def test_plus_classes_extend_jwst():
     assert issubclass(Spec3PipelinePlus, Spec3Pipeline)
     # Only the master background sub-steps differ; names are jwst's.
     assert set(Spec2PipelinePlus.step_defs) == set(Spec2Pipeline.step_defs)
+    from jwst_mbkg_plus.steps.pipelines import FlatFieldReuseStep
+
     for name, cls in Spec2Pipeline.step_defs.items():
-        expected = MasterBackgroundMosPlusStep if name == "master_background_mos" else cls
-        assert Spec2PipelinePlus.step_defs[name] is expected
+        if name == "master_background_mos":
+            assert Spec2PipelinePlus.step_defs[name] is MasterBackgroundMosPlusStep
+        elif name == "flat_field":  # reuses master_background_mos's interpolated flat
+            assert Spec2PipelinePlus.step_defs[name] is FlatFieldReuseStep
+            assert issubclass(FlatFieldReuseStep, cls)
+            assert FlatFieldReuseStep.get_config_reftype() == cls.get_config_reftype()
+        else:
+            assert Spec2PipelinePlus.step_defs[name] is cls
     for name, cls in Spec3Pipeline.step_defs.items():
         expected = MasterBackgroundPlusStep if name == "master_background" else cls
         assert Spec3PipelinePlus.step_defs[name] is expected

@@ -37,6 +37,10 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
     ``inverse=True`` is not supported (the step records SKIPPED). An even
     ``median_kernel`` is rounded down to the next odd number, as jwst does.
+
+    Inside `~jwst_mbkg_plus.Spec2PipelinePlus` the NIRSpec flat interpolated by
+    the forward pass is handed to the pipeline's own flat_field
+    (:meth:`take_flat_handover`), which then does not interpolate it again.
     """
 
     class_alias = "master_background_mos_plus"
@@ -74,6 +78,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             The background-subtracted slits; the input is not modified when the
             step runs standalone.
         """
+        self._flat_handover = None
         output_model = self.prepare_output(data)
 
         if not self.force_subtract and "COMPLETE" in [
@@ -98,10 +103,9 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         options = mos_background.MasterOptions.from_step(self)
         with preserve_step_pars(self):
             self.set_pars_from_parent()
-            log.info(
-                "Calibrating all slits as extended: flat_field, pathloss, barshadow, photom"
-            )
-            forward = calibrate_as_extended(self, output_model)
+            log.info("Calibrating all slits as extended: flat_field, pathloss, barshadow, photom")
+            forward = calibrate_as_extended(self, output_model, keep_flat=self._parent_takes_flat())
+            self._flat_handover = forward.flat
             try:
                 if self.user_background:
                     master = mos_background.master_from_user(
@@ -141,6 +145,25 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         forward.model.close()
         return result
 
+    def take_flat_handover(self):
+        """
+        Return the interpolated flat of the last forward pass, once, and forget it.
+
+        Returns
+        -------
+        `~jwst_mbkg_plus.calibration_pass.FlatHandover` or None
+            The flat, or None if the last run kept none (run standalone, the
+            nested flat_field skipped or given a user-supplied flat, or the
+            step returned before calibrating).
+        """
+        handover = getattr(self, "_flat_handover", None)
+        self._flat_handover = None
+        return handover
+
+    def _parent_takes_flat(self):
+        """Whether the parent pipeline's flat_field will reuse the forward pass's flat."""
+        return bool(getattr(self.parent, "takes_flat_handover", False))
+
     def _parameter_problem(self):
         """Return a message if the parameters contradict each other, else ''."""
         if self.combine_method == "jwst" and self.bkg_method != "extract_1d":
@@ -156,4 +179,3 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                 "give a path relative to the current directory or an absolute path."
             )
         return ""
-

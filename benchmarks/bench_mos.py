@@ -1,0 +1,361 @@
+"""Benchmark jwst's MOS master background against the plus step, and calwebb_spec2 against plus.
+
+Builds synthetic NIRSpec MOS exposures (G235M, NRS1) of several sizes with the
+project's generator, runs jwst's front end (assign_wcs, msaflagopen,
+extract_2d, srctype) once per size, and then times, each in a fresh
+subprocess on the same inputs:
+
+* ``MasterBackgroundMosStep`` (stock), ``MasterBackgroundMosPlusStep`` with its
+  defaults (plus) and with jwst-equivalent settings (plus-jwst);
+* ``Spec2Pipeline`` and ``Spec2PipelinePlus`` (jwst-equivalent and default
+  settings) from the rate file, with the MOS master background switched on.
+
+Reported per run: wall time of the step or pipeline call, peak resident memory
+of the subprocess (``ru_maxrss``) and its resident memory just before the call
+(imports + input), the ratios plus / stock, and the largest relative difference
+between plus-jwst and stock of the subtracted 2-D background (step) and of the
+``_cal`` SCI arrays (pipeline), over pixels where both are finite.
+
+Usage::
+
+    python benchmarks/bench_mos.py [--sizes 20,60,150] [--pipeline-sizes 60]
+        [--shutters 1] [--work /tmp/mbkg_bench] [--out benchmarks/results.json]
+
+One subprocess per measurement keeps peak memory separate; the whole run at the
+default sizes takes about half an hour on two cores. ``--profile`` writes a
+cProfile file next to each step run's output (slower; not for timing).
+"""
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+JWST_EQUIVALENT = {
+    "bkg_method": "extract_1d",
+    "combine_method": "jwst",
+    "vet_spectra": False,
+    "reject_pixels": False,
+    "propagate_errors": False,
+}
+
+STEP_RUNS = ("stock", "plus", "plus-jwst")
+PIPELINE_RUNS = ("stock", "plus-jwst", "plus")
+
+
+def _quiet():
+    for name in ("jwst", "stpipe", "jwst_mbkg_plus", "CRDS", "crds"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _instrument(work):
+    from jwst_mbkg_plus.offline import configure_offline_crds
+    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
+
+    configure_offline_crds(Path(work) / "crds_base")
+    return build_instrument(default_instrument_path())
+
+
+def _scene(n_slitlets, shutters):
+    from jwst_mbkg_plus.synthetic import Scene
+
+    n_background = max(2, n_slitlets // 4)
+    n_point = (n_slitlets - n_background) // 2
+    return Scene(
+        n_background=n_background,
+        n_point=n_point,
+        n_extended=n_slitlets - n_background - n_point,
+        shutters_per_slitlet=shutters,
+        detectors=("NRS1",),
+        noise_fraction=0.02,
+        seed=3,
+    )
+
+
+def prepare(n_slitlets, shutters, work, instrument):
+    """Build one exposure and its extracted slits; return (rate path, slits path)."""
+    from jwst.assign_wcs import AssignWcsStep
+    from jwst.extract_2d import Extract2dStep
+    from jwst.msaflagopen import MSAFlagOpenStep
+    from jwst.srctype import SourceTypeStep
+
+    from jwst_mbkg_plus.synthetic import local_crds_context, make_exposure
+
+    folder = Path(work) / f"n{n_slitlets}_s{shutters}"
+    exposure = make_exposure(_scene(n_slitlets, shutters), folder, instrument=instrument)
+    slits_path = folder / "slits_srctype.fits"
+    if not slits_path.is_file():
+        with local_crds_context(instrument):
+            model = AssignWcsStep.call(str(exposure.rate_path))
+            model = MSAFlagOpenStep.call(model)
+            model = Extract2dStep.call(model)
+            model = SourceTypeStep.call(model)
+        model.save(slits_path)
+        model.close()
+    return exposure.rate_path, slits_path
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(kind, impl, source, output, work, profile=False):
+    """Run one measurement in this (fresh) process and print a JSON line."""
+    instrument = _instrument(work)
+    _quiet()
+    from stdatamodels.jwst import datamodels
+
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    result = {"kind": kind, "impl": impl}
+    with local_crds_context(instrument):
+        if kind == "step":
+            from jwst.master_background import MasterBackgroundMosStep
+
+            from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+
+            model = datamodels.open(source)
+            cls = MasterBackgroundMosStep if impl == "stock" else MasterBackgroundMosPlusStep
+            kwargs = JWST_EQUIVALENT if impl == "plus-jwst" else {}
+            result["rss_before_mb"] = _rss_mb()
+            profiler = None
+            if profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            t0 = time.perf_counter()
+            out = cls.call(model, **kwargs)
+            result["seconds"] = time.perf_counter() - t0
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(str(output) + ".prof")
+            result["peak_rss_mb"] = _rss_mb()
+            result["status"] = out.meta.cal_step.master_background
+            out.save(output)
+        else:
+            from jwst.pipeline import Spec2Pipeline
+
+            from jwst_mbkg_plus import Spec2PipelinePlus
+
+            cls = Spec2Pipeline if impl == "stock" else Spec2PipelinePlus
+            mbkg = {"skip": False, "save_background": True}
+            if impl == "plus-jwst":
+                mbkg.update(JWST_EQUIVALENT)
+            out_dir = Path(output)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            # MSAMETFL is looked up relative to the working directory for models.
+            os.chdir(Path(source).parent)
+            result["rss_before_mb"] = _rss_mb()
+            t0 = time.perf_counter()
+            out = cls.call(
+                str(source),
+                steps={"master_background_mos": mbkg},
+                output_dir=str(out_dir),
+                save_results=True,
+            )
+            result["seconds"] = time.perf_counter() - t0
+            result["peak_rss_mb"] = _rss_mb()
+            out = out[0] if isinstance(out, list) else out
+            result["status"] = out.meta.cal_step.master_background
+    print("BENCH " + json.dumps(result), flush=True)
+    return 0
+
+
+def _run_worker(kind, impl, source, output, work, profile):
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        kind,
+        impl,
+        str(source),
+        str(output),
+        "--work",
+        str(work),
+    ]
+    if profile:
+        cmd.append("--profile")
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError(f"worker {kind}/{impl} failed:\n{proc.stderr[-4000:]}")
+
+
+# ----------------------------------------------------------------------------- comparisons
+
+
+def _max_rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    both = np.isfinite(a) & np.isfinite(b) & (a != 0)
+    if not both.any():
+        return 0.0, 0
+    return float(np.max(np.abs(b[both] / a[both] - 1))), int(both.sum())
+
+
+def compare_step(slits_path, stock_path, plus_path):
+    """Largest relative difference of the subtracted 2-D backgrounds."""
+    from stdatamodels.jwst import datamodels
+
+    worst, n = 0.0, 0
+    with (
+        datamodels.open(slits_path) as raw,
+        datamodels.open(stock_path) as stock,
+        datamodels.open(plus_path) as plus,
+    ):
+        for r, s, p in zip(raw.slits, stock.slits, plus.slits, strict=True):
+            rel, count = _max_rel(r.data - s.data, r.data - p.data)
+            worst, n = max(worst, rel), n + count
+    return worst, n
+
+
+def compare_cal(stock_dir, plus_dir, slits_path):
+    """
+    Compare the pipelines' ``_cal`` products and 2-D master backgrounds.
+
+    Returns the largest relative difference of the ``masterbg2d`` backgrounds,
+    the largest difference of the ``_cal`` SCI arrays relative to the
+    calibrated background that was subtracted (``C * bkg`` with
+    ``C = cal / (raw - bkg)`` from the stock products; ``raw`` the slits that
+    entered master_background_mos), and, for the record, the largest plain
+    relative difference of the ``_cal`` arrays (ill-conditioned where the
+    residual crosses zero).
+    """
+    from stdatamodels.jwst import datamodels
+
+    def product(folder, suffix):
+        return datamodels.open(next(Path(folder).glob(f"*_{suffix}.fits")))
+
+    worst_bkg = worst_cal = worst_plain = 0.0
+    n = 0
+    with (
+        product(stock_dir, "cal") as cal_s,
+        product(plus_dir, "cal") as cal_p,
+        product(stock_dir, "masterbg2d") as bkg_s,
+        product(plus_dir, "masterbg2d") as bkg_p,
+        datamodels.open(slits_path) as raw,
+    ):
+        for cs, cp, bs, bp, r in zip(
+            cal_s.slits, cal_p.slits, bkg_s.slits, bkg_p.slits, raw.slits, strict=True
+        ):
+            worst_bkg = max(worst_bkg, _max_rel(bs.data, bp.data)[0])
+            worst_plain = max(worst_plain, _max_rel(cs.data, cp.data)[0])
+            stock_bkg = bs.data.astype(np.float64)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = cs.data / (r.data.astype(np.float64) - stock_bkg)
+                bkg_cal = np.abs(factor * stock_bkg)
+                rel = np.abs(cp.data.astype(np.float64) - cs.data) / bkg_cal
+            ok = np.isfinite(rel) & (bkg_cal > 0)
+            if ok.any():
+                worst_cal = max(worst_cal, float(rel[ok].max()))
+                n += int(ok.sum())
+    return {
+        "max_rel_diff_bkg2d": worst_bkg,
+        "max_diff_cal_rel_to_bkg": worst_cal,
+        "max_rel_diff_cal_plain": worst_plain,
+        "n_compared": n,
+    }
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _table(results):
+    lines = [
+        "| slitlets | stock s | plus s | plus-jwst s | plus/stock | plus-jwst/stock |"
+        " stock peak MB | plus peak MB | plus-jwst peak MB | max rel diff (plus-jwst) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, runs in results["step"].items():
+        s, p, j = runs["stock"], runs["plus"], runs["plus-jwst"]
+        lines.append(
+            f"| {n} | {s['seconds']:.1f} | {p['seconds']:.1f} | {j['seconds']:.1f} | "
+            f"{p['seconds'] / s['seconds']:.2f} | {j['seconds'] / s['seconds']:.2f} | "
+            f"{s['peak_rss_mb']:.0f} | {p['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} | "
+            f"{runs['max_rel_diff']:.1e} |"
+        )
+    if results.get("pipeline"):
+        lines += [
+            "",
+            "| slitlets | calwebb_spec2 s | plus-jwst s | plus s | plus-jwst/stock | plus/stock |"
+            " stock peak MB | plus-jwst peak MB | plus peak MB | max rel diff masterbg2d |"
+            " max diff _cal / background |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n, runs in results["pipeline"].items():
+            s, j, p = runs["stock"], runs["plus-jwst"], runs["plus"]
+            lines.append(
+                f"| {n} | {s['seconds']:.1f} | {j['seconds']:.1f} | {p['seconds']:.1f} | "
+                f"{j['seconds'] / s['seconds']:.2f} | {p['seconds'] / s['seconds']:.2f} | "
+                f"{s['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} | {p['peak_rss_mb']:.0f} | "
+                f"{runs['max_rel_diff_bkg2d']:.1e} | {runs['max_diff_cal_rel_to_bkg']:.1e} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    """Run the benchmark and print a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20,60,150")
+    parser.add_argument("--pipeline-sizes", default="60")
+    parser.add_argument("--shutters", type=int, default=1)
+    parser.add_argument("--work", default="/tmp/mbkg_bench")
+    parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--worker", nargs=4, metavar=("KIND", "IMPL", "SOURCE", "OUTPUT"))
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        kind, impl, source, output = args.worker
+        return worker(kind, impl, source, output, args.work, profile=args.profile)
+
+    instrument = _instrument(args.work)
+    _quiet()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    pipeline_sizes = [int(s) for s in args.pipeline_sizes.split(",") if s]
+    results = {"shutters_per_slitlet": args.shutters, "step": {}, "pipeline": {}}
+    for n in sorted(set(sizes) | set(pipeline_sizes)):
+        t0 = time.perf_counter()
+        rate_path, slits_path = prepare(n, args.shutters, args.work, instrument)
+        print(f"{n} slitlets: inputs ready in {time.perf_counter() - t0:.0f} s", flush=True)
+        folder = slits_path.parent
+        if n in sizes:
+            runs = {}
+            for impl in STEP_RUNS:
+                out = folder / f"step_{impl}.fits"
+                runs[impl] = _run_worker("step", impl, slits_path, out, args.work, args.profile)
+                print(f"  step {impl:9s} {runs[impl]}", flush=True)
+            runs["max_rel_diff"], runs["n_compared"] = compare_step(
+                slits_path, folder / "step_stock.fits", folder / "step_plus-jwst.fits"
+            )
+            results["step"][n] = runs
+        if n in pipeline_sizes:
+            runs = {}
+            for impl in PIPELINE_RUNS:
+                out = folder / f"pipeline_{impl}"
+                runs[impl] = _run_worker("pipeline", impl, rate_path, out, args.work, False)
+                print(f"  pipeline {impl:9s} {runs[impl]}", flush=True)
+            runs.update(
+                compare_cal(folder / "pipeline_stock", folder / "pipeline_plus-jwst", slits_path)
+            )
+            results["pipeline"][n] = runs
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    print(_table(results))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
