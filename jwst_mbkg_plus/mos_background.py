@@ -57,6 +57,7 @@ __all__ = [
     "MasterOptions",
     "master_from_slits",
     "master_from_user",
+    "plain_record",
     "residual_qa",
     "subtract_master",
     "write_qa",
@@ -823,15 +824,28 @@ def write_qa(qa, path):
     """
     import asdf
 
-    asdf.AsdfFile({"master_background_qa": _plain(qa)}).write_to(path)
+    asdf.AsdfFile({"master_background_qa": plain_record(qa)}).write_to(path)
 
 
-def _plain(value):
-    """Convert numpy scalars/arrays in a nested record to plain Python for ASDF."""
+def plain_record(value):
+    """
+    Convert numpy scalars in a nested QA record to plain Python.
+
+    Parameters
+    ----------
+    value : dict, list, tuple or scalar
+        The record or a part of it.
+
+    Returns
+    -------
+    dict, list or scalar
+        The same content with string keys and Python scalars, as ASDF and
+        datamodel metadata store it.
+    """
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_record(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_record(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value

@@ -160,6 +160,9 @@ def test_errors_include_master_background(noisy):
 
 
 def test_products_saved(noisy):
+    # The QA record is in the product's metadata too.
+    in_meta = noisy["result"].meta.master_background_qa.instance
+    assert set(in_meta["vetting"]["rejected"]) == set(noisy["qa"]["vetting"]["rejected"])
     names = sorted(p.name for p in noisy["out"].iterdir())
     for suffix in ("masterbg1d.fits", "masterbg2d.fits", "mbkgqa.asdf"):
         assert any(n.endswith(suffix) for n in names), names

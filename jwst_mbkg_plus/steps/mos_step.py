@@ -124,6 +124,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         )
         qa = mos_background.residual_qa(result, forward, master, background_2d)
         master.qa.update(qa)
+        # The QA record travels with the product (saved in its ASDF extension).
+        result.meta.master_background_qa = mos_background.plain_record(master.qa)
         if self.user_background:
             result.meta.background.master_background_file = Path(self.user_background).name
 
