@@ -103,13 +103,14 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
         make_exposure,
     )
 
-    _say("[1/4] Building the synthetic NIRSpec instrument (cached after the first run) ...")
+    total = 4 + int(stock)
+    _say(f"[1/{total}] Building the synthetic NIRSpec instrument (cached after the first run) ...")
     t0 = time.perf_counter()
     instrument = build_instrument(default_instrument_path())
     _say(f"      reference files and local CRDS context in {instrument.crds_path}"
          f" ({time.perf_counter() - t0:.1f} s)")
 
-    _say("[2/4] Painting a G235M exposure on NRS1 with a known background ...")
+    _say(f"[2/{total}] Painting a G235M exposure on NRS1 with a known background ...")
     scene = Scene(
         n_background=n_background,
         n_point=2,
@@ -139,7 +140,7 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
     for step_no, (label, cls) in enumerate(runs, start=3):
         out = workdir / label
         out.mkdir(exist_ok=True)
-        _say(f"[{step_no}/4] Running {cls.__name__} with master background on ...")
+        _say(f"[{step_no}/{total}] Running {cls.__name__} with master background on ...")
         t0 = time.perf_counter()
         with local_crds_context(instrument):
             cls.call(
@@ -158,7 +159,10 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
         results[label] = {"seconds": seconds, "residuals": residuals, "folder": out}
         _say(f"      done in {seconds:.0f} s; products in {out}")
 
-    _say("[4/4] Subtracted background minus true background, median per slit (% of truth):")
+    _say(
+        f"[{total}/{total}] Subtracted background minus true background,"
+        " median per slit (% of truth):"
+    )
     names = list(results["plus"]["residuals"])
     header = f"      {'slit':>5s} {'kind':<11s}" + "".join(f"{k:>10s}" for k in results)
     _say(header)

@@ -11,7 +11,8 @@ def test_demo_plus_only_recovers_background(tmp_path, capsys):
     results = run_demo(tmp_path / "demo", n_background=3, noise=0.05, n_contaminated=0,
                        stock=False, seed=3)
     out = capsys.readouterr().out
-    assert "[1/4]" in out and "[4/4]" in out
+    # Without the stock run: instrument, exposure, plus pipeline, residuals.
+    assert "[1/4]" in out and "[3/4] Running Spec2PipelinePlus" in out and "[4/4]" in out
     plus = results["plus"]
     assert any(p.name.endswith("_cal.fits") for p in plus["folder"].iterdir())
     residuals = [value for kind, value in plus["residuals"].values()]
