@@ -671,8 +671,9 @@ def subtract_master(output_model, forward, master, options):
         slit.dq |= dq
         if options.propagate_errors:
             bkg_var = np.where(np.isfinite(bkg_var), bkg_var, 0.0)
-            inflation = _correlation_inflation(bkg_var, slit_variance(slit), height)
-            _add_variance(slit, bkg_var * inflation)
+            pixel_var = slit_variance(slit)
+            inflation = _correlation_inflation(bkg_var, pixel_var, height)
+            _add_variance(slit, pixel_var, bkg_var * inflation)
     return output_model, background_2d
 
 
@@ -709,9 +710,9 @@ def _correlation_inflation(bkg_var, pixel_var, height):
     return np.where(np.isfinite(k) & (r > 0), k, 0.5 * (height + 1))
 
 
-def _add_variance(slit, extra_var):
-    """Add a signal-independent variance to VAR_RNOISE and ERR."""
-    total = slit_variance(slit) + extra_var
+def _add_variance(slit, pixel_var, extra_var):
+    """Add a signal-independent variance to VAR_RNOISE and ERR (``pixel_var``: current total)."""
+    total = pixel_var + extra_var
     shape = slit.data.shape
     rnoise = slit.var_rnoise if slit.hasattr("var_rnoise") else None
     if rnoise is None or rnoise.shape != shape:
