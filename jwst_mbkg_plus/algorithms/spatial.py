@@ -1,0 +1,434 @@
+"""A smooth spatial factor of the background across the MSA.
+
+The zodiacal and stray-light background changes by a few percent across the
+field and between MSA quadrants. Modelled as the master spectrum ``B(lambda)``
+times a spatial factor ``S(x, y, q)``, with ``x, y`` the slitlet's position on
+the MSA and ``q`` its quadrant, the factor is fitted to each background
+slitlet's level relative to the master:
+
+* ``plane``: ``S = c + a X + b Y``;
+* ``quadrant``: one level ``c_q`` per quadrant with enough background slitlets;
+* ``plane_quadrant``: both;
+* ``auto``: the supported model with the lowest Bayesian information criterion
+  (beyond a constant, a model needs at least two more slitlets than
+  parameters, a quadrant level at least ``min_per_quadrant`` slitlets, a plane
+  term a spread of positions).
+
+``X`` and ``Y`` are the positions centred and scaled by the background
+slitlets' spread, so the coefficients are fractional changes per spread. The
+fit is weighted least squares with iterative sigma clipping; its covariance is
+scaled by the reduced chi-square when that exceeds one (variation the model
+does not describe is then part of the error). The factor is normalised to a
+mean of 1 over the fitted slitlets, so the master keeps their mean level; the
+factor's error is that of its shape (the overall level is the master's).
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA
+
+__all__ = [
+    "SPATIAL_MODELS",
+    "SpatialFit",
+    "fit_spatial_factor",
+    "level_ratios",
+]
+
+log = logging.getLogger(__name__)
+
+#: Models `fit_spatial_factor` accepts.
+SPATIAL_MODELS = ("plane", "quadrant", "plane_quadrant", "auto")
+
+# Candidates of "auto", simplest first (ties go to the simpler model).
+_AUTO_ORDER = ("constant", "plane", "quadrant", "plane_quadrant")
+
+
+@dataclass(frozen=True)
+class SpatialFit:
+    """
+    A fitted spatial factor of the background.
+
+    Attributes
+    ----------
+    model : str
+        ``constant``, ``plane``, ``quadrant`` or ``plane_quadrant``.
+    columns : tuple of str
+        Parameter names: ``level`` or ``Q<n>`` levels (``Q_other`` for the
+        quadrants too thinly sampled for their own), then ``x``, ``y``.
+    params : ndarray
+        Normalised parameters (mean factor 1 over the fitted slitlets).
+    cov : ndarray
+        Their covariance.
+    centre, scale : tuple of float
+        ``X = (x - centre[0]) / scale[0]``, likewise ``Y``.
+    own_quadrants : tuple of int
+        Quadrants with a level of their own.
+    chi2, dof : float, int
+        Chi-square of the fitted points and degrees of freedom.
+    used : ndarray of bool
+        Points kept by the clipping.
+    candidates : dict
+        For ``auto``: model name -> BIC of the models considered.
+    """
+
+    model: str
+    columns: tuple
+    params: np.ndarray
+    cov: np.ndarray
+    centre: tuple
+    scale: tuple
+    own_quadrants: tuple
+    chi2: float
+    dof: int
+    used: np.ndarray
+    candidates: dict = field(default_factory=dict)
+
+    @property
+    def reduced_chi2(self):
+        """Chi-square per degree of freedom (NaN with none)."""
+        return self.chi2 / self.dof if self.dof > 0 else float("nan")
+
+    def design(self, x, y, quadrant):
+        """
+        Design matrix of positions.
+
+        Parameters
+        ----------
+        x, y : array_like
+            MSA positions.
+        quadrant : array_like of int
+            Quadrants.
+
+        Returns
+        -------
+        ndarray, shape (n, n_params)
+            One row per position.
+        """
+        return _design(
+            np.atleast_1d(np.asarray(x, dtype=float)),
+            np.atleast_1d(np.asarray(y, dtype=float)),
+            np.atleast_1d(np.asarray(quadrant)),
+            self.columns,
+            self.own_quadrants,
+            self.centre,
+            self.scale,
+        )
+
+    def predict(self, x, y, quadrant):
+        """
+        The factor and its standard error at some positions.
+
+        Parameters
+        ----------
+        x, y : array_like
+            MSA positions.
+        quadrant : array_like of int
+            Quadrants.
+
+        Returns
+        -------
+        factor, error : ndarray
+            One value per position.
+        """
+        a = self.design(x, y, quadrant)
+        factor = a @ self.params
+        error = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", a, self.cov, a), 0.0))
+        return factor, error
+
+    def to_record(self):
+        """
+        Plain-Python summary for the QA record.
+
+        Returns
+        -------
+        dict
+            Model, parameters with errors, normalisation and goodness of fit.
+        """
+        errors = np.sqrt(np.maximum(np.diag(self.cov), 0.0))
+        return {
+            "model": self.model,
+            "parameters": {
+                name: {"value": float(v), "error": float(e)}
+                for name, v, e in zip(self.columns, self.params, errors, strict=True)
+            },
+            "centre": [float(c) for c in self.centre],
+            "scale": [float(s) for s in self.scale],
+            "chi2": float(self.chi2),
+            "dof": int(self.dof),
+            "reduced_chi2": float(self.reduced_chi2),
+            "n_used": int(self.used.sum()),
+            "n_clipped": int((~self.used).sum()),
+            "candidates_bic": {k: float(v) for k, v in self.candidates.items()},
+        }
+
+
+def level_ratios(flux, var, master, *, sigma=3.0, maxiters=5):
+    """
+    Level of each spectrum relative to a master, with its error.
+
+    The ratio is the inverse-variance weighted least-squares scale ``r`` of
+    ``flux ~ r * master`` over wavelength, with wavelengths more than
+    ``sigma`` robust standard deviations from it clipped (emission-line
+    residuals, a stray bad bin). Its error is scaled up by the reduced
+    chi-square of the spectrum about ``r * master`` when that exceeds one.
+
+    Parameters
+    ----------
+    flux, var : ndarray, shape (n_spectra, n_wave)
+        Spectra and their variances on the master's grid; NaN = no data.
+    master : ndarray, shape (n_wave,)
+        The master spectrum.
+    sigma : float, optional
+        Clipping threshold.
+    maxiters : int, optional
+        Clipping iterations.
+
+    Returns
+    -------
+    ratio, error : ndarray, shape (n_spectra,)
+        NaN for spectra with fewer than 5 usable wavelengths.
+    """
+    flux = np.atleast_2d(np.asarray(flux, dtype=float))
+    var = np.atleast_2d(np.asarray(var, dtype=float))
+    master = np.asarray(master, dtype=float)
+    n = flux.shape[0]
+    ratio = np.full(n, np.nan)
+    error = np.full(n, np.nan)
+    for k in range(n):
+        ok = np.isfinite(flux[k]) & np.isfinite(var[k]) & (var[k] > 0) & np.isfinite(master)
+        ok &= master > 0
+        for _ in range(maxiters):
+            if ok.sum() < 5:
+                break
+            w = master[ok] ** 2 / var[k, ok]
+            r = np.sum(flux[k, ok] * master[ok] / var[k, ok]) / np.sum(w)
+            z = (flux[k] - r * master) / np.sqrt(np.where(var[k] > 0, var[k], np.nan))
+            spread = MAD_TO_SIGMA * np.median(np.abs(z[ok] - np.median(z[ok])))
+            keep = ok & (np.abs(z) <= sigma * max(spread, 1.0))
+            if keep.sum() == ok.sum():
+                break
+            ok = keep
+        if ok.sum() < 5:
+            continue
+        w = master[ok] ** 2 / var[k, ok]
+        r = np.sum(flux[k, ok] * master[ok] / var[k, ok]) / np.sum(w)
+        chi2 = np.sum((flux[k, ok] - r * master[ok]) ** 2 / var[k, ok]) / (ok.sum() - 1)
+        ratio[k] = r
+        error[k] = np.sqrt(max(chi2, 1.0) / np.sum(w))
+    return ratio, error
+
+
+def _normalisation(x, y):
+    """Centre and scale of positions (scale 1 where they do not spread)."""
+    centre = (float(np.mean(x)), float(np.mean(y)))
+    scale = []
+    for values, c in ((x, centre[0]), (y, centre[1])):
+        spread = float(np.max(np.abs(values - c))) if values.size else 0.0
+        scale.append(spread if spread > 0 else 1.0)
+    return centre, tuple(scale)
+
+
+def _quadrant_columns(quadrant, min_per_quadrant):
+    """Quadrants with a level of their own, and whether an 'other' level is needed."""
+    values, counts = np.unique(quadrant, return_counts=True)
+    own = tuple(int(q) for q, c in zip(values, counts, strict=True) if c >= min_per_quadrant)
+    # Thinly sampled quadrants share a level if together they have enough
+    # slitlets, else they get the mean of the fitted levels.
+    other = counts[counts < min_per_quadrant].sum() >= min_per_quadrant
+    if len(own) == 1 and not other:
+        return (), False  # one quadrant: just a level
+    return own, other
+
+
+def _columns(model, own, other, spread_x, spread_y):
+    if model in ("quadrant", "plane_quadrant") and own:
+        columns = [f"Q{q}" for q in own] + (["Q_other"] if other else [])
+    else:
+        columns = ["level"]
+    if model in ("plane", "plane_quadrant"):
+        columns += [name for name, ok in (("x", spread_x), ("y", spread_y)) if ok]
+    return tuple(columns)
+
+
+def _design(x, y, quadrant, columns, own, centre, scale):
+    a = np.zeros((x.size, len(columns)))
+    for j, name in enumerate(columns):
+        if name == "level":
+            a[:, j] = 1.0
+        elif name == "Q_other":
+            # Quadrants without their own level; also any quadrant never fitted.
+            a[:, j] = ~np.isin(quadrant, own)
+        elif name.startswith("Q"):
+            a[:, j] = quadrant == int(name[1:])
+        elif name == "x":
+            a[:, j] = (x - centre[0]) / scale[0]
+        elif name == "y":
+            a[:, j] = (y - centre[1]) / scale[1]
+    if "Q_other" not in columns and any(c.startswith("Q") for c in columns):
+        # A quadrant with no level of its own gets the mean of the fitted levels.
+        levels = [j for j, c in enumerate(columns) if c.startswith("Q")]
+        missing = ~np.isin(quadrant, own)
+        for j in levels:
+            a[missing, j] = 1.0 / len(levels)
+    return a
+
+
+def _weighted_lstsq(a, b, err):
+    w = 1.0 / err
+    aw = a * w[:, None]
+    bw = b * w
+    params, *_ = np.linalg.lstsq(aw, bw, rcond=None)
+    cov = np.linalg.pinv(aw.T @ aw)
+    chi2 = float(np.sum(((a @ params - b) * w) ** 2))
+    return params, cov, chi2
+
+
+def _fit_once(model, x, y, quadrant, ratio, err, use, *, min_per_quadrant, sigma, maxiters):
+    """Weighted fit of one model with sigma clipping; None if the data cannot support it."""
+    use = use.copy()
+    for _ in range(maxiters + 1):
+        centre, scale = _normalisation(x[use], y[use])
+        own, other = _quadrant_columns(quadrant[use], min_per_quadrant)
+        if model in ("quadrant", "plane_quadrant") and not own:
+            return None
+        spread_x = np.ptp(x[use]) > 0 if use.any() else False
+        spread_y = np.ptp(y[use]) > 0 if use.any() else False
+        columns = _columns(model, own, other, spread_x, spread_y)
+        if model in ("plane", "plane_quadrant") and not ({"x", "y"} & set(columns)):
+            return None
+        if use.sum() <= len(columns):
+            return None
+        a = _design(x, y, quadrant, columns, own, centre, scale)
+        params, cov, chi2 = _weighted_lstsq(a[use], ratio[use], err[use])
+        z = (ratio - a @ params) / err
+        dof = int(use.sum()) - len(columns)
+        spread = MAD_TO_SIGMA * np.median(np.abs(z[use])) if dof > 0 else 0.0
+        keep = use & (np.abs(z) <= sigma * max(spread, 1.0))
+        if keep.sum() == use.sum() or keep.sum() <= len(columns) + 1:
+            break
+        use = keep
+    return {
+        "columns": columns,
+        "own": own,
+        "centre": centre,
+        "scale": scale,
+        "params": params,
+        "cov": cov,
+        "chi2": chi2,
+        "dof": dof,
+        "used": use,
+        "design": a,
+    }
+
+
+def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0, maxiters=5,
+                       min_per_quadrant=2, floor=1e-3):
+    """
+    Fit a smooth spatial factor to the levels of background slitlets.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        MSA positions of the slitlets (any consistent unit).
+    quadrant : array_like of int, shape (n,)
+        Their MSA quadrants.
+    ratio, error : array_like, shape (n,)
+        Level of each slitlet relative to the master, and its error (e.g. from
+        `level_ratios`); non-finite entries are ignored.
+    model : {'plane', 'quadrant', 'plane_quadrant', 'auto'}, optional
+        Spatial model (see the module description).
+    sigma : float, optional
+        Clipping threshold in robust standard deviations of the normalised
+        residuals (never below 1).
+    maxiters : int, optional
+        Clipping iterations.
+    min_per_quadrant : int, optional
+        Fewest slitlets for a quadrant to get a level of its own.
+    floor : float, optional
+        Slit-to-slit systematic error of the levels (flat-field and
+        calibration residuals), added in quadrature to ``error``. Without it
+        a level measured to 0.03% from thousands of pixels makes calibration
+        residuals of that size look like structure worth a richer model.
+
+    Returns
+    -------
+    SpatialFit or None
+        The normalised fit; None if fewer than two usable slitlets remain, or
+        the requested model needs more than the data hold (for ``auto`` the
+        constant model always fits two or more slitlets).
+
+    Raises
+    ------
+    ValueError
+        For an unknown model or mismatched lengths.
+    """
+    if model not in SPATIAL_MODELS:
+        raise ValueError(f"model must be one of {SPATIAL_MODELS}, got {model!r}")
+    x, y, ratio, error = (np.asarray(v, dtype=float).ravel() for v in (x, y, ratio, error))
+    quadrant = np.asarray(quadrant).ravel().astype(int)
+    if not (x.size == y.size == quadrant.size == ratio.size == error.size):
+        raise ValueError("x, y, quadrant, ratio and error must have the same length")
+    use = np.isfinite(x) & np.isfinite(y) & np.isfinite(ratio) & np.isfinite(error)
+    error = np.hypot(error, floor)
+    use &= error > 0
+    if use.sum() < 2:
+        return None
+    options = {"min_per_quadrant": min_per_quadrant, "sigma": sigma, "maxiters": maxiters}
+    candidates = {}
+    if model == "auto":
+        # Clip with the richest model the data support, then compare every
+        # candidate on the same points.
+        richest = None
+        for name in reversed(_AUTO_ORDER):
+            richest = _fit_once(name, x, y, quadrant, ratio, error, use, **options)
+            if richest is not None:
+                break
+        common = richest["used"] if richest is not None else use
+        fits = {}
+        for name in _AUTO_ORDER:
+            once = {**options, "maxiters": 0}
+            fit = _fit_once(name, x, y, quadrant, ratio, error, common, **once)
+            if fit is None or (fits and fit["columns"] in [f["columns"] for f in fits.values()]):
+                continue
+            if fits and fit["dof"] < 2:
+                continue  # a model that leaves one degree of freedom only chases noise
+            fits[name] = fit
+            candidates[name] = fit["chi2"] + len(fit["columns"]) * np.log(common.sum())
+        if not fits:
+            return None
+        chosen = min(candidates, key=candidates.get)
+        fit = fits[chosen]
+    else:
+        chosen = model
+        fit = _fit_once(model, x, y, quadrant, ratio, error, use, **options)
+        if fit is None:
+            return None
+
+    used = fit["used"]
+    # Variation the model does not describe becomes part of its error.
+    birge = max(fit["chi2"] / fit["dof"], 1.0) if fit["dof"] > 0 else 1.0
+    mean_row = fit["design"][used].mean(axis=0)
+    mean_factor = float(mean_row @ fit["params"])
+    if not np.isfinite(mean_factor) or mean_factor <= 0:
+        return None
+    # Normalising removes the overall level (the master carries it): the
+    # covariance of params / (mean_row @ params) is J C J^T.
+    params = fit["params"] / mean_factor
+    jacobian = (np.eye(params.size) - np.outer(params, mean_row)) / mean_factor
+    cov = jacobian @ (fit["cov"] * birge) @ jacobian.T
+    return SpatialFit(
+        model=chosen,
+        columns=fit["columns"],
+        params=params,
+        cov=cov,
+        centre=fit["centre"],
+        scale=fit["scale"],
+        own_quadrants=fit["own"],
+        chi2=fit["chi2"],
+        dof=fit["dof"],
+        used=used,
+        candidates=candidates,
+    )

@@ -1,0 +1,94 @@
+"""Where a NIRSpec MOS slitlet sits on the MSA, and where its source sits in it.
+
+Both come from the slit's own WCS (assign_wcs + extract_2d), so they hold for
+the real instrument model and for the synthetic one alike.
+"""
+
+import logging
+
+import numpy as np
+
+__all__ = ["SlitPosition", "slit_position", "source_distance"]
+
+log = logging.getLogger(__name__)
+
+
+class SlitPosition(tuple):
+    """``(x, y, quadrant)``: MSA-frame position [m] of the slit's centre, and its quadrant."""
+
+    __slots__ = ()
+
+    def __new__(cls, x, y, quadrant):
+        return super().__new__(cls, (float(x), float(y), int(quadrant)))
+
+    @property
+    def x(self):
+        """MSA-frame x [m] (dispersion direction)."""
+        return self[0]
+
+    @property
+    def y(self):
+        """MSA-frame y [m] (along the slits)."""
+        return self[1]
+
+    @property
+    def quadrant(self):
+        """MSA quadrant, 1..4 (0 if unknown)."""
+        return self[2]
+
+
+def slit_position(slit):
+    """
+    MSA-frame position of a slit's centre.
+
+    Parameters
+    ----------
+    slit : `~stdatamodels.jwst.datamodels.SlitModel`
+        A MOS slit with its WCS.
+
+    Returns
+    -------
+    SlitPosition
+        NaN coordinates if the slit has no usable WCS.
+    """
+    quadrant = int(getattr(slit, "quadrant", 0) or 0)
+    wcs = slit.meta.wcs
+    try:
+        slit2msa = wcs.get_transform("slit_frame", "msa_frame")
+        ymin = getattr(slit, "slit_ymin", None)
+        ymax = getattr(slit, "slit_ymax", None)
+        y_mid = 0.5 * (ymin + ymax) if ymin is not None and ymax is not None else 0.0
+        x, y, _ = slit2msa(0.0, y_mid, 2e-6)
+    except Exception as err:  # noqa: BLE001 - any WCS failure means "position unknown"
+        log.warning("No MSA position for slit %s (%s); it gets the mean spatial factor.",
+                    slit.name, err)
+        return SlitPosition(np.nan, np.nan, quadrant)
+    return SlitPosition(x, y, quadrant)
+
+
+def source_distance(slit):
+    """
+    Distance of each pixel from the slit's source along the slit.
+
+    Parameters
+    ----------
+    slit : `~stdatamodels.jwst.datamodels.SlitModel`
+        A MOS slit with its WCS and ``source_ypos`` (slit frame).
+
+    Returns
+    -------
+    ndarray
+        ``|y_slit - source_ypos|`` per pixel (slit-frame units, NaN off the
+        slit); ``inf`` everywhere for a background slitlet.
+    """
+    from jwst_mbkg_plus.adapters import is_msa_background
+
+    shape = slit.data.shape
+    if is_msa_background(slit):
+        return np.full(shape, np.inf)
+    det2slit = slit.meta.wcs.get_transform("detector", "slit_frame")
+    rows, columns = np.mgrid[: shape[0], : shape[1]]
+    _, y_slit, _ = det2slit(columns, rows)
+    source_y = getattr(slit, "source_ypos", None)
+    source_y = 0.0 if source_y is None else float(source_y)
+    return np.abs(np.asarray(y_slit, dtype=float) - source_y)
