@@ -13,6 +13,12 @@ valid; the values stored are the same). On request it keeps the interpolated
 NIRSpec flat that flat_field built, so that calwebb_spec2 can apply the very
 same flat to the science instead of interpolating it again
 (:class:`~jwst_mbkg_plus.calibration_pass.FlatHandover`).
+
+For jwst-equivalent runs, :func:`uncalibrate_like_jwst` un-calibrates the
+master instead with jwst's own float32 arithmetic (one float64 division by
+``C`` and jwst's four float32 operations round differently, which matters
+where the background-subtracted value is near zero): photom runs again with
+``inverse=True``, the other three corrections come from the forward pass.
 """
 
 import logging
@@ -32,12 +38,16 @@ __all__ = [
     "interpolate_slit_flat",
     "interpolated_flats",
     "open_flat_references",
+    "uncalibrate_like_jwst",
     "working_copy",
 ]
 
 log = logging.getLogger(__name__)
 
 NESTED_CALIBRATION_STEPS = ("flat_field", "pathloss", "barshadow", "photom")
+
+#: Slit attributes barshadow and pathloss set on a slit they corrected.
+_APPLIED_MARKERS = ("barshadow_corrected", "pathloss_correction_type")
 
 
 @dataclass
@@ -250,6 +260,11 @@ def calibrate_as_extended(step, model, *, keep_flat=False):
         substituted.append(bad)
         if bad.any():
             slit.data[bad] = 1.0
+        # Set again by barshadow and pathloss where they apply a correction, which
+        # is how uncalibrate_like_jwst knows which slits to un-correct.
+        for name in _APPLIED_MARKERS:
+            if getattr(slit, name, None) is not None:
+                delattr(slit, name)
 
     for name in ("pathloss", "barshadow", "photom"):
         getattr(step, name).source_type = "EXTENDED"
@@ -273,6 +288,110 @@ def calibrate_as_extended(step, model, *, keep_flat=False):
             slit.data[bad] = original[bad] * factor[bad]
         factors.append(factor)
     return ForwardCalibration(model=work, factors=factors, flat=flat)
+
+
+def uncalibrate_like_jwst(step, forward, wavelength, surf_bright):
+    """
+    Un-calibrate a 1-D master background for every slit with jwst's own arithmetic.
+
+    Reproduces, bit for bit, what ``MasterBackgroundMosStep`` does once it has
+    its master: the master is interpolated at each pixel's wavelength into a
+    copy of the calibrated slits (as ``expand_to_2d``: 0 and ``DO_NOT_USE``
+    outside the master's range or where the wavelength is NaN), then photom,
+    barshadow, pathloss and flat_field are inverted in that order, in place
+    in the slits' float32 arrays, including each step's
+    ``match_nans_and_flags``. photom runs again (``inverse=True``); the
+    barshadow and pathloss corrections and the interpolated flat are those the
+    forward pass left on its slits and in ``forward.flat``, identical to what
+    jwst computes a second time. A nested step with hooks, or a flat the
+    forward pass did not keep, runs again with ``inverse=True``, as in jwst.
+
+    Parameters
+    ----------
+    step : `~jwst_mbkg_plus.MasterBackgroundMosPlusStep`
+        The step whose nested steps made ``forward``, with the same parameters
+        (call inside the same ``preserve_step_pars`` block: ``inverse`` is set
+        here).
+    forward : ForwardCalibration
+        The forward pass. Not modified.
+    wavelength, surf_bright : ndarray
+        The master background (micron, MJy/sr), as jwst reads its table.
+
+    Returns
+    -------
+    list of tuple
+        Per slit, the background in the input's units (float32 ``data``, NaN
+        where jwst's is) and its ``dq``, as jwst subtracts and ORs them.
+    """
+    from jwst.flatfield import flat_field
+    from jwst.lib.basic_utils import disable_logging
+    from jwst.lib.pipe_utils import match_nans_and_flags
+    from jwst.lib.wcs_utils import get_wavelengths
+
+    do_not_use = datamodels.dqflags.pixel["DO_NOT_USE"]
+    wave, sb = np.asarray(wavelength), np.asarray(surf_bright)
+    if not np.all(np.diff(wave) > 0):
+        order = np.argsort(wave)
+        wave, sb = wave[order], sb[order]
+    low, high = np.amin(wave), np.amax(wave)
+
+    background = working_copy(forward.model)
+    exp_type = background.meta.exposure.type
+    for slit in background.slits:
+        wl = get_wavelengths(slit, exp_type)
+        if wl is None:
+            raise RuntimeError(f"Can't determine wavelengths for {type(slit)}")
+        wl[np.isnan(wl)] = -1.0
+        outside = (wl > high) | (wl < low)
+        wl[outside] = -1
+        slit.data[:] = np.interp(wl, wave, sb, left=0.0, right=0.0)
+        slit.dq[outside] |= do_not_use
+
+    def hooked(nested):
+        return bool(nested.pre_hooks or nested.post_hooks)
+
+    with disable_logging(level=logging.WARNING):
+        step.photom.inverse = True
+        background = step.photom.run(background)
+
+        if hooked(step.barshadow):
+            step.barshadow.inverse = True
+            background = step.barshadow.run(background)
+        else:
+            for slit in background.slits:
+                if getattr(slit, "barshadow_corrected", None):
+                    _multiply_correction(slit, slit.barshadow)
+
+        if hooked(step.pathloss):
+            step.pathloss.inverse = True
+            background = step.pathloss.run(background)
+        else:
+            for slit in background.slits:
+                kind = getattr(slit, "pathloss_correction_type", None)
+                if kind is None:
+                    continue
+                point = kind.upper() == "POINT"
+                _multiply_correction(slit, slit.pathloss_point if point else slit.pathloss_uniform)
+                match_nans_and_flags(slit)
+
+        if forward.flat is not None:
+            flat_field.do_correction(
+                background, user_supplied_flat=forward.flat.flats, inverse=True
+            )
+        else:
+            step.flat_field.inverse = True
+            background = step.flat_field.run(background)
+    return [(slit.data, slit.dq) for slit in background.slits]
+
+
+def _multiply_correction(slit, correction):
+    """Undo a divisive correction (barshadow, pathloss) as jwst does with ``inverse=True``."""
+    slit.data *= correction
+    slit.err *= correction
+    slit.var_poisson *= correction**2
+    slit.var_rnoise *= correction**2
+    if slit.var_flat is not None and np.size(slit.var_flat) > 0:
+        slit.var_flat *= correction**2
 
 
 def _can_interpolate_flat(flat_step, model):

@@ -606,7 +606,7 @@ def _jwst_combination(bkg_x1d, options):
 # --------------------------------------------------------------------------- subtraction
 
 
-def subtract_master(output_model, forward, master, options):
+def subtract_master(output_model, forward, master, options, uncalibrated=None):
     """
     Expand the master to every slit, un-calibrate it and subtract it.
 
@@ -621,6 +621,11 @@ def subtract_master(output_model, forward, master, options):
         The master background.
     options : MasterOptions
         Step options.
+    uncalibrated : list of tuple, optional
+        Per slit, the master already un-calibrated by jwst's inverse steps and
+        its DQ (`~jwst_mbkg_plus.calibration_pass.uncalibrate_like_jwst`):
+        used instead of the division by the factors inside the covered range,
+        and its DQ ORed into the science DQ, as jwst does.
 
     Returns
     -------
@@ -656,6 +661,14 @@ def subtract_master(output_model, forward, master, options):
             bkg_var = bkg_var_cal / factor**2
         bg_slit = _background_slit(slit)
         dq = np.zeros(slit.data.shape, dtype=np.uint32)
+        if uncalibrated is not None and this is master:
+            # jwst's float32 values: subtracting them in float64 and rounding
+            # to float32 gives exactly jwst's float32 subtraction.
+            exact, exact_dq = uncalibrated[index]
+            bkg = np.where(outside, bkg, exact)
+            # jwst's DQ (DO_NOT_USE outside the range), except where 'nearest' subtracts.
+            take = ~outside if options.outside_range == "nearest" else slice(None)
+            dq[take] = exact_dq[take]
         if options.outside_range == "flag":
             bkg[outside] = 0.0
             bkg_var[outside] = 0.0

@@ -9,7 +9,7 @@ from stpipe.step import preserve_step_pars
 
 from jwst_mbkg_plus import mos_background
 from jwst_mbkg_plus.adapters import BackgroundSelectionError
-from jwst_mbkg_plus.calibration_pass import calibrate_as_extended
+from jwst_mbkg_plus.calibration_pass import calibrate_as_extended, uncalibrate_like_jwst
 from jwst_mbkg_plus.steps._common import PlusMixin
 
 __all__ = ["MasterBackgroundMosPlusStep"]
@@ -34,6 +34,15 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
     uncertainty propagated into the science variance arrays; one calibration
     pass instead of two (the master background is un-calibrated with the
     per-pixel factors the forward pass applied); a QA record.
+
+    jwst-equivalent mode: with ``combine_method='jwst'`` (and
+    ``bkg_method='extract_1d'``, ``vet_spectra=False``, ``reject_pixels=False``,
+    ``propagate_errors=False``, ``outside_range='nan'``) the master is jwst's
+    and is un-calibrated with jwst's own float32 arithmetic: photom runs again
+    with ``inverse=True``, the barshadow and pathloss corrections and the flat
+    the forward pass stored are multiplied back in jwst's order
+    (:func:`~jwst_mbkg_plus.calibration_pass.uncalibrate_like_jwst`). Output,
+    DQ and ``masterbg2d`` data then equal jwst's step bit for bit.
 
     ``inverse=True`` is not supported (the step records SKIPPED). An even
     ``median_kernel`` is rounded down to the next odd number, as jwst does.
@@ -101,11 +110,17 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             return output_model
 
         options = mos_background.MasterOptions.from_step(self)
+        # combine_method='jwst': un-calibrate with jwst's own inverse arithmetic.
+        jwst_arithmetic = options.combine_method == "jwst"
+        takes_flat = self._parent_takes_flat()
+        uncalibrated = None
         with preserve_step_pars(self):
             self.set_pars_from_parent()
             log.info("Calibrating all slits as extended: flat_field, pathloss, barshadow, photom")
-            forward = calibrate_as_extended(self, output_model, keep_flat=self._parent_takes_flat())
-            self._flat_handover = forward.flat
+            forward = calibrate_as_extended(
+                self, output_model, keep_flat=takes_flat or jwst_arithmetic
+            )
+            self._flat_handover = forward.flat if takes_flat else None
             try:
                 if self.user_background:
                     master = mos_background.master_from_user(
@@ -113,14 +128,26 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     )
                 else:
                     master = mos_background.master_from_slits(self, forward.model, options)
+                if jwst_arithmetic:
+                    log.info(
+                        "Un-calibrating the master background as jwst does: "
+                        "photom, barshadow, pathloss, flat_field inverted"
+                    )
+                    uncalibrated = uncalibrate_like_jwst(
+                        self, forward, master.wavelength, master.surf_bright
+                    )
             except (BackgroundSelectionError, mos_background.MasterBackgroundError) as err:
                 log.error("%s Step skipped.", err)
                 record_step_status(output_model, "master_background", status="FAILED")
                 forward.model.close()
                 return output_model
+            finally:
+                if forward.flat is not None and not takes_flat:
+                    forward.flat.close()
+                    forward.flat = None
 
         result, background_2d = mos_background.subtract_master(
-            output_model, forward, master, options
+            output_model, forward, master, options, uncalibrated=uncalibrated
         )
         qa = mos_background.residual_qa(result, forward, master, background_2d)
         master.qa.update(qa)
