@@ -35,6 +35,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.adapters import (
     DO_NOT_USE,
+    is_msa_background,
     select_background_slits,
     slit_label,
     slit_variance,
@@ -44,11 +45,14 @@ from jwst_mbkg_plus.algorithms import (
     combine,
     expand,
     grid,
+    local_scale,
     outliers,
     profiles,
     selection,
+    spatial,
 )
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
+from jwst_mbkg_plus.msa_position import slit_position, source_distance
 from jwst_mbkg_plus.products import masterbg1d_model
 
 __all__ = [
@@ -89,6 +93,9 @@ class MasterOptions:
     propagate_errors: bool = True
     error_extraction_height: int | None = None
     outside_range: str = "flag"
+    spatial_model: str = "none"
+    slit_scale: bool = False
+    slit_scale_guard: float = 1.0
 
     @classmethod
     def from_step(cls, step):
@@ -125,6 +132,9 @@ class MasterOptions:
             propagate_errors=step.propagate_errors,
             error_extraction_height=step.error_extraction_height,
             outside_range=step.outside_range,
+            spatial_model=step.spatial_model,
+            slit_scale=step.slit_scale,
+            slit_scale_guard=step.slit_scale_guard,
         )
 
 
@@ -155,6 +165,9 @@ class MasterBackground:
         For each background slit (index into the model's slits) that went into
         the master, the master made without it: subtracted from that slit, so
         its residuals are an independent check of the background.
+    spatial : `~jwst_mbkg_plus.algorithms.spatial.SpatialFit` or None
+        The spatial factor across the MSA the master is multiplied by
+        (``spatial_model``); None: the same background everywhere.
     """
 
     wavelength: np.ndarray
@@ -165,6 +178,7 @@ class MasterBackground:
     qa: dict = field(default_factory=dict)
     input_range: tuple | None = None
     leave_one_out: dict = field(default_factory=dict)
+    spatial: object = None
 
     @property
     def covered_range(self):
@@ -341,7 +355,14 @@ def master_from_slits(step, cal_model, options):
 
     bkg_x1d = None
     master = None
-    spatial = {}  # slit position in the selection -> reason (undeclared source)
+    spatial_rejects = {}  # slit position in the selection -> reason (undeclared source)
+    # With a spatial model, each slitlet's level relative to the master (and
+    # the factor fitted there) scales the master wherever it meets the slit.
+    positions = None
+    if options.spatial_model != "none":
+        positions = np.array([slit_position(slit) for slit in slits], dtype=float)
+    factors = np.ones(len(slits))
+    accepted = np.ones(len(slits), dtype=bool)
     rejected_pixels = {label: 0 for label in labels}
     # Pixel rejection iterates; finding an undeclared source costs one more round.
     max_iterations = (options.pixel_maxiters if options.reject_pixels else 1) + 1
@@ -361,8 +382,15 @@ def master_from_slits(step, cal_model, options):
         else:
             flux, var = _bin_slits(arrays, masks, grid_wave, options)
 
-        accepted, vet_qa = _vet(flux, var, labels, options, spatial)
-        master = _combine(grid_wave, flux[accepted], var[accepted], options)
+        if positions is None:
+            accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects)
+            master = _combine(grid_wave, flux[accepted], var[accepted], options)
+        else:
+            master, accepted, vet_qa, ratios = _spatial_master(
+                grid_wave, flux, var, positions, labels, options, spatial_rejects, accepted,
+                previous=master,
+            )
+            factors = _factors(master.spatial, positions)
         master.qa.update(qa)
         master.input_range = input_range
         master.qa["input_range_um"] = list(input_range)
@@ -375,13 +403,16 @@ def master_from_slits(step, cal_model, options):
 
         changed = 0
         if options.vet_spectra and accepted.sum() > 2:
-            found = _undeclared_sources(arrays, masks, master, accepted, options)
+            found = _undeclared_sources(arrays, masks, master, accepted, options, factors)
             for k, reason in found.items():
                 log.warning("Rejected background slitlet %s: %s", labels[k], reason)
-            spatial.update(found)
+            spatial_rejects.update(found)
             changed += len(found)
         if options.reject_pixels:
-            new_masks = [_pixel_outliers(a, master, options) for a in arrays]
+            new_masks = [
+                _pixel_outliers(a, master, options, f)
+                for a, f in zip(arrays, factors, strict=True)
+            ]
             changed += sum(
                 int((new != old).sum()) for new, old in zip(new_masks, masks, strict=True)
             )
@@ -392,15 +423,150 @@ def master_from_slits(step, cal_model, options):
         if changed == 0:
             break
 
+    if positions is not None:
+        master.qa["spatial_model"] = _spatial_record(
+            master.spatial, positions, labels, ratios, accepted, options
+        )
     if accepted.sum() >= 2:
         for k in np.flatnonzero(accepted):
             others = accepted.copy()
             others[k] = False
-            loo = _combine(grid_wave, flux[others], var[others], options)
+            if positions is None:
+                loo = _combine(grid_wave, flux[others], var[others], options)
+            else:
+                loo = _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
+                                             options, master.spatial)
             loo.input_range = input_range
             master.leave_one_out[selection_.indices[k]] = loo
         master.qa["leave_one_out"] = True
     return master
+
+
+def _spatial_master(grid_wave, flux, var, positions, labels, options, profile_rejects,
+                    candidates, previous=None):
+    """
+    Master and spatial factor, fitted in turn.
+
+    Each slitlet's level relative to the master is fitted with the spatial
+    model; the spectra divided by the fitted factor are vetted and combined
+    into the next master. Starting from the median of the spectra, two rounds
+    settle the levels to well below their noise; starting from the previous
+    iteration's master (``previous``), one.
+
+    Returns
+    -------
+    master : MasterBackground
+        With ``spatial`` set (None if the fit was not possible).
+    accepted : ndarray of bool
+        Spectra that went into the master.
+    vet_qa : dict
+        Vetting record.
+    ratios : tuple of ndarray
+        Each slitlet's level relative to the master, and its error.
+    """
+    if previous is None:
+        reference = combine.combine_spectra(
+            flux[candidates], var[candidates], method="median", min_spectra=1
+        ).flux
+        rounds = 2
+    else:
+        reference = np.interp(grid_wave, previous.wavelength, previous.surf_bright,
+                              left=np.nan, right=np.nan)
+        rounds = 1
+    use = candidates.copy()
+    use[list(profile_rejects)] = False
+    for _ in range(rounds):
+        ratio, error = spatial.level_ratios(flux, var, reference)
+        fit = spatial.fit_spatial_factor(
+            positions[use, 0], positions[use, 1], positions[use, 2], ratio[use], error[use],
+            model=options.spatial_model,
+        )
+        factors = _factors(fit, positions)
+        scaled, scaled_var = flux / factors[:, None], var / factors[:, None] ** 2
+        accepted, vet_qa = _vet(scaled, scaled_var, labels, options, profile_rejects)
+        master = _combine(grid_wave, scaled[accepted], scaled_var[accepted], options)
+        master.spatial = fit
+        reference = np.interp(grid_wave, master.wavelength, master.surf_bright,
+                              left=np.nan, right=np.nan)
+        use = accepted.copy()
+    ratio, error = spatial.level_ratios(flux, var, reference)
+    return master, accepted, vet_qa, (ratio, error)
+
+
+def _factors(fit, positions):
+    """Spatial factor at each position (1 without a fit or position)."""
+    if fit is None:
+        return np.ones(len(positions))
+    factor, _ = fit.predict(positions[:, 0], positions[:, 1], positions[:, 2])
+    return np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
+
+
+def _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, options, full):
+    """
+    The master and spatial factor fitted without one slitlet.
+
+    The model is the one chosen with every slitlet (``full``), refitted: with
+    ``auto`` a choice made again on each subset would let a leave-one-out
+    check extrapolate a model the whole set does not support.
+    """
+    ratio, error = ratios
+    model = full.model if full is not None else options.spatial_model
+    subset = (positions[others, 0], positions[others, 1], positions[others, 2],
+              ratio[others], error[others])
+    fit = spatial.fit_spatial_factor(*subset, model=model)
+    if fit is None and model != options.spatial_model:
+        # Without this slitlet the model lacks support (a quadrant left with one).
+        fit = spatial.fit_spatial_factor(*subset, model=options.spatial_model)
+    factors = _factors(fit, positions)[others]
+    loo = _combine(
+        grid_wave, flux[others] / factors[:, None], var[others] / factors[:, None] ** 2, options
+    )
+    loo.spatial = fit
+    return loo
+
+
+def _spatial_record(fit, positions, labels, ratios, accepted, options):
+    """QA record of the spatial fit: model, parameters, and every background slitlet."""
+    ratio, error = ratios
+    record = {"requested": options.spatial_model}
+    if fit is None:
+        log.warning(
+            "Too few background slitlets for spatial_model=%r; the master is used unscaled.",
+            options.spatial_model,
+        )
+        record["model"] = None
+        record["reason"] = "too few background slitlets (or positions) for the model"
+    else:
+        record.update(fit.to_record())
+        log.info(
+            "Spatial background model %s: %s; reduced chi2 %.2f over %d slitlets",
+            fit.model,
+            ", ".join(
+                f"{k} {v['value']:.4f}+-{v['error']:.4f}"
+                for k, v in record["parameters"].items()
+            ),
+            fit.reduced_chi2,
+            int(fit.used.sum()),
+        )
+    factor, factor_err = (
+        fit.predict(positions[:, 0], positions[:, 1], positions[:, 2])
+        if fit is not None
+        else (np.ones(len(positions)), np.zeros(len(positions)))
+    )
+    record["background_slits"] = {
+        label: {
+            "x": float(positions[k, 0]),
+            "y": float(positions[k, 1]),
+            "quadrant": int(positions[k, 2]),
+            "ratio": float(ratio[k]),
+            "ratio_error": float(error[k]),
+            "factor": float(factor[k]),
+            "factor_error": float(factor_err[k]),
+            "accepted": bool(accepted[k]),
+        }
+        for k, label in enumerate(labels)
+    }
+    return record
 
 
 def _column_wavelengths(wave, valid):
@@ -440,19 +606,19 @@ def _bin_slits(arrays, masks, grid_wave, options):
     return flux, var
 
 
-def _vet(flux, var, labels, options, spatial):
+def _vet(flux, var, labels, options, profile_rejects):
     """Whole-spectrum vetting, plus the slits found to hold an undeclared source."""
     n = flux.shape[0]
     keep = np.ones(n, dtype=bool)
-    keep[list(spatial)] = False
+    keep[list(profile_rejects)] = False
     if not options.vet_spectra or keep.sum() < 3:
-        rejected = {labels[k]: reason for k, reason in spatial.items()}
+        rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
         return keep, {"applied": False, "rejected": rejected}
     idx = np.flatnonzero(keep)
     result = selection.vet_spectra(flux[idx], var[idx], threshold=options.vet_threshold)
     accepted = np.zeros(n, dtype=bool)
     accepted[idx] = result.accepted
-    rejected = {labels[k]: reason for k, reason in spatial.items()}
+    rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
     scores = {}
     for j, k in enumerate(idx):
         scores[labels[k]] = float(result.score[j])
@@ -472,12 +638,14 @@ def _vet(flux, var, labels, options, spatial):
     }
 
 
-def _undeclared_sources(arrays, masks, master, accepted, options):
+def _undeclared_sources(arrays, masks, master, accepted, options, factors):
     """Accepted slits whose row profile shows a source; position -> reason."""
     found = {}
     for k in np.flatnonzero(accepted):
         wave, sb, var, valid = arrays[k]
-        model, _ = expand.expand_to_2d(wave, master.wavelength, master.surf_bright, edge="nan")
+        model, _ = expand.expand_to_2d(
+            wave, master.wavelength, master.surf_bright * factors[k], edge="nan"
+        )
         result = profiles.row_profile(sb, var, model, valid & ~masks[k])
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
         if rows.any():
@@ -543,10 +711,10 @@ def _coefficient_of_variation(flux):
     return float(np.median(cv)) if cv.size else float("nan")
 
 
-def _pixel_outliers(arrays, master, options):
+def _pixel_outliers(arrays, master, options, factor=1.0):
     wave, sb, var, valid = arrays
     model, model_var = expand.expand_to_2d(
-        wave, master.wavelength, master.surf_bright, master.var, edge="nan"
+        wave, master.wavelength, master.surf_bright * factor, master.var * factor**2, edge="nan"
     )
     return outliers.find_pixel_outliers(
         sb, var, model, model_var, sigma=options.pixel_sigma, dq_mask=~valid
@@ -642,6 +810,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     background_2d.update(output_model)
     height = options.error_extraction_height or _typical_height(forward.model)
     master.qa["error_extraction_height"] = int(height)
+    applied = {}  # slit label -> spatial factor and local scale used
     for index, (slit, cal_slit, factor) in enumerate(
         zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
     ):
@@ -653,6 +822,11 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         bkg_cal, bkg_var_cal = expand.expand_to_2d(
             wave, this.wavelength, this.surf_bright, this.var, edge="nearest"
         )
+        if options.spatial_model != "none" or options.slit_scale:
+            bkg_cal, bkg_var_cal, record = _scale_locally(
+                cal_slit, bkg_cal, bkg_var_cal, this, index in master.leave_one_out, options
+            )
+            applied[slit_label(slit)] = record
         outside = ~((wave >= low) & (wave <= high))
         if options.outside_range == "nan":
             bkg_cal[outside] = np.nan
@@ -687,7 +861,56 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
             pixel_var = slit_variance(slit)
             inflation = _correlation_inflation(bkg_var, pixel_var, height)
             _add_variance(slit, pixel_var, bkg_var * inflation)
+    if applied:
+        master.qa["applied_scaling"] = applied
     return output_model, background_2d
+
+
+def _scale_locally(cal_slit, bkg, bkg_var, master, is_background, options):
+    """
+    Multiply a slit's expanded master by its spatial factor and local scale.
+
+    Each factor's error is added to the background's variance (it is shared by
+    every pixel of the slit, like the master's own error).
+
+    Returns
+    -------
+    bkg, bkg_var : ndarray
+        The scaled background (calibrated units) and its variance.
+    record : dict
+        Factor, local scale and their errors, for the QA record.
+    """
+    record = {}
+    if master.spatial is not None:
+        position = slit_position(cal_slit)
+        factor, error = (v[0] for v in master.spatial.predict(*position))
+        if not (np.isfinite(factor) and factor > 0):
+            factor, error = 1.0, 0.0
+        bkg_var = factor**2 * bkg_var + (bkg * error) ** 2
+        bkg = bkg * factor
+        record.update(
+            x=position.x, y=position.y, quadrant=position.quadrant,
+            spatial_factor=float(factor), spatial_factor_error=float(error),
+        )
+    if options.slit_scale:
+        if is_background or is_msa_background(cal_slit):
+            record["slit_scale"] = {"status": "background slitlet (checked, not rescaled)"}
+        elif str(getattr(cal_slit, "source_type", "") or "").upper() == "EXTENDED":
+            record["slit_scale"] = {"status": "extended source: no source-free rows assumed"}
+        else:
+            valid = (cal_slit.dq & DO_NOT_USE) == 0
+            scale = local_scale.local_scale(
+                cal_slit.data, slit_variance(cal_slit), bkg, source_distance(cal_slit), valid,
+                guard=options.slit_scale_guard,
+            )
+            record["slit_scale"] = scale.to_record()
+            if scale.applied:
+                bkg_var = scale.scale**2 * bkg_var + (bkg * scale.error) ** 2
+                bkg = bkg * scale.scale
+            else:
+                log.info("Slit %s keeps the modelled background level: %s",
+                         slit_label(cal_slit), scale.status)
+    return bkg, bkg_var, record
 
 
 _SLIT_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")

@@ -66,7 +66,7 @@ def slit_position(slit):
     return SlitPosition(x, y, quadrant)
 
 
-def source_distance(slit):
+def source_distance(slit, *, column_step=16):
     """
     Distance of each pixel from the slit's source along the slit.
 
@@ -74,6 +74,11 @@ def source_distance(slit):
     ----------
     slit : `~stdatamodels.jwst.datamodels.SlitModel`
         A MOS slit with its WCS and ``source_ypos`` (slit frame).
+    column_step : int, optional
+        The WCS is evaluated every ``column_step`` columns (and at the last)
+        and interpolated linearly in between: the slit position of a row
+        changes slowly along the dispersion, and the full WCS costs more than
+        the rest of the scaling. 1 evaluates every pixel.
 
     Returns
     -------
@@ -87,8 +92,15 @@ def source_distance(slit):
     if is_msa_background(slit):
         return np.full(shape, np.inf)
     det2slit = slit.meta.wcs.get_transform("detector", "slit_frame")
-    rows, columns = np.mgrid[: shape[0], : shape[1]]
-    _, y_slit, _ = det2slit(columns, rows)
+    sampled = np.unique(np.r_[np.arange(0, shape[1], max(1, int(column_step))), shape[1] - 1])
+    rows, columns = np.meshgrid(np.arange(shape[0]), sampled, indexing="ij")
+    _, y_sampled, _ = det2slit(columns, rows)
+    y_sampled = np.asarray(y_sampled, dtype=float)
+    if sampled.size == shape[1]:
+        y_slit = y_sampled
+    else:
+        every = np.arange(shape[1])
+        y_slit = np.vstack([np.interp(every, sampled, row) for row in y_sampled])
     source_y = getattr(slit, "source_ypos", None)
     source_y = 0.0 if source_y is None else float(source_y)
-    return np.abs(np.asarray(y_slit, dtype=float) - source_y)
+    return np.abs(y_slit - source_y)

@@ -13,6 +13,9 @@ pyplot state or global backend of the calling program is touched.
 - :func:`plot_slit`: the image of one slit (cal, s2d);
 - :func:`plot_spectra`: 1-D spectra (x1d, c1d, masterbg1d);
 - :func:`plot_qa_record`: the MOS step's ``*_mbkgqa.asdf`` record;
+- :func:`plot_spatial_factor`: a map over the MSA of the fitted spatial
+  factor (``spatial_model``), the background slitlets' measured levels, and
+  the per-slitlet scales (``slit_scale``);
 - :func:`plot_files`: the ``jwst-mbkg-plus plot`` command: the right plots for
   each file.
 """
@@ -29,6 +32,7 @@ __all__ = [
     "plot_qa_record",
     "plot_residual_histograms",
     "plot_slit",
+    "plot_spatial_factor",
     "plot_spectra",
 ]
 
@@ -412,6 +416,125 @@ def plot_qa_record(qa, path, *, title=None):
     return _save(fig, path)
 
 
+def _quadrant_of_grid(xg, yg, points):
+    """Quadrant of each grid point: that of the nearest slitlet (the map shows data only)."""
+    px = np.array([p[0] for p in points], dtype=float)
+    py = np.array([p[1] for p in points], dtype=float)
+    pq = np.array([p[2] for p in points], dtype=int)
+    d2 = (xg[..., None] - px) ** 2 + (yg[..., None] - py) ** 2
+    return pq[np.argmin(d2, axis=-1)]
+
+
+def plot_spatial_factor(qa, path, *, title=None):
+    """
+    Map of the fitted spatial factor of the background over the MSA.
+
+    The colour image is the factor the master background is multiplied by
+    (each grid point takes the quadrant of the nearest slitlet); circles are
+    the background slitlets' measured levels (relative to the master; crosses:
+    not used), squares the other slitlets with their applied factor (times
+    their own scale with ``slit_scale``), in the same colour scale. A lower
+    panel shows each background slitlet's level minus the fitted factor, in
+    units of its error.
+
+    Parameters
+    ----------
+    qa : dict
+        The ``master_background_qa`` tree of a run with ``spatial_model``.
+    path : str or `~pathlib.Path`
+        PNG file to write.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    `~pathlib.Path`
+        The PNG written.
+
+    Raises
+    ------
+    ValueError
+        If the record holds no spatial fit.
+    """
+    from jwst_mbkg_plus.algorithms.spatial import SpatialFit
+
+    record = dict(qa.get("spatial_model") or {})
+    if not record.get("model"):
+        raise ValueError("the QA record holds no spatial fit (spatial_model was 'none' "
+                         "or too few background slitlets)")
+    params = dict(record["parameters"])
+    columns = tuple(params)
+    fit = SpatialFit(
+        model=record["model"],
+        columns=columns,
+        params=np.array([float(params[c]["value"]) for c in columns]),
+        cov=np.diag([float(params[c]["error"]) ** 2 for c in columns]),
+        centre=tuple(record["centre"]),
+        scale=tuple(record["scale"]),
+        own_quadrants=tuple(int(c[1:]) for c in columns if c.startswith("Q") and c != "Q_other"),
+        chi2=float(record["chi2"]),
+        dof=int(record["dof"]),
+        used=np.ones(int(record["n_used"]), dtype=bool),
+    )
+    bkg = dict(record.get("background_slits") or {})
+    applied = dict(qa.get("applied_scaling") or {})
+    others = {k: v for k, v in applied.items() if k not in bkg and "x" in v}
+    points = [(v["x"], v["y"], v["quadrant"]) for v in list(bkg.values()) + list(others.values())]
+    points = [p for p in points if np.isfinite(p[0]) and np.isfinite(p[1])]
+    if not points:
+        raise ValueError("the QA record holds no slitlet positions")
+    xs = np.array([p[0] for p in points]) * 1e3
+    ys = np.array([p[1] for p in points]) * 1e3
+    pad_x = max(0.1 * np.ptp(xs), 0.5)
+    pad_y = max(0.1 * np.ptp(ys), 0.5)
+    xg, yg = np.meshgrid(np.linspace(xs.min() - pad_x, xs.max() + pad_x, 120),
+                         np.linspace(ys.min() - pad_y, ys.max() + pad_y, 120))
+    qg = _quadrant_of_grid(xg * 1e-3, yg * 1e-3, points)
+    factor, _ = fit.predict(xg.ravel() * 1e-3, yg.ravel() * 1e-3, qg.ravel())
+    factor = factor.reshape(xg.shape)
+
+    measured = [v.get("ratio", np.nan) for v in bkg.values()]
+    applied_values = [
+        v.get("spatial_factor", 1.0) * (v.get("slit_scale") or {}).get("scale", 1.0)
+        for v in others.values()
+    ]
+    values = np.concatenate([factor.ravel(), measured, applied_values])
+    lo, hi = _finite_range(values, 0.5, 99.5) or (0.9, 1.1)
+    fig = _figure(figsize=(8, 8.5), layout="constrained")
+    ax_map, ax_res = fig.subplots(2, 1, height_ratios=(3, 1))
+    image = ax_map.pcolormesh(xg, yg, factor, cmap="coolwarm", vmin=lo, vmax=hi, shading="auto")
+    fig.colorbar(image, ax=ax_map, label="background factor")
+    for label, v in bkg.items():
+        marker = "o" if v.get("accepted", True) else "X"
+        ax_map.scatter(v["x"] * 1e3, v["y"] * 1e3, c=[v.get("ratio", np.nan)], cmap="coolwarm",
+                       vmin=lo, vmax=hi, marker=marker, s=90, edgecolors="black")
+        ax_map.annotate(label.split(":")[0], (v["x"] * 1e3, v["y"] * 1e3), fontsize=7,
+                        xytext=(5, 5), textcoords="offset points")
+    for label, value in zip(others, applied_values, strict=True):
+        v = others[label]
+        ax_map.scatter(v["x"] * 1e3, v["y"] * 1e3, c=[value], cmap="coolwarm", vmin=lo,
+                       vmax=hi, marker="s", s=60, edgecolors="0.3")
+        ax_map.annotate(label.split(":")[0], (v["x"] * 1e3, v["y"] * 1e3), fontsize=7,
+                        xytext=(5, -9), textcoords="offset points", color="0.3")
+    ax_map.set_xlabel("MSA x [mm]")
+    ax_map.set_ylabel("MSA y [mm]")
+    ax_map.set_title(
+        f"model {record['model']}, reduced chi2 {float(record['reduced_chi2']):.2f} "
+        f"(circles: background slitlets, squares: others)", fontsize=9
+    )
+    labels = list(bkg)
+    pulls = [
+        (v.get("ratio", np.nan) - v.get("factor", np.nan)) / v.get("ratio_error", np.nan)
+        for v in bkg.values()
+    ]
+    ax_res.bar(np.arange(len(labels)), np.nan_to_num(pulls), color="tab:blue")
+    ax_res.axhline(0, color="0.3", lw=0.8)
+    ax_res.set_xticks(np.arange(len(labels)), labels, rotation=30, ha="right", fontsize=7)
+    ax_res.set_ylabel("(level - fit) / error")
+    fig.suptitle(title or "Spatial factor of the background across the MSA")
+    return _save(fig, path)
+
+
 def background_pulls(model, *, slits=None):
     """
     Residual / error of the background slits of a subtracted MultiSlitModel.
@@ -564,6 +687,9 @@ def plot_files(paths, outdir, *, slits=None, progress=None):
                     qa = af.tree["master_background_qa"]
                     qa = {key: qa[key] for key in qa}
                 written.append(plot_qa_record(qa, outdir / f"{path.stem}.png", title=path.name))
+                if (qa.get("spatial_model") or {}).get("model"):
+                    written.append(plot_spatial_factor(
+                        qa, outdir / f"{path.stem}_spatial.png", title=path.name))
             else:
                 written.extend(_plot_datamodel(path, outdir, slits, progress))
         except (OSError, ValueError, TypeError, KeyError) as err:

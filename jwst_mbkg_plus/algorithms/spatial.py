@@ -10,9 +10,11 @@ slitlet's level relative to the master:
 * ``quadrant``: one level ``c_q`` per quadrant with enough background slitlets;
 * ``plane_quadrant``: both;
 * ``auto``: the supported model with the lowest Bayesian information criterion
-  (beyond a constant, a model needs at least two more slitlets than
-  parameters, a quadrant level at least ``min_per_quadrant`` slitlets, a plane
-  term a spread of positions).
+  ``chi2 / s2 + p ln n``, where ``s2`` (at least 1) is the reduced chi-square of
+  the richest supported model, so that slit-to-slit scatter no model describes
+  does not make every extra term look significant (beyond a constant, a model
+  needs at least two more slitlets than parameters, a quadrant level at least
+  ``min_per_quadrant`` slitlets, a plane term a spread of positions).
 
 ``X`` and ``Y`` are the positions centred and scaled by the background
 slitlets' spread, so the coefficients are fractional changes per spread. The
@@ -338,8 +340,9 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
     ratio, error : array_like, shape (n,)
         Level of each slitlet relative to the master, and its error (e.g. from
         `level_ratios`); non-finite entries are ignored.
-    model : {'plane', 'quadrant', 'plane_quadrant', 'auto'}, optional
-        Spatial model (see the module description).
+    model : {'plane', 'quadrant', 'plane_quadrant', 'auto', 'constant'}, optional
+        Spatial model (see the module description); ``constant`` is the
+        trivial factor 1 (e.g. to refit a model ``auto`` chose).
     sigma : float, optional
         Clipping threshold in robust standard deviations of the normalised
         residuals (never below 1).
@@ -365,7 +368,7 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
     ValueError
         For an unknown model or mismatched lengths.
     """
-    if model not in SPATIAL_MODELS:
+    if model not in (*SPATIAL_MODELS, "constant"):
         raise ValueError(f"model must be one of {SPATIAL_MODELS}, got {model!r}")
     x, y, ratio, error = (np.asarray(v, dtype=float).ravel() for v in (x, y, ratio, error))
     quadrant = np.asarray(quadrant).ravel().astype(int)
@@ -387,6 +390,12 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
             if richest is not None:
                 break
         common = richest["used"] if richest is not None else use
+        # Noise scale from the richest model (as Mallows' Cp): slit-to-slit
+        # scatter no model describes must not make every extra term look
+        # significant.
+        noise = 1.0
+        if richest is not None and richest["dof"] >= 2:
+            noise = max(richest["chi2"] / richest["dof"], 1.0)
         fits = {}
         for name in _AUTO_ORDER:
             once = {**options, "maxiters": 0}
@@ -396,7 +405,7 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
             if fits and fit["dof"] < 2:
                 continue  # a model that leaves one degree of freedom only chases noise
             fits[name] = fit
-            candidates[name] = fit["chi2"] + len(fit["columns"]) * np.log(common.sum())
+            candidates[name] = fit["chi2"] / noise + len(fit["columns"]) * np.log(common.sum())
         if not fits:
             return None
         chosen = min(candidates, key=candidates.get)

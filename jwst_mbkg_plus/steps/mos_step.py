@@ -69,6 +69,9 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         propagate_errors = boolean(default=True)  # Add the master background's variance to the science VAR_RNOISE and ERR
         error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
         outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
+        spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="none")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC)
+        slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
+        slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
     """  # noqa: E501
 
@@ -199,6 +202,12 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             return (
                 "combine_method='jwst' combines jwst's extract_1d spectra: "
                 "set bkg_method='extract_1d' as well."
+            )
+        if self.combine_method == "jwst" and (self.spatial_model != "none" or self.slit_scale):
+            return (
+                "combine_method='jwst' reproduces jwst's master background, which has no "
+                "spatial model: set spatial_model='none' and slit_scale=False, or choose "
+                "another combine_method."
             )
         if self.median_kernel is not None and self.median_kernel < 1:
             return f"median_kernel must be >= 1, got {self.median_kernel}."
