@@ -267,6 +267,12 @@ def master_from_user(path, cal_model, options):
         user = read_user_background(path, science_wavelength_range=_wavelength_range(cal_model))
     except UserBackgroundError as err:
         raise MasterBackgroundError(str(err)) from err
+    if options.spatial_model != "none":
+        log.warning(
+            "spatial_model=%r is fitted to background slitlets and is not applied to a "
+            "user_background; slit_scale still rescales point-source slitlets.",
+            options.spatial_model,
+        )
     var = user.sb_error**2 if user.sb_error is not None else np.zeros_like(user.surf_bright)
     sb, var = _smooth(user.surf_bright, var, options.median_kernel)
     qa = {

@@ -19,6 +19,8 @@ Usage::
 
     python validation/validate_spatial.py [--scenes flat,gradient_y,...] [--noise 0.05]
         [--out validation/results_spatial.json] [--work /tmp/mbkg_spatial]
+
+Results are merged into ``--out`` under ``<scene>@<noise>`` keys.
 """
 
 import argparse
@@ -208,7 +210,11 @@ def main(argv=None):
                     f"{m.get('spatial_model', '')}",
                     flush=True,
                 )
-    Path(args.out).write_text(json.dumps(all_results, indent=1))
+    # Runs of other scenes or noise levels already in the file are kept.
+    out = Path(args.out)
+    merged = json.loads(out.read_text()) if out.is_file() else {}
+    merged.update(all_results)
+    out.write_text(json.dumps(merged, indent=1))
     print(f"wrote {args.out}")
 
 
