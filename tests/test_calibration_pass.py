@@ -12,6 +12,7 @@ from stpipe.step import preserve_step_pars
 
 from jwst_mbkg_plus import MasterBackgroundMosPlusStep, mos_background
 from jwst_mbkg_plus.calibration_pass import calibrate_as_extended, uncalibrate_like_jwst
+from jwst_mbkg_plus.synthetic import extract_slits
 
 JWST_EQUIVALENT = {
     "bkg_method": "extract_1d",
@@ -35,18 +36,6 @@ class _CountingHook(Step):
         return model
 
 
-def _front_end(rate_path):
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
-    model = AssignWcsStep.call(str(rate_path))
-    model = MSAFlagOpenStep.call(model)
-    model = Extract2dStep.call(model)
-    return SourceTypeStep.call(model)
-
-
 @pytest.fixture(scope="module")
 def backgrounds(synthetic_instrument, small_mos_exposure):
     """The un-calibrated master from stored corrections, and from re-running the steps."""
@@ -54,7 +43,7 @@ def backgrounds(synthetic_instrument, small_mos_exposure):
 
     _, exposure = small_mos_exposure
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_paths["NRS1"])
+        slits = extract_slits(exposure.rate_paths["NRS1"])
         step = MasterBackgroundMosPlusStep(**JWST_EQUIVALENT)
         with preserve_step_pars(step):
             forward = calibrate_as_extended(step, slits, keep_flat=True)

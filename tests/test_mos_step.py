@@ -11,18 +11,7 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundMosPlusStep, Spec2PipelinePlus
-
-
-def _front_end(rate_path):
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
-    model = AssignWcsStep.call(str(rate_path))
-    model = MSAFlagOpenStep.call(model)
-    model = Extract2dStep.call(model)
-    return SourceTypeStep.call(model)
+from jwst_mbkg_plus.synthetic import extract_slits
 
 
 def _true_rate(truth, slit):
@@ -46,7 +35,7 @@ def noiseless(synthetic_instrument, uniform_exposure):
 
     exposure = uniform_exposure
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_path)
+        slits = extract_slits(exposure.rate_path)
         before = slits.copy()
         result = MasterBackgroundMosPlusStep.call(slits)
     return {
@@ -65,7 +54,7 @@ def noisy(synthetic_instrument, noisy_mos_exposure, tmp_path_factory):
     _, exposure = noisy_mos_exposure
     out = tmp_path_factory.mktemp("noisy_products")
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_path)
+        slits = extract_slits(exposure.rate_path)
         result = MasterBackgroundMosPlusStep.call(
             slits, save_background=True, output_dir=str(out)
         )

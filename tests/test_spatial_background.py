@@ -11,18 +11,7 @@ import pytest
 from jwst.master_background import MasterBackgroundMosStep
 
 from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-
-
-def _front_end(rate_path):
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
-    model = AssignWcsStep.call(str(rate_path))
-    model = MSAFlagOpenStep.call(model)
-    model = Extract2dStep.call(model)
-    return SourceTypeStep.call(model)
+from jwst_mbkg_plus.synthetic import extract_slits
 
 
 def _residuals(truth, slits_in, slits_out):
@@ -67,7 +56,7 @@ def varying(synthetic_instrument, tmp_path_factory):
     truth = load_truth(exposure.truth_path)
     out = {"truth": truth}
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_path)
+        slits = extract_slits(exposure.rate_path)
         out["input"] = slits
         out["stock"] = MasterBackgroundMosStep.call(slits)
         out["plus"] = MasterBackgroundMosPlusStep.call(slits)
@@ -147,7 +136,7 @@ def test_no_spatial_variation_costs_nothing(synthetic_instrument, tmp_path):
     exposure = make_exposure(scene, tmp_path, instrument=synthetic_instrument)
     truth = load_truth(exposure.truth_path)
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_path)
+        slits = extract_slits(exposure.rate_path)
         off = MasterBackgroundMosPlusStep.call(slits)
         on = MasterBackgroundMosPlusStep.call(slits, spatial_model="auto")
     res_off, _ = _residuals(truth, slits.slits, off.slits)

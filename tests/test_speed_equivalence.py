@@ -14,6 +14,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundMosPlusStep, Spec2PipelinePlus
 from jwst_mbkg_plus.calibration_pass import working_copy
+from jwst_mbkg_plus.synthetic import extract_slits
 
 JWST_EQUIVALENT = {
     "bkg_method": "extract_1d",
@@ -31,18 +32,6 @@ class _NoHandoverPipeline(Spec2PipelinePlus):
     """Spec2PipelinePlus with the flat handover switched off, for comparison."""
 
     takes_flat_handover = False
-
-
-def _front_end(rate_path):
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
-    model = AssignWcsStep.call(str(rate_path))
-    model = MSAFlagOpenStep.call(model)
-    model = Extract2dStep.call(model)
-    return SourceTypeStep.call(model)
 
 
 def _run(cls, rate_path, mbkg_pars, output_dir):
@@ -123,7 +112,7 @@ def test_reused_flat_rejected_where_wavelengths_changed(synthetic_instrument, ex
     from jwst_mbkg_plus.synthetic import local_crds_context
 
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_paths["NRS1"])
+        slits = extract_slits(exposure.rate_paths["NRS1"])
         pipeline = Spec2PipelinePlus()
         subtracted = pipeline.master_background_mos.run(slits)
         changed = subtracted.slits[-1]
@@ -182,7 +171,7 @@ def test_working_copy_shares_wcs_and_leaves_input_alone(synthetic_instrument, ex
     from jwst_mbkg_plus.synthetic import local_crds_context
 
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_paths["NRS1"])
+        slits = extract_slits(exposure.rate_paths["NRS1"])
     before = [s.data.copy() for s in slits.slits]
     work = working_copy(slits)
     for original, copied, data in zip(slits.slits, work.slits, before, strict=True):
@@ -202,7 +191,7 @@ def test_standalone_step_keeps_no_flat(synthetic_instrument, exposure, pars):
     from jwst_mbkg_plus.synthetic import local_crds_context
 
     with local_crds_context(synthetic_instrument):
-        slits = _front_end(exposure.rate_paths["NRS1"])
+        slits = extract_slits(exposure.rate_paths["NRS1"])
         step = MasterBackgroundMosPlusStep(**pars)
         result = step.run(slits)
     assert result.meta.cal_step.master_background == "COMPLETE"

@@ -36,18 +36,6 @@ SCENES = {
 }
 
 
-def _pipeline_front(rate_path):
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
-    model = AssignWcsStep.call(str(rate_path))
-    model = MSAFlagOpenStep.call(model)
-    model = Extract2dStep.call(model)
-    return SourceTypeStep.call(model)
-
-
 def _read_master(folder):
     from stdatamodels.jwst import datamodels
 
@@ -116,7 +104,13 @@ def run_scene(label, noise, work, instrument):
     from jwst.master_background import MasterBackgroundMosStep
 
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import Scene, load_truth, local_crds_context, make_exposure
+    from jwst_mbkg_plus.synthetic import (
+        Scene,
+        extract_slits,
+        load_truth,
+        local_crds_context,
+        make_exposure,
+    )
 
     scene = Scene(
         n_background=9,
@@ -132,7 +126,7 @@ def run_scene(label, noise, work, instrument):
     truth = load_truth(exposure.truth_path)
     results = {}
     with local_crds_context(instrument):
-        slits = _pipeline_front(exposure.rate_path)
+        slits = extract_slits(exposure.rate_path)
         steps = (("stock", MasterBackgroundMosStep), ("plus", MasterBackgroundMosPlusStep))
         for name, cls in steps:
             out_dir = folder / name

@@ -48,18 +48,6 @@ SETTINGS = {
 }
 
 
-def _pipeline_front(rate_path):
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
-    model = AssignWcsStep.call(str(rate_path))
-    model = MSAFlagOpenStep.call(model)
-    model = Extract2dStep.call(model)
-    return SourceTypeStep.call(model)
-
-
 def _master(folder):
     from stdatamodels.jwst import datamodels
 
@@ -134,7 +122,13 @@ def run_scene(label, noise, work, instrument, settings, seed=7):
     from jwst.master_background import MasterBackgroundMosStep
 
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import Scene, load_truth, local_crds_context, make_exposure
+    from jwst_mbkg_plus.synthetic import (
+        Scene,
+        extract_slits,
+        load_truth,
+        local_crds_context,
+        make_exposure,
+    )
 
     scene = Scene(
         n_background=8,
@@ -150,7 +144,7 @@ def run_scene(label, noise, work, instrument, settings, seed=7):
     truth = load_truth(exposure.truth_path)
     results = {}
     with local_crds_context(instrument):
-        slits = _pipeline_front(exposure.rate_path)
+        slits = extract_slits(exposure.rate_path)
         for name in settings:
             pars = SETTINGS[name]
             out_dir = folder / name

@@ -7,7 +7,8 @@
   MSA metadata file (:mod:`.msa_file`), one ``_rate.fits`` per detector
   (:mod:`.exposure`) and the ground truth (:mod:`.truth`, :func:`load_truth`).
 
-Run the pipeline on it with
+:func:`extract_slits` runs jwst's steps before the MOS master background on a
+rate file. Run the pipeline on it with
 ``jwst_mbkg_plus.offline.configure_offline_crds(inst.crds_path, local_context=True)``.
 """
 
@@ -20,6 +21,7 @@ from jwst_mbkg_plus.synthetic.build import (
     local_crds_context,
     make_exposure,
 )
+from jwst_mbkg_plus.synthetic.front_end import extract_slits
 from jwst_mbkg_plus.synthetic.scene import Scene, Slitlet, default_background
 from jwst_mbkg_plus.synthetic.truth import Truth, load_truth
 
@@ -33,6 +35,7 @@ __all__ = [
     "build_instrument",
     "default_instrument_path",
     "default_background",
+    "extract_slits",
     "load_truth",
     "local_crds_context",
     "make_exposure",
