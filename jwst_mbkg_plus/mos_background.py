@@ -43,6 +43,7 @@ from jwst_mbkg_plus.adapters import (
 from jwst_mbkg_plus.algorithms import (
     binning,
     combine,
+    errors,
     expand,
     grid,
     local_scale,
@@ -865,7 +866,8 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         if options.propagate_errors:
             bkg_var = np.where(np.isfinite(bkg_var), bkg_var, 0.0)
             pixel_var = slit_variance(slit)
-            inflation = _correlation_inflation(bkg_var, pixel_var, height)
+            # The master's error is shared along a column (algorithms.errors, C).
+            inflation = errors.balanced_background_inflation(bkg_var, pixel_var, height)
             _add_variance(slit, pixel_var, bkg_var * inflation)
     if applied:
         master.qa["applied_scaling"] = applied
@@ -933,23 +935,6 @@ def _background_slit(slit):
             continue
         bg.instance[key] = value if isinstance(value, np.ndarray) else copy.deepcopy(value, memo)
     return bg
-
-
-def _correlation_inflation(bkg_var, pixel_var, height):
-    """
-    Factor k by which the master's per-pixel variance is inflated.
-
-    The master's error is one realisation shared by all pixels of a column, so
-    a sum over N rows has variance ``N v + N**2 b`` (``v`` pixel, ``b`` master
-    variance) where a diagonal variance array gives ``N v + N k b``. With
-    ``r = b / v``, ``k = (sqrt((1 + r)(1 + N r)) - 1) / r`` makes the per-pixel
-    and N-row column-sum errors wrong by the same factor in opposite
-    directions; ``k -> (N + 1) / 2`` as ``r -> 0``.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = bkg_var / pixel_var
-        k = (np.sqrt((1 + r) * (1 + height * r)) - 1) / r
-    return np.where(np.isfinite(k) & (r > 0), k, 0.5 * (height + 1))
 
 
 def _add_variance(slit, pixel_var, extra_var):

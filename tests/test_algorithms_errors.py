@@ -86,3 +86,20 @@ def test_correlated_background_pulls():
     assert np.std(wsum / np.sqrt(wvar)) == pytest.approx(1.0, abs=0.02)
     with pytest.raises(ValueError, match="n_extract"):
         inflated_background_variance(var_b, 0.5)
+
+
+def test_balanced_inflation_splits_the_error_evenly():
+    """Per-pixel and N-pixel column pulls are off by the same factor, in opposite ways."""
+    from jwst_mbkg_plus.algorithms.errors import balanced_background_inflation
+
+    rng = np.random.default_rng(3)
+    n, v, b = 5, 1.0, 0.2
+    k = float(balanced_background_inflation(b, v, n))
+    pixels = rng.normal(0, np.sqrt(v), (200_000, n)) + rng.normal(0, np.sqrt(b), (200_000, 1))
+    pixel_pull = np.std(pixels[:, 0]) / np.sqrt(v + k * b)
+    column_pull = np.std(pixels.sum(axis=1)) / np.sqrt(n * v + n * k * b)
+    assert pixel_pull < 1 < column_pull
+    assert pixel_pull * column_pull == pytest.approx(1.0, abs=0.01)
+    assert float(balanced_background_inflation(0.0, v, n)) == 3.0  # (N + 1) / 2
+    with pytest.raises(ValueError, match="n_extract"):
+        balanced_background_inflation(b, v, 0)

@@ -63,6 +63,13 @@ B. *Inflate for a nominal extraction width.* Store
    ``N`` of pixels are right only if ``N == N_ext`` (error on the correlated
    term ~ ``N / N_ext``).
 
+C. *Balanced inflation (what the MOS plus step uses).* Multiply ``var_B`` by
+   ``k = (sqrt((1 + r)(1 + N r)) - 1) / r`` with ``r = var_B / var_pix``
+   (`balanced_background_inflation`). The per-pixel variance is then too large
+   and the ``N``-pixel column-sum variance too small by the same factor, so
+   both pulls are off by the least that one array allows; ``k -> (N + 1) / 2``
+   as ``r -> 0``.
+
 The correlation along wavelength (from smoothing the master with a running
 median of ``k`` samples) matters only when summing over wavelength (e.g.
 photometry on the extracted spectrum); it is not modelled here.
@@ -73,6 +80,7 @@ import logging
 import numpy as np
 
 __all__ = [
+    "balanced_background_inflation",
     "column_sum_variance",
     "inflated_background_variance",
     "interpolation_variance",
@@ -236,6 +244,40 @@ def subtraction_variance(var, bkg_var):
     if bkg_var is None:
         return var
     return var + np.asarray(bkg_var, dtype=np.float64)
+
+
+def balanced_background_inflation(bkg_var, pixel_var, n_extract):
+    """
+    Strategy C: factor ``k`` for the background variance term, balanced.
+
+    With ``r = bkg_var / pixel_var`` and ``N = n_extract``,
+    ``k = (sqrt((1 + r)(1 + N r)) - 1) / r`` makes the per-pixel variance
+    ``v + k b`` and the ``N``-pixel column-sum variance ``N v + N k b`` wrong by
+    the same factor in opposite directions (the true ones are ``v + b`` and
+    ``N v + N**2 b``).
+
+    Parameters
+    ----------
+    bkg_var : array_like
+        Per-pixel variance of the expanded master background.
+    pixel_var : array_like
+        Per-pixel variance of the data (before the background term).
+    n_extract : float
+        Expected number of pixels summed per column in extraction (>= 1).
+
+    Returns
+    -------
+    ndarray
+        ``k`` per pixel; ``(N + 1) / 2`` where ``r`` is 0 or undefined.
+    """
+    if not n_extract >= 1:
+        raise ValueError(f"n_extract must be >= 1, got {n_extract!r}")
+    bkg_var = np.asarray(bkg_var, dtype=np.float64)
+    pixel_var = np.asarray(pixel_var, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = bkg_var / pixel_var
+        k = (np.sqrt((1 + r) * (1 + n_extract * r)) - 1) / r
+    return np.where(np.isfinite(k) & (r > 0), k, 0.5 * (n_extract + 1))
 
 
 def inflated_background_variance(bkg_var, n_extract):
