@@ -40,15 +40,6 @@ from pathlib import Path
 
 import numpy as np
 
-JWST_EQUIVALENT = {
-    "bkg_method": "extract_1d",
-    "combine_method": "jwst",
-    "vet_spectra": False,
-    "reject_pixels": False,
-    "propagate_errors": False,
-    "outside_range": "nan",
-}
-
 STEP_RUNS = ("stock", "plus", "plus-jwst")
 PIPELINE_RUNS = ("stock", "plus-jwst", "plus")
 
@@ -118,6 +109,7 @@ def worker(kind, impl, source, output, work, profile=False):
     _quiet()
     from stdatamodels.jwst import datamodels
 
+    from jwst_mbkg_plus import JWST_EQUIVALENT_SETTINGS
     from jwst_mbkg_plus.synthetic import local_crds_context
 
     result = {"kind": kind, "impl": impl}
@@ -129,7 +121,7 @@ def worker(kind, impl, source, output, work, profile=False):
 
             model = datamodels.open(source)
             cls = MasterBackgroundMosStep if impl == "stock" else MasterBackgroundMosPlusStep
-            kwargs = JWST_EQUIVALENT if impl == "plus-jwst" else {}
+            kwargs = JWST_EQUIVALENT_SETTINGS if impl == "plus-jwst" else {}
             result["rss_before_mb"] = _rss_mb()
             profiler = None
             if profile:
@@ -154,7 +146,7 @@ def worker(kind, impl, source, output, work, profile=False):
             cls = Spec2Pipeline if impl == "stock" else Spec2PipelinePlus
             mbkg = {"skip": False, "save_background": True}
             if impl == "plus-jwst":
-                mbkg.update(JWST_EQUIVALENT)
+                mbkg.update(JWST_EQUIVALENT_SETTINGS)
             out_dir = Path(output)
             out_dir.mkdir(parents=True, exist_ok=True)
             # MSAMETFL is looked up relative to the working directory for models.

@@ -10,17 +10,9 @@ import pytest
 from jwst.stpipe import Step
 from stpipe.step import preserve_step_pars
 
-from jwst_mbkg_plus import MasterBackgroundMosPlusStep, mos_background
+from jwst_mbkg_plus import JWST_EQUIVALENT_SETTINGS, MasterBackgroundMosPlusStep, mos_background
 from jwst_mbkg_plus.calibration_pass import calibrate_as_extended, uncalibrate_like_jwst
 from jwst_mbkg_plus.synthetic import extract_slits
-
-JWST_EQUIVALENT = {
-    "bkg_method": "extract_1d",
-    "combine_method": "jwst",
-    "vet_spectra": False,
-    "reject_pixels": False,
-    "propagate_errors": False,
-}
 
 HOOKED = ("flat_field", "pathloss", "barshadow")
 
@@ -44,7 +36,7 @@ def backgrounds(synthetic_instrument, small_mos_exposure):
     _, exposure = small_mos_exposure
     with local_crds_context(synthetic_instrument):
         slits = extract_slits(exposure.rate_paths["NRS1"])
-        step = MasterBackgroundMosPlusStep(**JWST_EQUIVALENT)
+        step = MasterBackgroundMosPlusStep(**JWST_EQUIVALENT_SETTINGS)
         with preserve_step_pars(step):
             forward = calibrate_as_extended(step, slits, keep_flat=True)
             master = mos_background.master_from_slits(
@@ -56,7 +48,7 @@ def backgrounds(synthetic_instrument, small_mos_exposure):
 
         hooked = MasterBackgroundMosPlusStep(
             steps={name: {"post_hooks": [_CountingHook()]} for name in HOOKED},
-            **JWST_EQUIVALENT,
+            **JWST_EQUIVALENT_SETTINGS,
         )
         _CountingHook.calls = 0
         with preserve_step_pars(hooked):

@@ -8,9 +8,14 @@ flat_field, pathloss, barshadow and photom through the local CRDS context.
 import asdf
 import numpy as np
 import pytest
+from comparisons import max_plain_relative_difference
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus import MasterBackgroundMosPlusStep, Spec2PipelinePlus
+from jwst_mbkg_plus import (
+    JWST_EQUIVALENT_SETTINGS,
+    MasterBackgroundMosPlusStep,
+    Spec2PipelinePlus,
+)
 from jwst_mbkg_plus.synthetic import extract_slits
 
 
@@ -201,16 +206,6 @@ def test_user_background_from_truth_csv(synthetic_instrument, noiseless, tmp_pat
         assert np.median(np.abs(subtracted[good] / true_rate[good] - 1)) < 1e-3
 
 
-def _max_plain_relative_difference(stock, plus):
-    """Largest ``|plus - stock| / |stock|`` where both are finite (equal values: 0)."""
-    stock, plus = np.asarray(stock, dtype=np.float64), np.asarray(plus, dtype=np.float64)
-    differ = np.isfinite(stock) & np.isfinite(plus) & (plus != stock)
-    if not differ.any():
-        return 0.0
-    with np.errstate(divide="ignore"):
-        return float(np.max(np.abs(plus[differ] - stock[differ]) / np.abs(stock[differ])))
-
-
 def test_jwst_equivalent_settings_match_stock(synthetic_instrument, noiseless):
     """
     With jwst-equivalent settings the output and the subtracted background are jwst's.
@@ -225,23 +220,19 @@ def test_jwst_equivalent_settings_match_stock(synthetic_instrument, noiseless):
 
     from jwst_mbkg_plus.synthetic import local_crds_context
 
-    jwst_like = {
-        "bkg_method": "extract_1d",
-        "combine_method": "jwst",
-        "vet_spectra": False,
-        "reject_pixels": False,
-        "propagate_errors": False,
-    }
+    assert JWST_EQUIVALENT_SETTINGS["outside_range"] == "nan"
     raw = noiseless["slits"]
     with local_crds_context(synthetic_instrument):
         stock = MasterBackgroundMosStep.call(raw)
-        plus = MasterBackgroundMosPlusStep.call(raw, outside_range="nan", **jwst_like)
-        flagged = MasterBackgroundMosPlusStep.call(raw, outside_range="flag", **jwst_like)
+        plus = MasterBackgroundMosPlusStep.call(raw, **JWST_EQUIVALENT_SETTINGS)
+        flagged = MasterBackgroundMosPlusStep.call(
+            raw, **{**JWST_EQUIVALENT_SETTINGS, "outside_range": "flag"}
+        )
     compared = 0
     for s, p, f, r in zip(stock.slits, plus.slits, flagged.slits, raw.slits, strict=True):
         for out in (p, f):
-            assert _max_plain_relative_difference(s.data, out.data) <= 1e-5, s.name
-            assert _max_plain_relative_difference(r.data - s.data, r.data - out.data) <= 1e-5
+            assert max_plain_relative_difference(s.data, out.data) <= 1e-5, s.name
+            assert max_plain_relative_difference(r.data - s.data, r.data - out.data) <= 1e-5
         np.testing.assert_array_equal(np.isfinite(p.data), np.isfinite(s.data))
         np.testing.assert_array_equal(p.dq, s.dq)
         only_flagged = np.isfinite(f.data) & ~np.isfinite(s.data)

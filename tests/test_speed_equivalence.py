@@ -9,21 +9,17 @@ import logging
 
 import numpy as np
 import pytest
+from comparisons import max_plain_relative_difference
 from jwst.pipeline import Spec2Pipeline
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus import MasterBackgroundMosPlusStep, Spec2PipelinePlus
+from jwst_mbkg_plus import (
+    JWST_EQUIVALENT_SETTINGS,
+    MasterBackgroundMosPlusStep,
+    Spec2PipelinePlus,
+)
 from jwst_mbkg_plus.calibration_pass import working_copy
 from jwst_mbkg_plus.synthetic import extract_slits
-
-JWST_EQUIVALENT = {
-    "bkg_method": "extract_1d",
-    "combine_method": "jwst",
-    "vet_spectra": False,
-    "reject_pixels": False,
-    "propagate_errors": False,
-    "outside_range": "nan",
-}
 
 SKIP_1D = {"resample_spec": {"skip": True}, "extract_1d": {"skip": True}}
 
@@ -65,10 +61,10 @@ def cal_products(synthetic_instrument, exposure, tmp_path_factory):
             out = {
                 "stock": _run(Spec2Pipeline, rate, saved, folders["stock"]),
                 "plus": _run(
-                    Spec2PipelinePlus, rate, {**JWST_EQUIVALENT, **saved}, folders["plus"]
+                    Spec2PipelinePlus, rate, {**JWST_EQUIVALENT_SETTINGS, **saved}, folders["plus"]
                 ),
                 "plus_no_handover": _run(
-                    _NoHandoverPipeline, rate, JWST_EQUIVALENT, folders["plus_nh"]
+                    _NoHandoverPipeline, rate, JWST_EQUIVALENT_SETTINGS, folders["plus_nh"]
                 ),
             }
     finally:
@@ -128,16 +124,6 @@ def test_reused_flat_rejected_where_wavelengths_changed(synthetic_instrument, ex
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
 
 
-def _max_plain_relative_difference(stock, plus):
-    """Largest ``|plus - stock| / |stock|`` where both are finite (equal values: 0)."""
-    stock, plus = np.asarray(stock, dtype=np.float64), np.asarray(plus, dtype=np.float64)
-    differ = np.isfinite(stock) & np.isfinite(plus) & (plus != stock)
-    if not differ.any():
-        return 0.0
-    with np.errstate(divide="ignore"):
-        return float(np.max(np.abs(plus[differ] - stock[differ]) / np.abs(stock[differ])))
-
-
 def test_cal_matches_stock_pipeline(cal_products):
     """
     With jwst-equivalent settings, calwebb_spec2_plus's results are calwebb_spec2's.
@@ -162,7 +148,7 @@ def test_cal_matches_stock_pipeline(cal_products):
     for cal_s, cal_p, bkg_s, bkg_p in slits:
         for s, p in ((cal_s, cal_p), (bkg_s, bkg_p)):
             np.testing.assert_array_equal(np.isfinite(s.data), np.isfinite(p.data))
-            assert _max_plain_relative_difference(s.data, p.data) <= 1e-5, cal_s.name
+            assert max_plain_relative_difference(s.data, p.data) <= 1e-5, cal_s.name
         compared += int(np.isfinite(cal_s.data).sum())
     assert compared > 1000
 
@@ -186,7 +172,7 @@ def test_working_copy_shares_wcs_and_leaves_input_alone(synthetic_instrument, ex
     work.validate()
 
 
-@pytest.mark.parametrize("pars", [{}, JWST_EQUIVALENT], ids=["default", "jwst"])
+@pytest.mark.parametrize("pars", [{}, JWST_EQUIVALENT_SETTINGS], ids=["default", "jwst"])
 def test_standalone_step_keeps_no_flat(synthetic_instrument, exposure, pars):
     from jwst_mbkg_plus.synthetic import local_crds_context
 

@@ -12,9 +12,19 @@ from jwst_mbkg_plus.adapters import BackgroundSelectionError
 from jwst_mbkg_plus.calibration_pass import calibrate_as_extended, uncalibrate_like_jwst
 from jwst_mbkg_plus.steps._common import PlusMixin
 
-__all__ = ["MasterBackgroundMosPlusStep"]
+__all__ = ["JWST_EQUIVALENT_SETTINGS", "MasterBackgroundMosPlusStep"]
 
 log = logging.getLogger(__name__)
+
+#: Parameters with which the MOS plus step reproduces jwst's step bit for bit.
+JWST_EQUIVALENT_SETTINGS = {
+    "bkg_method": "extract_1d",
+    "combine_method": "jwst",
+    "vet_spectra": False,
+    "reject_pixels": False,
+    "propagate_errors": False,
+    "outside_range": "nan",
+}
 
 
 class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
@@ -35,10 +45,11 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
     pass instead of two (the master background is un-calibrated with the
     per-pixel factors the forward pass applied); a QA record.
 
-    jwst-equivalent mode: with ``combine_method='jwst'`` (and
-    ``bkg_method='extract_1d'``, ``vet_spectra=False``, ``reject_pixels=False``,
-    ``propagate_errors=False``, ``outside_range='nan'``) the master is jwst's
-    and is un-calibrated with jwst's own float32 arithmetic: photom runs again
+    jwst-equivalent mode: with ``combine_method='jwst'`` and the rest of
+    ``jwst_mbkg_plus.JWST_EQUIVALENT_SETTINGS`` (``bkg_method='extract_1d'``,
+    ``vet_spectra=False``, ``reject_pixels=False``, ``propagate_errors=False``,
+    ``outside_range='nan'``) the master is jwst's and is un-calibrated with
+    jwst's own float32 arithmetic: photom runs again
     with ``inverse=True``, the barshadow and pathloss corrections and the flat
     the forward pass stored are multiplied back in jwst's order
     (:func:`~jwst_mbkg_plus.calibration_pass.uncalibrate_like_jwst`). Output,
