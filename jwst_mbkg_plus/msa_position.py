@@ -5,6 +5,7 @@ the real instrument model and for the synthetic one alike.
 """
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,28 +14,15 @@ __all__ = ["SlitPosition", "slit_position", "source_distance"]
 log = logging.getLogger(__name__)
 
 
-class SlitPosition(tuple):
-    """``(x, y, quadrant)``: MSA-frame position [m] of the slit's centre, and its quadrant."""
+class SlitPosition(NamedTuple):
+    """MSA-frame position of a slit's centre, and its quadrant."""
 
-    __slots__ = ()
-
-    def __new__(cls, x, y, quadrant):
-        return super().__new__(cls, (float(x), float(y), int(quadrant)))
-
-    @property
-    def x(self):
-        """MSA-frame x [m] (dispersion direction)."""
-        return self[0]
-
-    @property
-    def y(self):
-        """MSA-frame y [m] (along the slits)."""
-        return self[1]
-
-    @property
-    def quadrant(self):
-        """MSA quadrant, 1..4 (0 if unknown)."""
-        return self[2]
+    x: float
+    """MSA-frame x [m] (dispersion direction)."""
+    y: float
+    """MSA-frame y [m] (along the slits)."""
+    quadrant: int
+    """MSA quadrant, 1..4 (0 if unknown)."""
 
 
 def slit_position(slit):
@@ -63,7 +51,7 @@ def slit_position(slit):
         log.warning("No MSA position for slit %s (%s); it gets the mean spatial factor.",
                     slit.name, err)
         return SlitPosition(np.nan, np.nan, quadrant)
-    return SlitPosition(x, y, quadrant)
+    return SlitPosition(float(x), float(y), quadrant)
 
 
 def source_distance(slit, *, column_step=16):

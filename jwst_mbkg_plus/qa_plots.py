@@ -462,20 +462,7 @@ def plot_spatial_factor(qa, path, *, title=None):
     if not record.get("model"):
         raise ValueError("the QA record holds no spatial fit (spatial_model was 'none' "
                          "or too few background slitlets)")
-    params = dict(record["parameters"])
-    columns = tuple(params)
-    fit = SpatialFit(
-        model=record["model"],
-        columns=columns,
-        params=np.array([float(params[c]["value"]) for c in columns]),
-        cov=np.diag([float(params[c]["error"]) ** 2 for c in columns]),
-        centre=tuple(record["centre"]),
-        scale=tuple(record["scale"]),
-        own_quadrants=tuple(int(c[1:]) for c in columns if c.startswith("Q") and c != "Q_other"),
-        chi2=float(record["chi2"]),
-        dof=int(record["dof"]),
-        used=np.ones(int(record["n_used"]), dtype=bool),
-    )
+    fit = SpatialFit.from_record(record)
     bkg = dict(record.get("background_slits") or {})
     applied = dict(qa.get("applied_scaling") or {})
     others = {k: v for k, v in applied.items() if k not in bkg and "x" in v}

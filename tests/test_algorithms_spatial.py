@@ -189,3 +189,16 @@ def test_local_scale_too_few_pixels():
     assert not result.applied
     assert result.scale == 1.0 and result.error == 0.0
     assert "fewer than" in result.status
+
+
+def test_record_round_trip_predicts_the_same():
+    from jwst_mbkg_plus.algorithms.spatial import SpatialFit
+
+    rng = np.random.default_rng(10)
+    x, y, q = _positions(rng, 10)
+    ratio = _truth(x, y, q, gy=0.05, offsets={3: 0.01, 4: -0.01})
+    fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 1e-3), model="plane_quadrant")
+    again = SpatialFit.from_record(fit.to_record())
+    for a, b in zip(fit.predict(x, y, q), again.predict(x, y, q), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert again.model == fit.model and again.columns == fit.columns

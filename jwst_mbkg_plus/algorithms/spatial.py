@@ -140,6 +140,38 @@ class SpatialFit:
         error = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", a, self.cov, a), 0.0))
         return factor, error
 
+    @classmethod
+    def from_record(cls, record):
+        """
+        The fit a QA record describes (the inverse of `to_record`).
+
+        Parameters
+        ----------
+        record : dict
+            ``to_record()`` output, e.g. ``qa["spatial_model"]``.
+
+        Returns
+        -------
+        SpatialFit
+            Ready to `predict`; ``used`` holds ``n_used`` True values.
+        """
+        columns = tuple(record["parameters"])
+        return cls(
+            model=record["model"],
+            columns=columns,
+            params=np.array([float(record["parameters"][c]["value"]) for c in columns]),
+            cov=np.array(record["covariance"], dtype=float).reshape(len(columns), len(columns)),
+            centre=tuple(record["centre"]),
+            scale=tuple(record["scale"]),
+            own_quadrants=tuple(
+                int(c[1:]) for c in columns if c.startswith("Q") and c != "Q_other"
+            ),
+            chi2=float(record["chi2"]),
+            dof=int(record["dof"]),
+            used=np.ones(int(record["n_used"]), dtype=bool),
+            candidates=dict(record.get("candidates_bic", {})),
+        )
+
     def to_record(self):
         """
         Plain-Python summary for the QA record.
@@ -147,7 +179,8 @@ class SpatialFit:
         Returns
         -------
         dict
-            Model, parameters with errors, normalisation and goodness of fit.
+            Model, parameters with errors and covariance, normalisation and
+            goodness of fit.
         """
         errors = np.sqrt(np.maximum(np.diag(self.cov), 0.0))
         return {
@@ -156,6 +189,7 @@ class SpatialFit:
                 name: {"value": float(v), "error": float(e)}
                 for name, v, e in zip(self.columns, self.params, errors, strict=True)
             },
+            "covariance": [[float(c) for c in row] for row in self.cov],
             "centre": [float(c) for c in self.centre],
             "scale": [float(s) for s in self.scale],
             "chi2": float(self.chi2),
