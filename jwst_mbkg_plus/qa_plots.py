@@ -560,21 +560,15 @@ def _slit_matches(slit, wanted):
     return bool(keys & set(wanted))
 
 
-def _spec_name(spec, index):
-    for attr in ("name", "slitlet_id", "source_name"):
-        value = getattr(spec, attr, None)
-        if value not in (None, ""):
-            return str(value)
-    return str(index)
-
-
 def _x1d_spectra(model):
+    from jwst_mbkg_plus.adapters import spectrum_name
+
     out = []
     for i, spec in enumerate(model.spec):
         table = spec.spec_table
         names = {n.upper() for n in table.dtype.names}
         err = np.asarray(table["SB_ERROR"], float) if "SB_ERROR" in names else None
-        label = str(_spec_name(spec, i))
+        label = spectrum_name(spec, i)
         wave = np.asarray(table["WAVELENGTH"], float)
         flux = np.asarray(table["SURF_BRIGHT"], float)
         if wave.ndim > 1:

@@ -151,15 +151,9 @@ def _to_quantity(values, unit, default, path, column, equivalencies=None):
         ) from None
 
 
-def _spec_name(spec, index):
-    for attr in ("name", "slitlet_id", "source_name"):
-        value = getattr(spec, attr, None)
-        if value not in (None, ""):
-            return str(value)
-    return str(index)
-
-
 def _spectra_from_x1d(model, path, column):
+    from jwst_mbkg_plus.adapters import spectrum_name
+
     value_col, err_col = COLUMNS[column]
     out = []
     for i, spec in enumerate(model.spec):
@@ -181,7 +175,7 @@ def _spectra_from_x1d(model, path, column):
         if err is not None:
             err = _to_quantity(err, _column_unit(columns, err_col) or sb_unit, _MJYSR, path,
                                err_col)
-        name = _spec_name(spec, i)
+        name = spectrum_name(spec, i)
         rows = wave.reshape(-1, wave.shape[-1]) if wave.ndim > 1 else wave[None]
         frows = flux.reshape(rows.shape)
         erows = None if err is None else err.reshape(rows.shape)
