@@ -42,6 +42,7 @@ from jwst_mbkg_plus.adapters import (
 )
 from jwst_mbkg_plus.algorithms import (
     binning,
+    chromatic,
     combine,
     errors,
     expand,
@@ -94,7 +95,7 @@ class MasterOptions:
     propagate_errors: bool = True
     error_extraction_height: int | None = None
     outside_range: str = "flag"
-    spatial_model: str = "none"
+    spatial_model: str = "auto"
     slit_scale: bool = False
     slit_scale_guard: float = 1.0
 
@@ -117,6 +118,10 @@ class MasterOptions:
         if kernel > 1 and kernel % 2 == 0:
             log.info("Even median_kernel %d rounded down to %d, as jwst does.", kernel, kernel - 1)
             kernel -= 1
+        spatial_model = step.spatial_model
+        if step.combine_method == "jwst" and spatial_model == "auto":
+            # jwst's master has no spatial factor; 'auto' is the default, not a request.
+            spatial_model = "none"
         return cls(
             bkg_slits=tuple(step.bkg_slits or ()),
             exclude_slits=tuple(step.exclude_slits or ()),
@@ -133,7 +138,7 @@ class MasterOptions:
             propagate_errors=step.propagate_errors,
             error_extraction_height=step.error_extraction_height,
             outside_range=step.outside_range,
-            spatial_model=step.spatial_model,
+            spatial_model=spatial_model,
             slit_scale=step.slit_scale,
             slit_scale_guard=step.slit_scale_guard,
         )
@@ -169,6 +174,9 @@ class MasterBackground:
     spatial : `~jwst_mbkg_plus.algorithms.spatial.SpatialFit` or None
         The spatial factor across the MSA the master is multiplied by
         (``spatial_model``); None: the same background everywhere.
+    spatial_chromatic : `~jwst_mbkg_plus.algorithms.chromatic.ChromaticSpatialFit` or None
+        The wavelength dependence of that factor, where the background
+        slitlets' levels show one; None: the factor is grey.
     """
 
     wavelength: np.ndarray
@@ -180,6 +188,25 @@ class MasterBackground:
     input_range: tuple | None = None
     leave_one_out: dict = field(default_factory=dict)
     spatial: object = None
+    spatial_chromatic: object = None
+
+    def spatial_factors(self, positions, wavelength):
+        """
+        The spatial factor and its error at some MSA positions and wavelengths.
+
+        Parameters
+        ----------
+        positions : array_like, shape (n, 3)
+            MSA x, y and quadrant of each slit.
+        wavelength : array_like, shape (m,)
+            Wavelengths (micron).
+
+        Returns
+        -------
+        factor, error : ndarray, shape (n, m)
+            1 and 0 without a spatial fit (or where the fit is not usable).
+        """
+        return _spatial_factors(self.spatial, self.spatial_chromatic, positions, wavelength)
 
     @property
     def covered_range(self):
@@ -268,7 +295,7 @@ def master_from_user(path, cal_model, options):
         user = read_user_background(path, science_wavelength_range=_wavelength_range(cal_model))
     except UserBackgroundError as err:
         raise MasterBackgroundError(str(err)) from err
-    if options.spatial_model != "none":
+    if options.spatial_model not in ("none", "auto"):
         log.warning(
             "spatial_model=%r is fitted to background slitlets and is not applied to a "
             "user_background; slit_scale still rescales point-source slitlets.",
@@ -397,7 +424,7 @@ def master_from_slits(step, cal_model, options):
                 grid_wave, flux, var, positions, labels, options, spatial_rejects, accepted,
                 previous=master,
             )
-            factors = _factors(master.spatial, positions)
+            factors, _ = master.spatial_factors(positions, master.wavelength)
         master.qa.update(qa)
         master.input_range = input_range
         master.qa["input_range_um"] = list(input_range)
@@ -432,7 +459,7 @@ def master_from_slits(step, cal_model, options):
 
     if positions is not None:
         master.qa["spatial_model"] = _spatial_record(
-            master.spatial, positions, labels, ratios, accepted, options
+            master, positions, labels, ratios, accepted, options
         )
     if accepted.sum() >= 2:
         for k in np.flatnonzero(accepted):
@@ -442,7 +469,7 @@ def master_from_slits(step, cal_model, options):
                 loo = _combine(grid_wave, flux[others], var[others], options)
             else:
                 loo = _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
-                                             options, master.spatial)
+                                             options, master.spatial, master.spatial_chromatic)
             loo.input_range = input_range
             master.leave_one_out[selection_.indices[k]] = loo
         master.qa["leave_one_out"] = True
@@ -488,27 +515,51 @@ def _spatial_master(grid_wave, flux, var, positions, labels, options, profile_re
             positions[use, 0], positions[use, 1], positions[use, 2], ratio[use], error[use],
             model=options.spatial_model,
         )
-        factors = _factors(fit, positions)
-        scaled, scaled_var = flux / factors[:, None], var / factors[:, None] ** 2
+        bands = chromatic.band_levels(grid_wave, flux, var, reference)
+        chrom = _chromatic_fit(fit, positions, use, bands, grid_wave)
+        factors, _ = _spatial_factors(fit, chrom, positions, grid_wave)
+        scaled, scaled_var = flux / factors, var / factors**2
         accepted, vet_qa = _vet(scaled, scaled_var, labels, options, profile_rejects)
         master = _combine(grid_wave, scaled[accepted], scaled_var[accepted], options)
         master.spatial = fit
+        master.spatial_chromatic = chrom
         reference = np.interp(grid_wave, master.wavelength, master.surf_bright,
                               left=np.nan, right=np.nan)
         use = accepted.copy()
     ratio, error = spatial.level_ratios(flux, var, reference)
-    return master, accepted, vet_qa, (ratio, error)
+    bands = chromatic.band_levels(grid_wave, flux, var, reference)
+    return master, accepted, vet_qa, (ratio, error, *bands)
 
 
-def _factors(fit, positions):
-    """Spatial factor at each position (1 without a fit or position)."""
-    if fit is None:
-        return np.ones(len(positions))
-    factor, _ = fit.predict(positions[:, 0], positions[:, 1], positions[:, 2])
-    return np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
+def _chromatic_fit(fit, positions, use, bands, grid_wave, order=None):
+    """The wavelength dependence of ``fit`` (fitted to the ``use`` slitlets), or None."""
+    band_wave, band_ratio, band_error = bands
+    return chromatic.fit_chromatic_factor(
+        fit, positions[use, 0], positions[use, 1], positions[use, 2], band_wave,
+        band_ratio[use], band_error[use], order=order,
+        wave_range=(float(np.nanmin(grid_wave)), float(np.nanmax(grid_wave))),
+    )
 
 
-def _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, options, full):
+def _spatial_factors(fit, chromatic, positions, wavelength):
+    """Factor and error, shape (n_positions, n_wavelengths); 1 and 0 where unusable."""
+    positions = np.atleast_2d(np.asarray(positions, dtype=float))
+    m = np.size(wavelength)
+    if chromatic is not None:
+        factor, error = chromatic.predict(
+            positions[:, 0], positions[:, 1], positions[:, 2].astype(int), wavelength
+        )
+    elif fit is not None:
+        f, e = fit.predict(positions[:, 0], positions[:, 1], positions[:, 2])
+        factor, error = np.repeat(f[:, None], m, axis=1), np.repeat(e[:, None], m, axis=1)
+    else:
+        return np.ones((len(positions), m)), np.zeros((len(positions), m))
+    good = np.isfinite(factor) & (factor > 0) & np.isfinite(error)
+    return np.where(good, factor, 1.0), np.where(good, error, 0.0)
+
+
+def _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, options, full,
+                           full_chromatic=None):
     """
     The master and spatial factor fitted without one slitlet.
 
@@ -516,28 +567,38 @@ def _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, opti
     ``auto`` a choice made again on each subset would let a leave-one-out
     check extrapolate a model the whole set does not support.
     """
-    ratio, error = ratios
+    ratio, error, *bands = ratios
     model = full.model if full is not None else options.spatial_model
     subset = (positions[others, 0], positions[others, 1], positions[others, 2],
               ratio[others], error[others])
-    fit = spatial.fit_spatial_factor(*subset, model=model)
+    # A quadrant the full fit gave a level keeps it when one of its slitlets is
+    # left out, even if only one remains: else a background slitlet's check
+    # would compare it with the other quadrant's level.
+    fit = spatial.fit_spatial_factor(*subset, model=model, min_per_quadrant=1)
+    if fit is not None and full is not None and len(fit.columns) > len(full.columns):
+        fit = spatial.fit_spatial_factor(*subset, model=model)
     if fit is None and model != options.spatial_model:
         # Without this slitlet the model lacks support (a quadrant left with one).
         fit = spatial.fit_spatial_factor(*subset, model=options.spatial_model)
-    factors = _factors(fit, positions)[others]
-    loo = _combine(
-        grid_wave, flux[others] / factors[:, None], var[others] / factors[:, None] ** 2, options
-    )
+    chrom = None
+    if full_chromatic is not None and fit is not None and fit.model == full.model:
+        chrom = _chromatic_fit(fit, positions, others, bands, grid_wave,
+                               order=full_chromatic.order)
+    factors, _ = _spatial_factors(fit, chrom, positions, grid_wave)
+    factors = factors[others]
+    loo = _combine(grid_wave, flux[others] / factors, var[others] / factors**2, options)
     loo.spatial = fit
+    loo.spatial_chromatic = chrom
     return loo
 
 
-def _spatial_record(fit, positions, labels, ratios, accepted, options):
+def _spatial_record(master, positions, labels, ratios, accepted, options):
     """QA record of the spatial fit: model, parameters, and every background slitlet."""
-    ratio, error = ratios
+    fit, chrom = master.spatial, master.spatial_chromatic
+    ratio, error, band_wave, band_ratio, band_error = ratios
     record = {"requested": options.spatial_model}
     if fit is None:
-        log.warning(
+        (log.info if options.spatial_model == "auto" else log.warning)(
             "Too few background slitlets for spatial_model=%r; the master is used unscaled.",
             options.spatial_model,
         )
@@ -555,6 +616,12 @@ def _spatial_record(fit, positions, labels, ratios, accepted, options):
             fit.reduced_chi2,
             int(fit.used.sum()),
         )
+    record["wavelength_order"] = chrom.order if chrom is not None else 0
+    if chrom is not None:
+        record["chromatic"] = chrom.to_record()
+        log.info("The spatial factor changes with wavelength (polynomial order %d).", chrom.order)
+    record["band_wavelengths_um"] = [float(w) for w in band_wave]
+    band_factor, _ = master.spatial_factors(positions, band_wave)
     factor, factor_err = (
         fit.predict(positions[:, 0], positions[:, 1], positions[:, 2])
         if fit is not None
@@ -570,6 +637,9 @@ def _spatial_record(fit, positions, labels, ratios, accepted, options):
             "factor": float(factor[k]),
             "factor_error": float(factor_err[k]),
             "accepted": bool(accepted[k]),
+            "band_ratios": [float(v) for v in band_ratio[k]],
+            "band_ratio_errors": [float(v) for v in band_error[k]],
+            "band_factors": [float(v) for v in band_factor[k]],
         }
         for k, label in enumerate(labels)
     }
@@ -597,8 +667,10 @@ def _bin_slits(arrays, masks, grid_wave, options):
         use = valid & ~mask
         if not use.any():
             continue
+        # 4 sigma: a 3-sigma clip of photon-counting noise (skewed) biases low
+        # by ~0.1 % (algorithms.binning); outliers go in the pixel rejection.
         binned = binning.bin_pixels(
-            wave[use], sb[use], pix_var[use], edges, method="clipped_mean", sigma=3.0
+            wave[use], sb[use], pix_var[use], edges, method="clipped_mean", sigma=4.0
         )
         # A bin's value belongs at the mean wavelength of its pixels, which sits
         # off the bin centre by a slit-dependent phase: resample from there.
@@ -673,8 +745,16 @@ def _combine(grid_wave, flux, var, options):
         method=method,
         sigma=options.sigma_clip,
         min_spectra=min(options.min_spectra, flux.shape[0]),
+        # Weights from variances smoothed over wavelength: per-point weights
+        # from photon-noise variances favour the spectra that fluctuated low.
+        weight_window=31 if method == "weighted_mean" else 1,
     )
     sb, sb_var, n_used = robust.flux.copy(), robust.var.copy(), robust.n_used.astype(float)
+    # Propagated variance, scaled up where the spectra scatter more than it allows
+    # (pooled over wavelength: a few spectra cannot give it per wavelength).
+    used = np.isfinite(flux) & ~robust.rejected_mask
+    scatter_scale = errors.pooled_scatter_scale(flux, var, sb, used)
+    sb_var = sb_var * scatter_scale
     # Where too few spectra remain for the robust estimate (usually the ends of
     # the band), use the plain mean of what is there rather than leave a hole.
     hole = ~np.isfinite(sb)
@@ -691,6 +771,13 @@ def _combine(grid_wave, flux, var, options):
         "low_coverage_points": int(hole.sum()),
         "n_spectra_combined": int(flux.shape[0]),
         "coefficient_of_variation": _coefficient_of_variation(flux),
+        "master_variance": {
+            "method": "propagated from the pixel variances, scaled by the reduced chi2 of "
+                      "the spectra about the master pooled over 51 wavelengths where > 1",
+            "n_spectra": int(flux.shape[0]),
+            "median_scatter_scale": float(np.median(scatter_scale)),
+            "max_scatter_scale": float(np.max(scatter_scale)),
+        },
     }
     defined = np.isfinite(sb)
     if not defined.any():
@@ -831,7 +918,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         )
         if options.spatial_model != "none" or options.slit_scale:
             bkg_cal, bkg_var_cal, record = _scale_locally(
-                cal_slit, bkg_cal, bkg_var_cal, this, index in master.leave_one_out, options
+                cal_slit, wave, bkg_cal, bkg_var_cal, this, index in master.leave_one_out, options
             )
             applied[slit_label(slit)] = record
         outside = ~((wave >= low) & (wave <= high))
@@ -874,7 +961,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     return output_model, background_2d
 
 
-def _scale_locally(cal_slit, bkg, bkg_var, master, is_background, options):
+def _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options):
     """
     Multiply a slit's expanded master by its spatial factor and local scale.
 
@@ -894,12 +981,20 @@ def _scale_locally(cal_slit, bkg, bkg_var, master, is_background, options):
         factor, error = (v[0] for v in master.spatial.predict(*position))
         if not (np.isfinite(factor) and factor > 0):
             factor, error = 1.0, 0.0
-        bkg_var = factor**2 * bkg_var + (bkg * error) ** 2
-        bkg = bkg * factor
         record.update(
             x=position.x, y=position.y, quadrant=position.quadrant,
             spatial_factor=float(factor), spatial_factor_error=float(error),
         )
+        if master.spatial_chromatic is not None:
+            # The factor per pixel, at the pixel's wavelength.
+            finite = np.isfinite(wave)
+            factor = np.ones(wave.shape)
+            error = np.zeros(wave.shape)
+            f, e = master.spatial_factors([tuple(position)], wave[finite])
+            factor[finite], error[finite] = f[0], e[0]
+            record["spatial_factor_range"] = [float(f.min()), float(f.max())] if f.size else []
+        bkg_var = factor**2 * bkg_var + (bkg * error) ** 2
+        bkg = bkg * factor
     if options.slit_scale:
         if is_background or is_msa_background(cal_slit):
             record["slit_scale"] = {"status": "background slitlet (checked, not rescaled)"}

@@ -102,3 +102,30 @@ def test_one_million_pixels():
     res = bin_pixels(w, x, v, edges, method="clipped_mean")
     assert np.isfinite(res.flux).all()
     assert res.n.sum() + res.rejected.sum() <= 1_000_000
+
+
+def _photon_pixels(seed, sky_e=3.0, read_e=6.0, n_bins=8_000, per_bin=45):
+    """Photon-counting pixels: Poisson sky + read noise, VAR_POISSON from each pixel's value."""
+    rng = np.random.default_rng(seed)
+    lab = np.repeat(np.arange(n_bins), per_bin)
+    w = lab + rng.uniform(0.01, 0.99, lab.size)
+    electrons = rng.poisson(sky_e, lab.size) + rng.normal(0.0, read_e, lab.size)
+    var = np.clip(electrons, 0.0, None) + read_e**2
+    return w, electrons, var, np.arange(n_bins + 1, dtype=float)
+
+
+def test_photon_counting_noise_clipped_mean_unbiased():
+    # 3 e- of sky and 6 e- read noise, variance from each pixel's own value
+    # (ramp fitting): a per-pixel clip floor biased the clipped mean by +0.8 %.
+    # Against the plain mean of the same pixels (unbiased, and sharing their
+    # noise) the clipped mean at the MOS step's 4 sigma stays within 0.05 %
+    # averaged over 20 seeds, and at 3 sigma within 0.2 %.
+    diffs = {3.0: [], 4.0: []}
+    for seed in range(20):
+        w, x, v, edges = _photon_pixels(seed)
+        plain = bin_pixels(w, x, v, edges, method="mean").flux.mean()
+        for sigma in diffs:
+            clipped = bin_pixels(w, x, v, edges, method="clipped_mean", sigma=sigma).flux.mean()
+            diffs[sigma].append((clipped - plain) / 3.0)
+    assert abs(np.mean(diffs[4.0])) < 5e-4
+    assert abs(np.mean(diffs[3.0])) < 2e-3

@@ -103,3 +103,26 @@ def test_balanced_inflation_splits_the_error_evenly():
     assert float(balanced_background_inflation(0.0, v, n)) == 3.0  # (N + 1) / 2
     with pytest.raises(ValueError, match="n_extract"):
         balanced_background_inflation(b, v, 0)
+
+
+def test_pooled_scatter_scale_monte_carlo():
+    # Three spectra: with honest variances the scale stays near 1 (it is never
+    # below 1, so slightly above on average); with variances 2x too small it
+    # restores master pulls of 1, which the per-wavelength scatter of three
+    # values could not do reliably.
+    from jwst_mbkg_plus.algorithms.errors import pooled_scatter_scale
+
+    rng = np.random.default_rng(11)
+    n_spec, n_wave = 3, 4000
+    truth = 1.0 + 0.5 * np.sin(np.linspace(0, 20, n_wave))
+    sigma = 0.1 * truth
+    flux = truth + sigma * rng.standard_normal((n_spec, n_wave))
+    used = np.ones(flux.shape, dtype=bool)
+    centre = flux.mean(axis=0)
+    honest = pooled_scatter_scale(flux, np.broadcast_to(sigma**2, flux.shape), centre, used)
+    assert 1.0 <= np.median(honest) < 1.1
+    small = pooled_scatter_scale(flux, np.broadcast_to(sigma**2 / 2, flux.shape), centre, used)
+    assert abs(np.median(small) - 2.0) < 0.15
+    master_var = small * (sigma**2 / 2) / n_spec
+    pulls = (centre - truth) / np.sqrt(master_var)
+    assert abs(np.std(pulls) - 1.0) < 0.05

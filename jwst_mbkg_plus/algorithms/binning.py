@@ -18,9 +18,16 @@ Policies
   given) is finite (variance > 0 for ``"weighted_mean"``).
 * Bins with fewer than ``min_pixels`` surviving pixels are NaN (``n`` is still
   reported).
-* Clip (``"clipped_mean"``, ``"weighted_mean"`` with ``sigma`` set): see
-  `jwst_mbkg_plus.algorithms.outliers.flag_binned_outliers` (median centre,
-  IQR / 1.349 scale floored at each pixel's ``sqrt(var)``). Pixels within one
+* Clip (``"clipped_mean"``, ``"weighted_mean"`` with ``sigma`` set): median
+  centre, IQR / 1.349 scale floored at the bin's median ``sqrt(var)`` (as in
+  `jwst_mbkg_plus.algorithms.outliers.flag_binned_outliers`, but with one
+  floor per bin). Not each pixel's own ``sqrt(var)``: where VAR_POISSON is
+  estimated from the pixel's own value (ramp fitting; a few electrons of sky
+  per pixel) a per-pixel floor protects the bright pixels and clips the faint
+  ones, a bias of +0.6 % at 4 e- of sky and 6 e- read noise. With the bin's
+  floor the bias is what a symmetric clip of that slightly skewed noise
+  leaves: -0.13 % at 3 sigma, -0.01 % at 4 sigma (3 e- sky, 40000 bins of 45
+  pixels, 6 seeds), hence the MOS step bins at 4 sigma. Pixels within one
   bin span a small wavelength range; when the background changes by more than
   the noise across one bin, that gradient inflates the scale (harmless) and
   the scatter-based variance (conservative).
@@ -37,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jwst_mbkg_plus.algorithms._interp import check_increasing
-from jwst_mbkg_plus.algorithms._stats import segment_quantile
+from jwst_mbkg_plus.algorithms._stats import segment_quantile, sort_segments
 from jwst_mbkg_plus.algorithms.errors import median_variance_factor, median_variance_from_sums
 from jwst_mbkg_plus.algorithms.outliers import _segment_clip
 
@@ -142,7 +149,8 @@ def bin_pixels(wavelength, sb, var, edges, *, method="clipped_mean", sigma=3.0, 
     xv, lv = x[idx], lab[idx].astype(np.int64)
     vv = None if v is None else v[idx]
     clip = sigma if method in ("clipped_mean", "weighted_mean") else None
-    order, alive = _segment_clip(xv, lv, nb, None if vv is None else np.sqrt(vv), clip, maxiters)
+    noise = None if vv is None else _bin_median_noise(vv, lv, nb)
+    order, alive = _segment_clip(xv, lv, nb, noise, clip, maxiters)
     rejected = np.zeros(x.shape, dtype=bool)
     rejected[idx[order[~alive]]] = True
 
@@ -185,3 +193,13 @@ def bin_pixels(wavelength, sb, var, edges, *, method="clipped_mean", sigma=3.0, 
     log.debug("bin_pixels(%s): %d pixels, %d rejected, %d of %d bins defined", method,
               idx.size, int(rejected.sum()), int(np.sum(~short)), nb)
     return BinnedSpectrum(wavelength=wave_mean, flux=flux, var=out_var, n=n, rejected=rejected)
+
+
+def _bin_median_noise(var, labels, n_bins):
+    """Each value's bin median of ``sqrt(var)``: a clip floor that ignores the value's own noise."""
+    noise = np.sqrt(var)
+    order = sort_segments(noise, labels)
+    counts = np.bincount(labels, minlength=n_bins)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    median = segment_quantile(noise[order], starts, counts, 0.5)
+    return median[labels]

@@ -16,8 +16,10 @@ painted surface brightness. The background truth is what the tests compare with.
 Noise is Gaussian with per-pixel sigma ``noise_fraction * signal`` (signal =
 noiseless count rate); ``VAR_POISSON + VAR_RNOISE`` equals the injected variance
 (70% / 30% split, plus a tiny floor so that no variance is zero) and
-``ERR = sqrt(VAR_POISSON + VAR_RNOISE)``. Hot pixels are added after the noise,
-with DQ left 0.
+``ERR = sqrt(VAR_POISSON + VAR_RNOISE)``. With ``Scene.sky_electrons`` the noise
+is photon counting instead: Poisson on all signal plus Gaussian read noise, with
+VAR_POISSON estimated from each pixel's own value as ramp fitting does. Hot
+pixels are added after the noise, with DQ left 0.
 """
 
 import logging
@@ -275,7 +277,8 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
         valid = np.isfinite(lam) & np.isfinite(factor) & (factor > 0)
         with np.errstate(invalid="ignore"):
             bkg = scene.background_spectrum(lam) * scene.background_modulation(
-                x_msa=geo["x_msa"], y_msa=geo["y_msa"], quadrant=slit.quadrant, slitlet_index=index
+                x_msa=geo["x_msa"], y_msa=geo["y_msa"], quadrant=slit.quadrant,
+                slitlet_index=index, wavelength=lam,
             )
         valid &= np.isfinite(bkg)
         source = np.zeros_like(lam)
@@ -328,21 +331,58 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
 
     # Noise on the noiseless signal, then hot pixels (not in the variance).
     signal = counts
-    sigma = scene.noise_fraction * np.abs(signal)
     positive = signal[signal > 0]
     floor = 1e-4 * (float(np.median(positive)) if positive.size else 1.0)
-    variance = sigma**2 + floor**2
-    sci = signal + (rng.standard_normal(signal.shape) * sigma if scene.noise_fraction else 0.0)
+    if scene.sky_electrons:
+        sci, var_poisson, var_rnoise = _photon_noise(scene, painted, signal, rng, floor)
+    else:
+        sigma = scene.noise_fraction * np.abs(signal)
+        variance = sigma**2 + floor**2
+        sci = signal + (rng.standard_normal(signal.shape) * sigma if scene.noise_fraction else 0.0)
+        var_poisson = (1 - RNOISE_SHARE) * variance
+        var_rnoise = RNOISE_SHARE * variance
     hot = _add_hot_pixels(scene, painted, sci, signal, rng, detector)
     return {
         "sci": sci.astype(np.float32),
-        "var_poisson": ((1 - RNOISE_SHARE) * variance).astype(np.float32),
-        "var_rnoise": (RNOISE_SHARE * variance).astype(np.float32),
+        "var_poisson": var_poisson.astype(np.float32),
+        "var_rnoise": var_rnoise.astype(np.float32),
         "slits": painted,
         "hot_pixels": hot,
         "contaminated": sorted(c for c in contaminated if c in {p.name for p in painted}),
         "overlap_pixels": overlap,
     }
+
+
+def _photon_noise(scene, painted, signal, rng, floor):
+    """
+    Poisson noise on all signal plus Gaussian read noise, in electrons.
+
+    The gain (electrons per DN/s) puts the median background of the background
+    slitlets' pixels at ``scene.sky_electrons``. VAR_POISSON is estimated from
+    each pixel's own value, as ramp fitting does (0 where it is negative), so
+    the variance is correlated with the noise; VAR_RNOISE is the read noise.
+
+    Returns
+    -------
+    sci, var_poisson, var_rnoise : ndarray
+        Count rate and its variances (float64).
+    """
+    sky = [
+        p.arrays["counts"][p.arrays["valid"]]
+        for p in painted
+        if p.slitlet.kind == "background"
+    ]
+    sky = np.concatenate(sky) if sky else signal[signal > 0]
+    sky = sky[sky > 0]
+    if not sky.size:
+        raise ValueError("photon noise needs a positive background somewhere on the detector")
+    gain = scene.sky_electrons / float(np.median(sky))
+    electrons = rng.poisson(np.clip(signal, 0.0, None) * gain).astype(np.float64)
+    electrons += rng.normal(0.0, scene.read_noise_electrons, signal.shape)
+    sci = np.where(signal != 0, electrons / gain, 0.0)
+    var_poisson = np.where(signal != 0, np.clip(electrons, 0.0, None) / gain**2, 0.0)
+    var_rnoise = np.full(signal.shape, (scene.read_noise_electrons / gain) ** 2 + floor**2)
+    return sci, var_poisson, var_rnoise
 
 
 def _contaminated_ids(scene, layout):

@@ -150,6 +150,13 @@ class Scene:
         Fractional background offsets per quadrant (Q1..Q4).
     slit_scatter : float
         Sigma of a per-slitlet random fractional background offset.
+    chromatic_quadrants : tuple of 4 (blue, red) pairs, or ()
+        Wavelength-dependent fractional offsets per quadrant (Q1..Q4): ``blue`` at
+        the short end of the grating's band, ``red`` at the long end, linear in
+        between (as msaexp's empirical PRISM sky normalisation, which varies with
+        wavelength). Added to ``quadrant_offsets``.
+    chromatic_gradient_y : tuple of (blue, red), or ()
+        A wavelength-dependent ``gradient_y`` (same convention), added to it.
     n_contaminated : int
         Background slitlets holding an undeclared source.
     contaminant_fraction : float
@@ -167,6 +174,15 @@ class Scene:
         Gaussian sigma of point sources across the slit [pixels].
     noise_fraction : float
         Per-pixel noise sigma as a fraction of the noiseless signal (0 for a noiseless scene).
+        Ignored when ``sky_electrons`` is set.
+    sky_electrons : float
+        Photon-counting noise instead of ``noise_fraction``: the median background of the
+        background slitlets' pixels in electrons. Every pixel gets Poisson noise on all of
+        its signal plus Gaussian read noise; VAR_POISSON is estimated from the pixel's own
+        value (as ramp fitting does, 0 where it is negative) and VAR_RNOISE from the read
+        noise. 0 = Gaussian noise.
+    read_noise_electrons : float
+        Read noise sigma in electrons (with ``sky_electrons``).
     seed : int
         Seed of every random choice.
     """
@@ -184,6 +200,8 @@ class Scene:
     gradient_y: float = 0.0
     quadrant_offsets: tuple = (0.0, 0.0, 0.0, 0.0)
     slit_scatter: float = 0.0
+    chromatic_quadrants: tuple = ()
+    chromatic_gradient_y: tuple = ()
     n_contaminated: int = 0
     contaminant_fraction: float = 0.3
     hot_pixels_per_slit: int = 0
@@ -192,6 +210,8 @@ class Scene:
     source_contrast: float = 3.0
     point_sigma: float = 1.2
     noise_fraction: float = 0.0
+    sky_electrons: float = 0.0
+    read_noise_electrons: float = 6.0
     seed: int = 0
 
     def __post_init__(self):
@@ -224,10 +244,20 @@ class Scene:
         object.__setattr__(self, "quadrant_offsets", tuple(float(q) for q in self.quadrant_offsets))
         if len(self.quadrant_offsets) != 4:
             raise ValueError("quadrant_offsets needs 4 values")
+        chromatic = tuple(tuple(float(v) for v in pair) for pair in self.chromatic_quadrants)
+        if chromatic and (len(chromatic) != 4 or any(len(p) != 2 for p in chromatic)):
+            raise ValueError("chromatic_quadrants needs 4 (blue, red) pairs, or ()")
+        object.__setattr__(self, "chromatic_quadrants", chromatic)
+        gradient = tuple(float(v) for v in self.chromatic_gradient_y)
+        if gradient and len(gradient) != 2:
+            raise ValueError("chromatic_gradient_y needs a (blue, red) pair, or ()")
+        object.__setattr__(self, "chromatic_gradient_y", gradient)
         _check_fraction("background_scale", self.background_scale)
         _check_fraction("slit_scatter", self.slit_scatter, upper=0.5)
         _check_fraction("contaminant_fraction", self.contaminant_fraction)
         _check_fraction("noise_fraction", self.noise_fraction, upper=10)
+        _check_fraction("sky_electrons", self.sky_electrons)
+        _check_fraction("read_noise_electrons", self.read_noise_electrons)
         _check_fraction("hot_pixel_level", self.hot_pixel_level)
         _check_fraction("source_contrast", self.source_contrast)
         if not self.point_sigma > 0:
@@ -262,6 +292,8 @@ class Scene:
         out["background"] = str(self.background)
         out["detectors"] = list(self.detectors)
         out["quadrant_offsets"] = list(self.quadrant_offsets)
+        out["chromatic_quadrants"] = [list(p) for p in self.chromatic_quadrants]
+        out["chromatic_gradient_y"] = list(self.chromatic_gradient_y)
         return out
 
     def digest(self):
@@ -305,7 +337,7 @@ class Scene:
             values = np.interp(lam, wave, flux, left=np.nan, right=np.nan)
         return self.background_scale * values
 
-    def background_modulation(self, *, x_msa, y_msa, quadrant, slitlet_index):
+    def background_modulation(self, *, x_msa, y_msa, quadrant, slitlet_index, wavelength=None):
         """
         Spatial multiplicative factor of the background.
 
@@ -317,23 +349,37 @@ class Scene:
             Quadrant 1..4.
         slitlet_index : int
             Index of the slitlet in :meth:`layout` (selects its random offset).
+        wavelength : ndarray, optional
+            Wavelength in micron, for the chromatic terms (needed when the scene has any).
 
         Returns
         -------
         ndarray
             ``1 + gx * X + gy * Y + offset[quadrant] + scatter[slitlet]`` with X, Y
-            the MSA position scaled to [-1, 1].
+            the MSA position scaled to [-1, 1], plus the chromatic terms.
         """
         half_x = instrument.N_ROWS * instrument.MSA_PITCH[0] + instrument.QUADRANT_GAP / 2
         half_y = instrument.N_COLUMNS * instrument.MSA_PITCH[1] + instrument.QUADRANT_GAP / 2
         scatter = self._slit_scatter()[slitlet_index]
-        return (
+        factor = (
             1.0
             + self.gradient_x * np.asarray(x_msa) / half_x
             + self.gradient_y * np.asarray(y_msa) / half_y
             + self.quadrant_offsets[quadrant - 1]
             + scatter
         )
+        if self.chromatic_quadrants or self.chromatic_gradient_y:
+            if wavelength is None:
+                raise ValueError("a chromatic background modulation needs the wavelength")
+            lo, hi = instrument.GRATINGS[self.grating]["wrange"]
+            u = (np.asarray(wavelength, dtype=float) - lo * 1e6) / ((hi - lo) * 1e6)
+            if self.chromatic_quadrants:
+                blue, red = self.chromatic_quadrants[quadrant - 1]
+                factor = factor + blue + (red - blue) * u
+            if self.chromatic_gradient_y:
+                blue, red = self.chromatic_gradient_y
+                factor = factor + (blue + (red - blue) * u) * np.asarray(y_msa) / half_y
+        return factor
 
     def _slit_scatter(self):
         rng = np.random.default_rng([self.seed, 1])
