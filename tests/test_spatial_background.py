@@ -2,7 +2,8 @@
 
 Side by side with jwst's stock step on the same extracted slits: a background
 with a 5% gradient along the MSA's y axis plus 2% opposite offsets of the two
-quadrants on NRS1, and a scene with no spatial variation.
+quadrants on NRS1, a chromatic quadrant map with only 4 background slitlets, and a
+scene with no spatial variation.
 """
 
 import asdf
@@ -59,11 +60,12 @@ def varying(synthetic_instrument, tmp_path_factory):
         slits = extract_slits(exposure.rate_path)
         out["input"] = slits
         out["stock"] = MasterBackgroundMosStep.call(slits)
-        out["plus"] = MasterBackgroundMosPlusStep.call(slits)
+        out["plus"] = MasterBackgroundMosPlusStep.call(slits, spatial_model="none")
         qa_dir = folder / "qa"
         qa_dir.mkdir()
+        # spatial_model: the default ('auto').
         out["spatial"] = MasterBackgroundMosPlusStep.call(
-            slits, spatial_model="auto", slit_scale=True, save_qa=True, output_dir=str(qa_dir)
+            slits, slit_scale=True, save_qa=True, output_dir=str(qa_dir)
         )
         out["qa_path"] = next(qa_dir.glob("*_mbkgqa.asdf"))
     return out
@@ -121,10 +123,36 @@ def test_spatial_map_plot(varying, tmp_path):
     assert spatial[0].stat().st_size > 20_000
 
 
-def test_default_is_off(varying):
+def test_default_is_auto_and_none_turns_it_off(varying):
+    assert MasterBackgroundMosPlusStep().spatial_model == "auto"
     qa = varying["plus"].meta.master_background_qa.instance
     assert "spatial_model" not in qa
     assert "applied_scaling" not in qa
+
+
+def test_defaults_beat_stock_on_chromatic_quadrant_map(synthetic_instrument, tmp_path):
+    """4 background slitlets; quadrant levels that change with wavelength (0.90-1.03)."""
+    from jwst_mbkg_plus.synthetic import Scene, load_truth, local_crds_context, make_exposure
+
+    scene = Scene(
+        n_background=4, n_point=3, n_extended=1, detectors=("NRS1",), noise_fraction=0.05,
+        chromatic_quadrants=((0.0, 0.0), (0.0, 0.0), (-0.08, -0.02), (0.01, 0.0)),
+        chromatic_gradient_y=(0.02, -0.01), seed=8,
+    )
+    exposure = make_exposure(scene, tmp_path, instrument=synthetic_instrument)
+    truth = load_truth(exposure.truth_path)
+    with local_crds_context(synthetic_instrument):
+        slits = extract_slits(exposure.rate_path)
+        stock = MasterBackgroundMosStep.call(slits)
+        plus = MasterBackgroundMosPlusStep.call(slits)
+    res_stock, _ = _residuals(truth, slits.slits, stock.slits)
+    res_plus, pull = _residuals(truth, slits.slits, plus.slits)
+    assert _rms(res_stock) > 0.015
+    assert _rms(res_plus) < 0.005
+    assert pull == pytest.approx(1.0, abs=0.05)
+    record = plus.meta.master_background_qa.instance["spatial_model"]
+    assert record["model"] == "quadrant"
+    assert record["wavelength_order"] >= 1
 
 
 def test_no_spatial_variation_costs_nothing(synthetic_instrument, tmp_path):
@@ -137,8 +165,8 @@ def test_no_spatial_variation_costs_nothing(synthetic_instrument, tmp_path):
     truth = load_truth(exposure.truth_path)
     with local_crds_context(synthetic_instrument):
         slits = extract_slits(exposure.rate_path)
-        off = MasterBackgroundMosPlusStep.call(slits)
-        on = MasterBackgroundMosPlusStep.call(slits, spatial_model="auto")
+        off = MasterBackgroundMosPlusStep.call(slits, spatial_model="none")
+        on = MasterBackgroundMosPlusStep.call(slits)
     res_off, _ = _residuals(truth, slits.slits, off.slits)
     res_on, _ = _residuals(truth, slits.slits, on.slits)
     for name in res_off:
