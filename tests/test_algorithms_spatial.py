@@ -202,3 +202,27 @@ def test_record_round_trip_predicts_the_same():
     for a, b in zip(fit.predict(x, y, q), again.predict(x, y, q), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12)
     assert again.model == fit.model and again.columns == fit.columns
+
+
+def _four_slitlets():
+    # Two per quadrant, the quadrants stacked along y (as NRS1 sees them).
+    x = np.array([0.0382, 0.0320, 0.0332, 0.0373])
+    y = np.array([0.0015, -0.0354, 0.0097, -0.0272])
+    q = np.array([3, 4, 3, 4])
+    return x, y, q
+
+
+def test_four_slitlets_fit_a_gradient_but_rarely_chase_scatter():
+    x, y, q = _four_slitlets()
+    err = np.full(4, 3e-4)
+    plane, chased = 0, 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        level = 1 + 0.05 * x / 0.04 + 0.05 * y / 0.036
+        fit = fit_spatial_factor(x, y, q, level / level.mean() + rng.normal(0, 3e-4, 4), err)
+        plane += fit.model == "plane"
+        scatter = 1 + rng.normal(0, 0.01, 4)
+        chased += fit_spatial_factor(x, y, q, scatter, err).model == "plane"
+    # One degree of freedom left: admitted only on a decisive F-test.
+    assert plane == 100
+    assert chased <= 10
