@@ -473,7 +473,27 @@ def master_from_slits(step, cal_model, options):
             loo.input_range = input_range
             master.leave_one_out[selection_.indices[k]] = loo
         master.qa["leave_one_out"] = True
+    master.qa["regime"] = _regime(master, options, int(accepted.sum()))
     return master
+
+
+def _regime(master, options, n_accepted):
+    """Which regime applied, in one place of the QA record."""
+    fit, chrom = master.spatial, master.spatial_chromatic
+    regime = {
+        "n_background_spectra": n_accepted,
+        "spatial_model_requested": options.spatial_model,
+        "spatial_model": fit.model if fit is not None else "none",
+        "wavelength_dependent": chrom is not None,
+        "wavelength_order": chrom.order if chrom is not None else 0,
+        "master_variance": master.qa.get("master_variance", {}).get("method", "propagated"),
+    }
+    log.info(
+        "Master background from %d background spectra; spatial model %s%s.",
+        n_accepted, regime["spatial_model"],
+        f" (order {regime['wavelength_order']} in wavelength)" if chrom is not None else "",
+    )
+    return regime
 
 
 def _spatial_master(grid_wave, flux, var, positions, labels, options, profile_rejects,

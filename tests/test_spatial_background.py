@@ -150,9 +150,12 @@ def test_defaults_beat_stock_on_chromatic_quadrant_map(synthetic_instrument, tmp
     assert _rms(res_stock) > 0.015
     assert _rms(res_plus) < 0.005
     assert pull == pytest.approx(1.0, abs=0.05)
-    record = plus.meta.master_background_qa.instance["spatial_model"]
+    qa = plus.meta.master_background_qa.instance
+    record = qa["spatial_model"]
     assert record["model"] == "quadrant"
     assert record["wavelength_order"] >= 1
+    assert qa["regime"]["wavelength_dependent"] is True
+    assert qa["regime"]["n_background_spectra"] == 4
 
 
 def test_no_spatial_variation_costs_nothing(synthetic_instrument, tmp_path):
