@@ -7,7 +7,6 @@ NIRSpec point-source corrections, and jwst's stock ``MasterBackgroundStep``
 on the very same inputs for comparison. No reference files are needed.
 """
 
-import json
 import os
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundPlusStep, Spec3PipelinePlus
 from jwst_mbkg_plus import spec3_background as engine
+from jwst_mbkg_plus.qa_plots import read_qa
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     MODES,
     injected_background,
@@ -112,8 +112,8 @@ def test_background_recovered_despite_contamination(contaminated_run):
 
 def test_contaminated_member_rejected_in_qa(contaminated_run):
     inputs = contaminated_run["inputs"]
-    (qa_file,) = Path(contaminated_run["outdir"]).glob("*mbkgqa.json")
-    qa = json.loads(qa_file.read_text())
+    (qa_file,) = Path(contaminated_run["outdir"]).glob("*mbkgqa.asdf")
+    qa = read_qa(qa_file)
     names = [m.meta.filename for m in inputs.backgrounds]
     accepted = {e["name"].split("[")[0]: e["accepted"] for e in qa["inputs"]}
     assert accepted == {n: i != CONTAMINATED for i, n in enumerate(names)}
@@ -395,7 +395,7 @@ def test_spec3_pipeline_plus_call_from_association(mode, tmp_path, monkeypatch):
     assert pull_std == pytest.approx(1.0, abs=0.05)
     assert list(tmp_path.glob("*masterbg1d.fits"))
     assert len(list(tmp_path.glob("*masterbg2d.fits"))) == len(inputs.science)
-    qa = json.loads(next(tmp_path.glob("*mbkgqa.json")).read_text())
+    qa = read_qa(next(tmp_path.glob("*mbkgqa.asdf")))
     assert [e["accepted"] for e in qa["inputs"]] == [True, False, True, True]
     for r in results:
         r.close()

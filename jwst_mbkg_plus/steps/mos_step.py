@@ -77,6 +77,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         reject_pixels = boolean(default=True)  # Reject outlying pixels (hot pixels, clusters, cosmic rays) of the background slitlets
         pixel_sigma = float(default=5.0, min=0)  # Rejection threshold for background-slitlet pixels, in sigma
         pixel_maxiters = integer(default=3, min=1)  # Iterations of pixel rejection and master re-estimation
+        flag_rejected = boolean(default=True)  # Flag the background-slitlet pixels rejected by reject_pixels as OUTLIER + DO_NOT_USE in the output DQ, so later steps leave them out
         propagate_errors = boolean(default=True)  # Add the master background's variance to the science VAR_RNOISE and ERR
         error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
         outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
@@ -151,7 +152,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                         self, forward, master.wavelength, master.surf_bright
                     )
             except (BackgroundSelectionError, mos_background.MasterBackgroundError) as err:
-                log.error("%s Step skipped.", err)
+                log.error("%s No background subtracted: master_background FAILED.", err)
                 record_step_status(output_model, "master_background", status="FAILED")
                 forward.model.close()
                 return output_model
@@ -165,6 +166,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         )
         qa = mos_background.residual_qa(result, forward, master, background_2d)
         master.qa.update(qa)
+        master.qa["step"] = self.class_alias
         # The QA record travels with the product (saved in its ASDF extension).
         result.meta.master_background_qa = mos_background.plain_record(master.qa)
         if self.user_background:
