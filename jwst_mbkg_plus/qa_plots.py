@@ -204,6 +204,7 @@ def plot_residual_histograms(residual_pulls, path, *, title=None):
             pulls[label] = values
     if not pulls:
         raise ValueError("no finite residual to plot")
+    pulls = {label: pulls[label] for label in sorted(pulls, key=_natural_key)}
     n = len(pulls)
     ncols = min(n, 4)
     nrows = -(-n // ncols)
@@ -216,18 +217,18 @@ def plot_residual_histograms(residual_pulls, path, *, title=None):
         stats = pull_statistics(values)
         inside = np.clip(values, edges[0], edges[-1])
         ax.hist(inside, bins=edges, density=True, color="tab:blue", alpha=0.7,
-                label=f"{stats['n']} pixels (ends: beyond +/-6)")
+                label="pulls (end bins: beyond +/-6)")
         ax.plot(x, gauss, color="black", lw=1.2, label="N(0, 1)")
-        ax.set_title(f"{label}\nspread {stats['spread']:.3f} (1.4826 MAD), "
+        ax.set_title(f"{label}: {stats['n']} px\nspread {stats['spread']:.3f} (1.4826 MAD), "
                      f"|pull| > 5: {100 * stats['outlier_fraction']:.2f}%", fontsize=8)
         ax.set_xlabel("residual / error")
         ax.set_yscale("log")
         ax.set_ylim(1e-4, 1.0)
     for ax in axes[n:]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title or "Background slitlets after subtraction: residual / error "
-                 "(pixels not flagged DO_NOT_USE)")
+    axes[0].legend(fontsize=6, loc="upper right")
+    fig.suptitle((title or "Background slitlets after subtraction")
+                 + ": residual / error of the pixels not flagged DO_NOT_USE")
     return _save(fig, path)
 
 
@@ -347,6 +348,14 @@ def plot_spectra(spectra, path, *, title=None, ylabel="surface brightness [MJy/s
     return _save(fig, path)
 
 
+def _natural_key(label):
+    """Sort key ordering numbers inside labels by value: 2:BKG2 before 10:BKG10."""
+    import re
+
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", str(label))]
+
+
 def _residual_values(residuals, labels, key, fallback=None):
     """One residual statistic per label (NaN where absent), and whether the fallback was used."""
     values = np.array([residuals.get(lab, {}).get(key, np.nan) for lab in labels], dtype=float)
@@ -396,7 +405,8 @@ def plot_qa_record(qa, path, *, title=None):
         scores = {e["name"]: e["score"] for e in inputs if e.get("score") is not None}
         rejected = {e["name"]: e["reason"] for e in inputs if not e.get("accepted", True)}
         vetting = {"applied": bool(scores), "scores": scores, "rejected": rejected}
-    labels = list(qa.get("slits") or [e["name"] for e in inputs] or scores or residuals)
+    labels = sorted(qa.get("slits") or [e["name"] for e in inputs] or scores or residuals,
+                    key=_natural_key)
     fig = _figure(figsize=(10, 10), layout="constrained")
     ax_score, ax_rel, ax_pull, ax_out = fig.subplots(4, 1, sharex=True)
     pos = np.arange(len(labels))
@@ -425,7 +435,6 @@ def plot_qa_record(qa, path, *, title=None):
     ax_pull.axhspan(float(low), float(high), color="tab:green", alpha=0.2, lw=0,
                     label=f"right errors: {float(low):.2f}-{float(high):.2f}")
     ax_pull.axhline(1.0, color="0.3", ls=":", lw=1)
-    width = 0.4
     pixel, old = _residual_values(residuals, labels, "pull_spread", fallback="pull_std")
     column, old_column = _residual_values(residuals, labels, "column_pull_spread",
                                           fallback="column_pull_std")
@@ -434,16 +443,17 @@ def plot_qa_record(qa, path, *, title=None):
     if np.isfinite(column).any():
         bars.append(("column-sum pulls", column,
                      "plain std (old record)" if old_column else "1.4826 MAD"))
-    shifts = (-width / 2, width / 2) if len(bars) == 2 else (0.0,)
-    for (name, values, stat), shift in zip(bars, shifts, strict=True):
-        ax_pull.bar(pos + shift, np.nan_to_num(values), width=width, label=f"{name}, {stat}")
+    # Markers, not bars: the reference band stays visible behind them.
+    for (name, values, stat), marker in zip(bars, ("o", "s"), strict=False):
+        ax_pull.plot(pos, values, marker, ms=7, ls="none", label=f"{name}, {stat}")
     ax_pull.set_ylabel("pull spread")
     pixels = definition.get("pixels", "pixels not rejected by the step")
     ax_pull.set_title(f"Residual / error over {pixels}", fontsize=9)
     finite = np.concatenate([pixel[np.isfinite(pixel)], column[np.isfinite(column)]])
-    top = max(1.3, 1.1 * float(finite.max())) if finite.size else 1.3
-    ax_pull.set_ylim(0, top)
-    ax_pull.legend(fontsize=7, loc="lower right")
+    top = max(1.25, 1.05 * float(finite.max())) if finite.size else 1.25
+    bottom = min(0.75, 0.95 * float(finite.min())) if finite.size else 0.75
+    ax_pull.set_ylim(bottom, top)
+    ax_pull.legend(fontsize=7, loc="lower right", ncols=3)
 
     limit = float(definition.get("outlier_threshold", OUTLIER_THRESHOLD))
     fraction, _ = _residual_values(residuals, labels, "pull_outlier_fraction")
@@ -706,9 +716,12 @@ def _plot_datamodel(path, outdir, slits, progress):
                     log.warning("%s: no residual histograms (%s)", path, err)
         elif hasattr(model, "spec"):
             spectra = _x1d_spectra(model)
-            if slits:
+            # A master background (masterbg1d, c1d) belongs to no slit: --slits keeps it.
+            if slits and not isinstance(model, datamodels.MultiCombinedSpecModel):
                 spectra = [s for s, spec in zip(spectra, model.spec, strict=True)
                            if _slit_matches(spec, slits)]
+                if not spectra:
+                    raise ValueError(f"no spectrum matches --slits {' '.join(slits)}")
             written.append(plot_spectra(spectra, outdir / f"{stem}_spectra.png",
                                         title=path.name))
         elif np.ndim(getattr(model, "data", None)) in (2, 3):
