@@ -20,6 +20,8 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
 Each background slitlet is then subtracted with the master made without it
 (leave one out), so its residuals are an independent check of the background;
 every other slit gets the master from all accepted slitlets.
+The pixels rejected in step 4 are flagged OUTLIER + DO_NOT_USE in the output
+DQ (``flag_rejected``), so that later steps leave them out as well.
 
 With ``bkg_method='extract_1d'`` the slitlets go through jwst's pixel_replace,
 resample_spec and extract_1d (masked pixels set to NaN first) and the
@@ -811,6 +813,11 @@ def _jwst_combination(bkg_x1d, options):
 def subtract_master(output_model, forward, master, options, uncalibrated=None):
     """
     Expand the master to every slit, un-calibrate it and subtract it.
+
+    With ``options.flag_rejected``, the pixels of ``master.flag_masks`` (those
+    ``reject_pixels`` left out of the master, in the slitlets that went into
+    it) get `REJECTED_DQ` in the output DQ; the count goes into the QA record
+    (``flagged_pixels``).
 
     Parameters
     ----------

@@ -39,11 +39,13 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
     What it adds: background slitlets chosen by parameter; whole background
     spectra vetted against the consensus; hot pixels and other outliers of the
-    background slitlets rejected against the expanded master; a per-wavelength
+    background slitlets rejected against the expanded master, and flagged
+    OUTLIER + DO_NOT_USE in the output DQ (``flag_rejected``); a per-wavelength
     robust combination; a NaN-aware median filter; the master background's
     uncertainty propagated into the science variance arrays; one calibration
     pass instead of two (the master background is un-calibrated with the
-    per-pixel factors the forward pass applied); a QA record.
+    per-pixel factors the forward pass applied); a QA record with robust pulls
+    (1.4826 x MAD, fraction beyond 5) over the pixels the step kept.
 
     jwst-equivalent mode: with ``combine_method='jwst'`` and the rest of
     ``jwst_mbkg_plus.JWST_EQUIVALENT_SETTINGS`` (``bkg_method='extract_1d'``,
