@@ -116,13 +116,14 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             return output_model
 
         if self.inverse:
-            log.error("inverse=True is not supported by %s; use jwst's step.", type(self).__name__)
+            log.error("inverse=True is not supported by %s; use jwst's step. Step skipped.",
+                      type(self).__name__)
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
 
         problem = self._parameter_problem()
         if problem:
-            log.error(problem)
+            log.error("%s Step skipped.", problem)
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
 
