@@ -62,6 +62,29 @@ def _slit_residuals(background_2d, truth):
     return rows
 
 
+def _natural_order(name):
+    """Sort key putting slit names in numeric order (1, 2, ..., 10), others after."""
+    return (0, int(name), "") if str(name).isdigit() else (1, 0, str(name))
+
+
+def _qa_summary(folder):
+    """One line from the plus step's QA record: pull spread, outliers, flagged pixels."""
+    from jwst_mbkg_plus.qa_plots import read_qa
+
+    path = next(Path(folder).glob("*_mbkgqa.asdf"), None)
+    if path is None:
+        return ""
+    qa = read_qa(path)
+    summary = dict(qa.get("pull_summary") or {})
+    if not summary.get("n_pixels"):
+        return ""
+    flagged = dict(qa.get("flagged_pixels") or {})
+    return (f"background slitlets' residual / error spread {summary['pull_spread']:.3f} "
+            f"(1.4826 MAD, pixels not rejected; 1 +/- 0.05 is right), "
+            f"{100 * summary['pull_outlier_fraction']:.3f}% beyond 5; "
+            f"{flagged.get('total', 0)} rejected pixels flagged OUTLIER + DO_NOT_USE")
+
+
 def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True, seed=1):
     """
     Run the demo: synthetic exposure, calwebb_spec2 stock and plus, residuals.
@@ -163,7 +186,7 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
         f"[{total}/{total}] Subtracted background minus true background,"
         " median per slit (% of truth):"
     )
-    names = list(results["plus"]["residuals"])
+    names = sorted(results["plus"]["residuals"], key=_natural_order)
     header = f"      {'slit':>5s} {'kind':<11s}" + "".join(f"{k:>10s}" for k in results)
     _say(header)
     for name in names:
@@ -173,6 +196,9 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
         cells = "".join(f"{results[k]['residuals'][name][1]:+9.2f}%" for k in results)
         _say(f"      {name:>5s} {kind:<11s}{cells}")
     _say("      * background slitlet with an undeclared source")
+    qa_line = _qa_summary(results["plus"]["folder"])
+    if qa_line:
+        _say(f"      plus QA record: {qa_line}")
     times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in results.items())
     _say(f"      calwebb_spec2 run times: {times}")
     _say(f"      products: {workdir}")

@@ -20,6 +20,8 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
 Each background slitlet is then subtracted with the master made without it
 (leave one out), so its residuals are an independent check of the background;
 every other slit gets the master from all accepted slitlets.
+The pixels rejected in step 4 are flagged OUTLIER + DO_NOT_USE in the output
+DQ (``flag_rejected``), so that later steps leave them out as well.
 
 With ``bkg_method='extract_1d'`` the slitlets go through jwst's pixel_replace,
 resample_spec and extract_1d (masked pixels set to NaN first) and the
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.adapters import (
     DO_NOT_USE,
@@ -50,6 +53,7 @@ from jwst_mbkg_plus.algorithms import (
     local_scale,
     outliers,
     profiles,
+    pulls,
     selection,
     spatial,
 )
@@ -58,6 +62,7 @@ from jwst_mbkg_plus.msa_position import slit_position, source_distance
 from jwst_mbkg_plus.products import masterbg1d_model
 
 __all__ = [
+    "REJECTED_DQ",
     "MasterBackground",
     "MasterBackgroundError",
     "MasterOptions",
@@ -70,6 +75,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: DQ bits set on the background-slitlet pixels rejected by ``reject_pixels``
+#: (``flag_rejected``): OUTLIER, as jwst's outlier_detection sets, and
+#: DO_NOT_USE, so that resample_spec and extract_1d leave them out.
+REJECTED_DQ = dqflags.pixel["OUTLIER"] | dqflags.pixel["DO_NOT_USE"]
 
 
 class MasterBackgroundError(RuntimeError):
@@ -92,6 +102,7 @@ class MasterOptions:
     reject_pixels: bool = True
     pixel_sigma: float = 5.0
     pixel_maxiters: int = 3
+    flag_rejected: bool = True
     propagate_errors: bool = True
     error_extraction_height: int | None = None
     outside_range: str = "flag"
@@ -135,6 +146,7 @@ class MasterOptions:
             reject_pixels=step.reject_pixels,
             pixel_sigma=step.pixel_sigma,
             pixel_maxiters=step.pixel_maxiters,
+            flag_rejected=step.flag_rejected,
             propagate_errors=step.propagate_errors,
             error_extraction_height=step.error_extraction_height,
             outside_range=step.outside_range,
@@ -177,6 +189,13 @@ class MasterBackground:
     spatial_chromatic : `~jwst_mbkg_plus.algorithms.chromatic.ChromaticSpatialFit` or None
         The wavelength dependence of that factor, where the background
         slitlets' levels show one; None: the factor is grey.
+    rejected_masks : dict
+        For each background slit (index into the model's slits) with pixels
+        rejected by ``reject_pixels``, the boolean mask of those pixels (the
+        final round's, that the master was made without).
+    flag_masks : dict
+        The subset of ``rejected_masks`` to flag in the output DQ
+        (``flag_rejected``): the slitlets that went into the master.
     """
 
     wavelength: np.ndarray
@@ -189,6 +208,8 @@ class MasterBackground:
     leave_one_out: dict = field(default_factory=dict)
     spatial: object = None
     spatial_chromatic: object = None
+    rejected_masks: dict = field(default_factory=dict)
+    flag_masks: dict = field(default_factory=dict)
 
     def spatial_factors(self, positions, wavelength):
         """
@@ -457,6 +478,14 @@ def master_from_slits(step, cal_model, options):
         if changed == 0:
             break
 
+    # Only where the master models the data is a pixel far from it an outlier:
+    # in a slitlet rejected as a whole (an undeclared source) it may be the source.
+    master.rejected_masks = {
+        selection_.indices[k]: mask for k, mask in enumerate(masks) if mask.any()
+    }
+    master.flag_masks = {
+        selection_.indices[k]: masks[k] for k in np.flatnonzero(accepted) if masks[k].any()
+    }
     if positions is not None:
         master.qa["spatial_model"] = _spatial_record(
             master, positions, labels, ratios, accepted, options
@@ -892,6 +921,11 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     """
     Expand the master to every slit, un-calibrate it and subtract it.
 
+    With ``options.flag_rejected``, the pixels of ``master.flag_masks`` (those
+    ``reject_pixels`` left out of the master, in the slitlets that went into
+    it) get `REJECTED_DQ` in the output DQ; the count goes into the QA record
+    (``flagged_pixels``).
+
     Parameters
     ----------
     output_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
@@ -925,6 +959,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     height = options.error_extraction_height or _typical_height(forward.model)
     master.qa["error_extraction_height"] = int(height)
     applied = {}  # slit label -> spatial factor and local scale used
+    flagged = {}  # slit label -> pixels flagged REJECTED_DQ
     for index, (slit, cal_slit, factor) in enumerate(
         zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
     ):
@@ -970,6 +1005,10 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         # In place: same values as assigning new arrays, without re-validating them.
         slit.data[...] = slit.data - bkg
         slit.dq |= dq
+        rejected = master.flag_masks.get(index) if options.flag_rejected else None
+        if rejected is not None:
+            slit.dq[rejected] |= REJECTED_DQ
+            flagged[slit_label(slit)] = int(rejected.sum())
         if options.propagate_errors:
             bkg_var = np.where(np.isfinite(bkg_var), bkg_var, 0.0)
             pixel_var = slit_variance(slit)
@@ -978,6 +1017,16 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
             _add_variance(slit, pixel_var, bkg_var * inflation)
     if applied:
         master.qa["applied_scaling"] = applied
+    master.qa["flagged_pixels"] = {
+        "applied": bool(options.flag_rejected and options.reject_pixels),
+        "dq_value": int(REJECTED_DQ),
+        "dq_flags": "OUTLIER, DO_NOT_USE",
+        "total": int(sum(flagged.values())),
+        "slits": flagged,
+    }
+    if flagged:
+        log.info("Flagged %d background-slitlet pixels rejected by reject_pixels as "
+                 "OUTLIER + DO_NOT_USE", sum(flagged.values()))
     return output_model, background_2d
 
 
@@ -1092,7 +1141,12 @@ def residual_qa(result, forward, master, background_2d):
     Residual statistics of the background slitlets after subtraction.
 
     Residuals are relative to the subtracted background; pulls divide by the
-    propagated ERR (the calibration factor cancels in both).
+    propagated ERR (the calibration factor cancels in both). Pulls are taken
+    over the pixels the step kept: valid (finite, not DO_NOT_USE before the
+    step) and not rejected by ``reject_pixels``, and summarised robustly
+    (`~jwst_mbkg_plus.algorithms.pulls.pull_statistics`): a plain standard
+    deviation would measure the few hot pixels left in the data, not the
+    error model.
 
     Parameters
     ----------
@@ -1108,13 +1162,22 @@ def residual_qa(result, forward, master, background_2d):
     Returns
     -------
     dict
-        ``{"residuals": {label: {"median_relative", "pull_std", "column_pull_std"}}}``
-        for the slits used as background: median residual / background, and the
-        standard deviations of residual / ERR per pixel and per column sum.
+        ``residuals``: per background slit label, ``median_relative`` (median
+        residual / background), ``pull_spread`` and ``column_pull_spread``
+        (1.4826 x MAD of residual / ERR per pixel and per column sum),
+        ``pull_outlier_fraction`` and ``column_pull_outlier_fraction`` (of
+        ``|pull| > 5``), ``pull_std`` (plain, for comparison), ``n_pixels``
+        and ``rejected_pixels`` (left out). ``pull_summary``: the pixel pulls
+        of the slitlets that went into the master, pooled. ``pulls``: how they
+        were computed.
     """
     used = set(master.qa.get("slits", []))
+    vetted_out = set((master.qa.get("vetting") or {}).get("rejected") or {})
     stats = {}
-    for slit, factor, bg in zip(result.slits, forward.factors, background_2d.slits, strict=True):
+    pooled = []  # pulls of the slitlets that went into the master
+    for index, (slit, factor, bg) in enumerate(
+        zip(result.slits, forward.factors, background_2d.slits, strict=True)
+    ):
         label = slit_label(slit)
         if label not in used:
             continue
@@ -1122,7 +1185,13 @@ def residual_qa(result, forward, master, background_2d):
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = slit.data / bg.data
             pull = slit.data / slit.err
+        rejected = master.rejected_masks.get(index)
+        if rejected is None:
+            rejected = np.zeros(slit.data.shape, dtype=bool)
         good = np.isfinite(relative) & np.isfinite(pull) & (bg.dq == 0) & np.isfinite(factor)
+        # DO_NOT_USE from before the step (the step's own flags are the rejected pixels).
+        good &= ((slit.dq & DO_NOT_USE) == 0) | rejected
+        good &= ~rejected
         if not good.any():
             continue
         column = np.where(good, slit.data, 0.0).sum(axis=0)
@@ -1130,12 +1199,25 @@ def residual_qa(result, forward, master, background_2d):
         with np.errstate(divide="ignore", invalid="ignore"):
             column_pull = column / np.sqrt(column_var)
         column_pull = column_pull[np.isfinite(column_pull) & (good.sum(axis=0) > 0)]
+        pixel = pulls.pull_statistics(pull[good])
+        columns = pulls.pull_statistics(column_pull)
+        if label not in vetted_out:
+            pooled.append(pull[good])
         stats[label] = {
             "median_relative": float(np.median(relative[good])),
-            "pull_std": float(np.std(pull[good])),
-            "column_pull_std": float(np.std(column_pull)) if column_pull.size else float("nan"),
+            "pull_spread": pixel["spread"],
+            "pull_outlier_fraction": pixel["outlier_fraction"],
+            "pull_std": pixel["std"],
+            "column_pull_spread": columns["spread"],
+            "column_pull_outlier_fraction": columns["outlier_fraction"],
+            "n_pixels": pixel["n"],
+            "rejected_pixels": int(rejected.sum()),
         }
-    return {"residuals": stats}
+    return {
+        "residuals": stats,
+        "pull_summary": pulls.pooled_summary(pooled),
+        "pulls": pulls.pull_definition("valid pixels not rejected by reject_pixels"),
+    }
 
 
 def log_summary(master):
@@ -1152,6 +1234,14 @@ def log_summary(master):
         len(vet.get("rejected", {})),
         100 * qa.get("clipped_fraction", 0.0),
     )
+    summary = qa.get("pull_summary") or {}
+    if summary.get("n_pixels"):
+        log.info(
+            "Background slitlets after subtraction (pixels not rejected): pull spread %.3f "
+            "(1.4826 MAD), %.2g of |pull| > 5",
+            summary["pull_spread"],
+            summary["pull_outlier_fraction"],
+        )
 
 
 def write_qa(qa, path):

@@ -12,7 +12,7 @@ pyplot state or global backend of the calling program is touched.
   after subtraction, with a unit Gaussian;
 - :func:`plot_slit`: the image of one slit (cal, s2d);
 - :func:`plot_spectra`: 1-D spectra (x1d, c1d, masterbg1d);
-- :func:`plot_qa_record`: the MOS step's ``*_mbkgqa.asdf`` record;
+- :func:`plot_qa_record`: the ``*_mbkgqa.asdf`` QA record of either plus step;
 - :func:`plot_spatial_factor`: a map over the MSA of the fitted spatial
   factor (``spatial_model``), the background slitlets' measured levels, and
   the per-slitlet scales (``slit_scale``);
@@ -34,6 +34,7 @@ __all__ = [
     "plot_slit",
     "plot_spatial_factor",
     "plot_spectra",
+    "read_qa",
 ]
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,8 @@ def plot_residual_histograms(residual_pulls, path, *, title=None):
     ValueError
         If no slit has a finite pull.
     """
+    from jwst_mbkg_plus.algorithms.pulls import pull_statistics
+
     pulls = {}
     for label, values in residual_pulls.items():
         values = np.asarray(values, dtype=float).ravel()
@@ -201,6 +204,7 @@ def plot_residual_histograms(residual_pulls, path, *, title=None):
             pulls[label] = values
     if not pulls:
         raise ValueError("no finite residual to plot")
+    pulls = {label: pulls[label] for label in sorted(pulls, key=_natural_key)}
     n = len(pulls)
     ncols = min(n, 4)
     nrows = -(-n // ncols)
@@ -210,20 +214,21 @@ def plot_residual_histograms(residual_pulls, path, *, title=None):
     x = np.linspace(-6, 6, 241)
     gauss = np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
     for ax, (label, values) in zip(axes, pulls.items(), strict=False):
+        stats = pull_statistics(values)
         inside = np.clip(values, edges[0], edges[-1])
-        ax.hist(inside, bins=edges, density=True, color="tab:blue", alpha=0.7)
+        ax.hist(inside, bins=edges, density=True, color="tab:blue", alpha=0.7,
+                label="pulls (end bins: beyond +/-6)")
         ax.plot(x, gauss, color="black", lw=1.2, label="N(0, 1)")
-        std = float(np.std(values))
-        mad = 1.4826 * float(np.median(np.abs(values - np.median(values))))
-        ax.set_title(f"{label}\nmean {np.mean(values):+.2f}, std {std:.2f}, "
-                     f"robust {mad:.2f}", fontsize=8)
+        ax.set_title(f"{label}: {stats['n']} px\nspread {stats['spread']:.3f} (1.4826 MAD), "
+                     f"|pull| > 5: {100 * stats['outlier_fraction']:.2f}%", fontsize=8)
         ax.set_xlabel("residual / error")
         ax.set_yscale("log")
         ax.set_ylim(1e-4, 1.0)
     for ax in axes[n:]:
         ax.set_visible(False)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title or "Background slitlets after subtraction: residual / error")
+    axes[0].legend(fontsize=6, loc="upper right")
+    fig.suptitle((title or "Background slitlets after subtraction")
+                 + ": residual / error of the pixels not flagged DO_NOT_USE")
     return _save(fig, path)
 
 
@@ -343,14 +348,36 @@ def plot_spectra(spectra, path, *, title=None, ylabel="surface brightness [MJy/s
     return _save(fig, path)
 
 
+def _natural_key(label):
+    """Sort key ordering numbers inside labels by value: 2:BKG2 before 10:BKG10."""
+    import re
+
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", str(label))]
+
+
+def _residual_values(residuals, labels, key, fallback=None):
+    """One residual statistic per label (NaN where absent), and whether the fallback was used."""
+    values = np.array([residuals.get(lab, {}).get(key, np.nan) for lab in labels], dtype=float)
+    if fallback is not None and not np.isfinite(values).any():
+        return _residual_values(residuals, labels, fallback)[0], True
+    return values, False
+
+
 def plot_qa_record(qa, path, *, title=None):
     """
-    Plot the QA record of the MOS plus step (``*_mbkgqa.asdf``).
+    Plot a QA record of the plus steps (``*_mbkgqa.asdf``, MOS or spec3).
 
-    Three panels: the vetting score of every background slitlet (rejected ones
-    in red), the median relative residual of each background slitlet after
-    subtraction, and its pixel and column pull widths (1 is ideal); the
-    clipped fraction and median coefficient of variation in the title.
+    Four panels, one bar per background slitlet (MOS) or background spectrum
+    (spec3): the vetting score (rejected ones in red, threshold dotted); the
+    median residual after subtraction (MOS: the slitlet subtracted with the
+    master made without it; spec3: the spectrum against that master); the
+    robust spread (1.4826 x MAD) of the pulls, residual / error, over the
+    pixels the step did not reject, per pixel and per column sum, against the
+    band 1 +/- 0.05 of right errors; and the fraction of pulls beyond 5, with
+    the pixels rejected (and flagged in DQ) written above each bar. The
+    clipped fraction, median coefficient of variation and pooled pull spread
+    are in the title.
 
     Parameters
     ----------
@@ -366,13 +393,22 @@ def plot_qa_record(qa, path, *, title=None):
     `~pathlib.Path`
         The PNG written.
     """
+    from jwst_mbkg_plus.algorithms.pulls import OUTLIER_THRESHOLD, SPREAD_TOLERANCE
+
     vetting = dict(qa.get("vetting") or {})
     scores = dict(vetting.get("scores") or {})
     rejected = dict(vetting.get("rejected") or {})
     residuals = dict(qa.get("residuals") or {})
-    labels = list(qa.get("slits") or scores or residuals)
-    fig = _figure(figsize=(10, 8), layout="constrained")
-    ax_score, ax_rel, ax_pull = fig.subplots(3, 1)
+    definition = dict(qa.get("pulls") or {})
+    inputs = list(qa.get("inputs") or [])
+    if not vetting and inputs:  # a spec3 record of an older version
+        scores = {e["name"]: e["score"] for e in inputs if e.get("score") is not None}
+        rejected = {e["name"]: e["reason"] for e in inputs if not e.get("accepted", True)}
+        vetting = {"applied": bool(scores), "scores": scores, "rejected": rejected}
+    labels = sorted(qa.get("slits") or [e["name"] for e in inputs] or scores or residuals,
+                    key=_natural_key)
+    fig = _figure(figsize=(10, 10), layout="constrained")
+    ax_score, ax_rel, ax_pull, ax_out = fig.subplots(4, 1, sharex=True)
     pos = np.arange(len(labels))
 
     score = np.array([scores.get(lab, np.nan) for lab in labels], dtype=float)
@@ -385,35 +421,106 @@ def plot_qa_record(qa, path, *, title=None):
     ax_score.set_ylabel("vetting score [sigma]")
     applied = vetting.get("applied", bool(scores))
     ax_score.set_title(
-        f"Vetting ({len(rejected)} rejected, red)" if applied else "Vetting not applied"
+        f"Vetting ({len(rejected)} rejected, red; threshold dotted)" if applied
+        else "Vetting not applied", fontsize=9,
     )
 
-    rel = np.array([residuals.get(lab, {}).get("median_relative", np.nan) for lab in labels],
-                   dtype=float)
-    ax_rel.bar(pos, 100 * np.nan_to_num(rel), color="tab:green")
+    rel, _ = _residual_values(residuals, labels, "median_relative")
+    ax_rel.bar(pos, 100 * np.nan_to_num(rel), color=colors)
     ax_rel.axhline(0, color="0.3", lw=0.8)
-    ax_rel.set_ylabel("median residual [% of bkg]")
-    width = 0.4
-    for key, shift, label in (("pull_std", -width / 2, "pixel pull std"),
-                              ("column_pull_std", width / 2, "column pull std")):
-        values = np.array([residuals.get(lab, {}).get(key, np.nan) for lab in labels],
-                          dtype=float)
-        ax_pull.bar(pos + shift, np.nan_to_num(values), width=width, label=label)
+    ax_rel.set_ylabel("median residual\n[% of bkg]")
+    ax_rel.set_title("After subtraction, each against the master made without it", fontsize=9)
+
+    low, high = definition.get("target") or (1 - SPREAD_TOLERANCE, 1 + SPREAD_TOLERANCE)
+    ax_pull.axhspan(float(low), float(high), color="tab:green", alpha=0.2, lw=0,
+                    label=f"right errors: {float(low):.2f}-{float(high):.2f}")
     ax_pull.axhline(1.0, color="0.3", ls=":", lw=1)
-    ax_pull.set_ylabel("residual / error, std")
-    ax_pull.legend(fontsize=7)
-    for ax in (ax_score, ax_rel, ax_pull):
-        ax.set_xticks(pos, labels, rotation=30, ha="right", fontsize=7)
+    pixel, old = _residual_values(residuals, labels, "pull_spread", fallback="pull_std")
+    column, old_column = _residual_values(residuals, labels, "column_pull_spread",
+                                          fallback="column_pull_std")
+    statistic = "plain std (old record)" if old else "1.4826 MAD"
+    bars = [("pixel pulls", pixel, statistic)]
+    if np.isfinite(column).any():
+        bars.append(("column-sum pulls", column,
+                     "plain std (old record)" if old_column else "1.4826 MAD"))
+    # Markers, not bars: the reference band stays visible behind them.
+    for (name, values, stat), marker in zip(bars, ("o", "s"), strict=False):
+        ax_pull.plot(pos, values, marker, ms=7, ls="none", label=f"{name}, {stat}")
+    ax_pull.set_ylabel("pull spread")
+    pixels = definition.get("pixels", "pixels not rejected by the step")
+    ax_pull.set_title(f"Residual / error over {pixels}", fontsize=9)
+    finite = np.concatenate([pixel[np.isfinite(pixel)], column[np.isfinite(column)]])
+    top = max(1.25, 1.05 * float(finite.max())) if finite.size else 1.25
+    bottom = min(0.75, 0.95 * float(finite.min())) if finite.size else 0.75
+    ax_pull.set_ylim(bottom, top)
+    ax_pull.legend(fontsize=7, loc="lower right", ncols=3)
+
+    limit = float(definition.get("outlier_threshold", OUTLIER_THRESHOLD))
+    fraction, _ = _residual_values(residuals, labels, "pull_outlier_fraction")
+    ax_out.bar(pos, 100 * np.nan_to_num(fraction), color="tab:purple")
+    n_rejected = [residuals.get(lab, {}).get("rejected_pixels") for lab in labels]
+    flagged = dict((qa.get("flagged_pixels") or {}).get("slits") or {})
+    for x, lab, n_rej in zip(pos, labels, n_rejected, strict=True):
+        if n_rej is None:
+            continue
+        text = f"{n_rej} rej." + (f"\n{flagged[lab]} flagged" if lab in flagged else "")
+        ax_out.annotate(text, (x, 0), xytext=(0, 3), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=6)
+    ax_out.set_ylabel(f"|pull| > {limit:g}\n[% of pixels]")
+    ax_out.set_ylim(0, max(0.1, 130 * float(np.nanmax(np.append(fraction, 0)))))
+    ax_out.set_title(f"Left in the data: fraction of |pull| > {limit:g} (0 for right errors); "
+                     "pixels rejected by the step (and flagged in DQ)", fontsize=9)
+    ax_out.set_xticks(pos, labels, rotation=30, ha="right", fontsize=7)
+    extra = []
     clipped = qa.get("clipped_fraction")
     cv = qa.get("coefficient_of_variation")
-    extra = []
+    summary = dict(qa.get("pull_summary") or {})
     if clipped is not None:
         extra.append(f"{100 * float(clipped):.2f}% points clipped")
-    if cv is not None:
-        extra.append(f"median coefficient of variation {100 * float(cv):.2f}%")
+    if cv is not None and np.isfinite(float(cv)):
+        extra.append(f"median coeff. of variation {100 * float(cv):.2f}%")
+    if summary.get("n_pixels"):
+        extra.append(f"pooled pull spread {float(summary['pull_spread']):.3f}")
     heading = title or "Master background QA"
-    fig.suptitle(heading + (": " + ", ".join(extra) if extra else ""))
+    fig.suptitle(heading + ("\n" + ", ".join(extra) if extra else ""))
     return _save(fig, path)
+
+
+def read_qa(path):
+    """
+    Read a QA record written by either plus step.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        ``*_mbkgqa.asdf`` (MOS and spec3), or the ``*_mbkgqa.json`` older
+        versions of the spec3 step wrote.
+
+    Returns
+    -------
+    dict
+        The ``master_background_qa`` tree.
+
+    Raises
+    ------
+    ValueError
+        If the file holds no QA record.
+    """
+    import asdf
+
+    path = Path(path)
+    if path.suffix == ".json":
+        import json
+
+        qa = json.loads(path.read_text())
+        if not isinstance(qa, dict) or "inputs" not in qa:
+            raise ValueError("not a master background QA record (no 'inputs')")
+        return qa
+    with asdf.open(path, lazy_load=False, memmap=False) as af:
+        if "master_background_qa" not in af.tree:
+            raise ValueError("not a *_mbkgqa.asdf QA record (no master_background_qa)")
+        qa = af.tree["master_background_qa"]
+        return {key: qa[key] for key in qa}
 
 
 def _quadrant_of_grid(xg, yg, points):
@@ -561,6 +668,8 @@ def _slit_matches(slit, wanted):
 
 
 def _x1d_spectra(model):
+    from stdatamodels.jwst import datamodels
+
     from jwst_mbkg_plus.adapters import spectrum_name
 
     out = []
@@ -569,6 +678,11 @@ def _x1d_spectra(model):
         names = {n.upper() for n in table.dtype.names}
         err = np.asarray(table["SB_ERROR"], float) if "SB_ERROR" in names else None
         label = spectrum_name(spec, i)
+        if label == str(i):
+            # No name, slitlet or source: say what the spectrum is, not its index.
+            combined = isinstance(model, datamodels.MultiCombinedSpecModel)
+            label = ("master background" if combined and len(model.spec) == 1
+                     else f"spectrum {i + 1}")
         wave = np.asarray(table["WAVELENGTH"], float)
         flux = np.asarray(table["SURF_BRIGHT"], float)
         if wave.ndim > 1:
@@ -602,9 +716,12 @@ def _plot_datamodel(path, outdir, slits, progress):
                     log.warning("%s: no residual histograms (%s)", path, err)
         elif hasattr(model, "spec"):
             spectra = _x1d_spectra(model)
-            if slits:
+            # A master background (masterbg1d, c1d) belongs to no slit: --slits keeps it.
+            if slits and not isinstance(model, datamodels.MultiCombinedSpecModel):
                 spectra = [s for s, spec in zip(spectra, model.spec, strict=True)
                            if _slit_matches(spec, slits)]
+                if not spectra:
+                    raise ValueError(f"no spectrum matches --slits {' '.join(slits)}")
             written.append(plot_spectra(spectra, outdir / f"{stem}_spectra.png",
                                         title=path.name))
         elif np.ndim(getattr(model, "data", None)) in (2, 3):
@@ -621,7 +738,8 @@ def plot_files(paths, outdir, *, slits=None, progress=None):
     - cal/s2d (``MultiSlitModel``): one image per slit; for products after
       master background subtraction, residual histograms of the background slits;
     - x1d/c1d/masterbg1d: the spectra, with error bands;
-    - ``*_mbkgqa.asdf``: :func:`plot_qa_record`;
+    - ``*_mbkgqa.asdf`` of either plus step (and the JSON record older
+      versions of the spec3 step wrote): :func:`plot_qa_record`;
     - any other 2-D image product: its image.
 
     Parameters
@@ -646,8 +764,6 @@ def plot_files(paths, outdir, *, slits=None, progress=None):
     jwst_mbkg_plus.tools.ToolInputError
         If a file is missing or cannot be plotted.
     """
-    import asdf
-
     from jwst_mbkg_plus.tools import ToolInputError
 
     outdir = Path(outdir).expanduser()
@@ -661,12 +777,8 @@ def plot_files(paths, outdir, *, slits=None, progress=None):
         if progress is not None:
             progress(f"[{k}/{len(paths)}] {path.name}")
         try:
-            if path.suffix == ".asdf":
-                with asdf.open(path, lazy_load=False, memmap=False) as af:
-                    if "master_background_qa" not in af.tree:
-                        raise ValueError("not a *_mbkgqa.asdf QA record (no master_background_qa)")
-                    qa = af.tree["master_background_qa"]
-                    qa = {key: qa[key] for key in qa}
+            if path.suffix in (".asdf", ".json"):
+                qa = read_qa(path)
                 written.append(plot_qa_record(qa, outdir / f"{path.stem}.png", title=path.name))
                 if (qa.get("spatial_model") or {}).get("model"):
                     written.append(plot_spatial_factor(

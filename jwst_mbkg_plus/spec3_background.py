@@ -68,6 +68,7 @@ from stdatamodels.jwst.datamodels import dqflags
 from jwst_mbkg_plus.algorithms.combine import combine_spectra
 from jwst_mbkg_plus.algorithms.expand import expand_to_2d
 from jwst_mbkg_plus.algorithms.grid import common_wavelength_grid, resample_spectra
+from jwst_mbkg_plus.algorithms.pulls import pooled_summary, pull_definition, pull_statistics
 from jwst_mbkg_plus.algorithms.selection import vet_spectra
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 
@@ -369,9 +370,82 @@ def build_master_background(
         "n_defined": int(np.isfinite(sb).sum()),
         "inputs": inputs,
     }
+    qa.update(_shared_qa_keys(inputs, vetting is not None, vet_threshold, flux, combined))
+    if var is not None:
+        qa.update(_residual_qa(
+            [s.name for s in spectra], flux, var, accepted, combined,
+            dict(method=combine_method, sigma=sigma, maxiters=maxiters,
+                 min_spectra=min_spectra), weights,
+        ))
     log.info("Master background from %d of %d background spectra, %s, %d wavelengths",
              int(accepted.sum()), n, combine_method, int(np.isfinite(sb).sum()))
     return MasterBackground(grid, sb, sb_var, np.asarray(combined.n_used), qa)
+
+
+def _shared_qa_keys(inputs, vetted, threshold, flux, combined):
+    """The keys the MOS step's QA record has with the same meaning."""
+    n_valid = int(np.isfinite(flux[[e["accepted"] for e in inputs]]).sum())
+    return {
+        "slits": [e["name"] for e in inputs],
+        "vetting": {
+            "applied": bool(vetted),
+            "threshold": threshold if vetted else None,
+            "scores": {e["name"]: e["score"] for e in inputs if e["score"] is not None},
+            "rejected": {e["name"]: e["reason"] for e in inputs if not e["accepted"]},
+        },
+        "clipped_fraction": float(combined.rejected_mask.sum() / n_valid) if n_valid else 0.0,
+    }
+
+
+def _residual_qa(names, flux, var, accepted, full, combine_kwargs, weights):
+    """
+    Pulls of each background spectrum against the master made without it.
+
+    The 1-D counterpart of the MOS step's residuals: each accepted spectrum is
+    compared with the master combined from the others (leave one out, so the
+    comparison is independent), a rejected one with the full master; points
+    the per-wavelength clip rejected are left out, as the master left them out.
+    The running median is not applied (it would correlate the points).
+    """
+    n = flux.shape[0]
+    idx = np.flatnonzero(accepted)
+    kept = np.zeros(flux.shape, dtype=bool)
+    kept[idx] = ~full.rejected_mask
+    kept[~accepted] = True
+    stats = {}
+    pooled = []
+    for k in range(n):
+        if accepted[k] and idx.size >= 2:
+            others = idx[idx != k]
+            w = None if weights is None else weights[idx != k]
+            reference = combine_spectra(flux[others], var[others], weights=w, **combine_kwargs)
+        elif accepted[k]:
+            continue  # one spectrum: nothing independent to compare it with
+        else:
+            reference = full
+        with np.errstate(invalid="ignore", divide="ignore"):
+            residual = flux[k] - reference.flux
+            pull = residual / np.sqrt(var[k] + reference.var)
+            relative = residual / reference.flux
+        good = kept[k] & np.isfinite(pull) & np.isfinite(relative)
+        if not good.any():
+            continue
+        summary = pull_statistics(pull[good])
+        if accepted[k]:
+            pooled.append(pull[good])
+        stats[names[k]] = {
+            "median_relative": float(np.median(relative[good])),
+            "pull_spread": summary["spread"],
+            "pull_outlier_fraction": summary["outlier_fraction"],
+            "pull_std": summary["std"],
+            "n_pixels": summary["n"],
+            "rejected_pixels": int((np.isfinite(flux[k]) & ~kept[k]).sum()),
+        }
+    return {
+        "residuals": stats,
+        "pull_summary": pooled_summary(pooled),
+        "pulls": pull_definition("points not clipped per wavelength"),
+    }
 
 
 def _f(x):

@@ -294,3 +294,162 @@ def test_bad_user_background_fails_cleanly(
     assert path.read_bytes() == before
     for a, b in zip(result.slits, noiseless["before"].slits, strict=True):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+# --------------------------------------------------------------------------- QA and DQ flags
+
+
+def _hot_mask(truth, slit):
+    """Injected hot pixels of one slit, as a mask on its cutout."""
+    hot = np.zeros(slit.data.shape, dtype=bool)
+    for x_full, y_full in truth.hot_pixel_positions(slit.name):
+        y, x = y_full - (slit.ystart - 1), x_full - (slit.xstart - 1)
+        if 0 <= y < hot.shape[0] and 0 <= x < hot.shape[1]:
+            hot[y, x] = True
+    return hot
+
+
+def _vetted_out(qa):
+    return {int(label.split(":")[0]) for label in qa["vetting"]["rejected"]}
+
+
+def test_qa_pulls_are_robust_and_count_the_hot_pixels(noisy):
+    """The recorded pull spread measures the error model, not the hot pixels left in."""
+    qa, truth = noisy["qa"], noisy["truth"]
+    assert qa["pulls"]["pixels"].startswith("valid pixels not rejected")
+    residuals = qa["residuals"]
+    used = [s for s in noisy["result"].slits
+            if truth.slit(s.name)["kind"] == "background"
+            and int(s.name) not in _vetted_out(qa)]
+    assert len(used) == 5
+    for slit_in, slit in zip(noisy["slits"].slits, noisy["result"].slits, strict=True):
+        if slit not in used:
+            continue
+        record = next(v for k, v in residuals.items() if k.split(":")[0] == slit.name)
+        assert record["pull_spread"] == pytest.approx(1.0, abs=0.05), slit.name
+        assert record["pull_outlier_fraction"] < 1e-3
+        # Every injected hot pixel with data was rejected (and counted).
+        hot = _hot_mask(truth, slit) & np.isfinite(slit_in.data) & ((slit_in.dq & 1) == 0)
+        assert hot.sum() >= 2
+        assert record["rejected_pixels"] >= hot.sum()
+        # The plain std over the same slit with its hot pixels is far from 1:
+        # the record would measure them, had it used the plain std on all pixels.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pull = slit.data / slit.err
+        everything = np.isfinite(pull) & ((slit_in.dq & 1) == 0)
+        assert np.std(pull[everything]) > 2.0
+    assert qa["pull_summary"]["n_groups"] == 5
+    assert qa["pull_summary"]["pull_spread"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_rejected_hot_pixels_flagged_in_dq(noisy):
+    """flag_rejected (default): rejected hot pixels carry OUTLIER + DO_NOT_USE, nothing else."""
+    from jwst_mbkg_plus.mos_background import REJECTED_DQ
+
+    qa, truth = noisy["qa"], noisy["truth"]
+    n_hot = n_clean = n_clean_flagged = n_flagged = 0
+    for slit_in, slit in zip(noisy["slits"].slits, noisy["result"].slits, strict=True):
+        new = ((slit.dq & REJECTED_DQ) == REJECTED_DQ) & ((slit_in.dq & REJECTED_DQ) != REJECTED_DQ)
+        n_flagged += int(new.sum())
+        if truth.slit(slit.name)["kind"] != "background" or int(slit.name) in _vetted_out(qa):
+            # Source slitlets and a background slitlet rejected as a whole: not flagged.
+            assert not new.any(), slit.name
+            continue
+        valid = np.isfinite(slit_in.data) & ((slit_in.dq & 1) == 0)
+        hot = _hot_mask(truth, slit) & valid
+        assert new[hot].all(), slit.name
+        n_hot += int(hot.sum())
+        n_clean += int((valid & ~hot).sum())
+        n_clean_flagged += int((new & ~hot).sum())
+    assert n_hot >= 10
+    assert n_clean_flagged / n_clean < 1e-4
+    assert qa["flagged_pixels"]["applied"] is True
+    assert qa["flagged_pixels"]["total"] == n_flagged
+    assert qa["flagged_pixels"]["dq_value"] == REJECTED_DQ
+
+
+def test_flag_rejected_off_leaves_dq(synthetic_instrument, noisy):
+    from jwst_mbkg_plus.mos_background import REJECTED_DQ
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    with local_crds_context(synthetic_instrument):
+        result = MasterBackgroundMosPlusStep.call(noisy["slits"], flag_rejected=False)
+    qa = result.meta.master_background_qa.instance
+    assert qa["flagged_pixels"]["applied"] is False and qa["flagged_pixels"]["total"] == 0
+    for slit_in, slit, flagged in zip(noisy["slits"].slits, result.slits,
+                                      noisy["result"].slits, strict=True):
+        new = ((slit.dq & REJECTED_DQ) == REJECTED_DQ) & ((slit_in.dq & REJECTED_DQ) == 0)
+        assert not new.any()
+        # Only the DQ differs: data and errors are those of the flagged run.
+        np.testing.assert_array_equal(slit.data, flagged.data)
+        np.testing.assert_array_equal(slit.err, flagged.err)
+
+
+@pytest.fixture(scope="module")
+def pipeline_flags(synthetic_instrument, noisy_mos_exposure, tmp_path_factory):
+    """calwebb_spec2_plus on the noisy exposure, with flag_rejected on and off."""
+    from jwst_mbkg_plus.synthetic import load_truth, local_crds_context
+
+    _, exposure = noisy_mos_exposure
+    products = {}
+    for flag in (True, False):
+        out = tmp_path_factory.mktemp(f"spec2_flag_{flag}")
+        with local_crds_context(synthetic_instrument):
+            Spec2PipelinePlus.call(
+                str(exposure.rate_path),
+                steps={"master_background_mos": {"skip": False, "flag_rejected": flag}},
+                output_dir=str(out), save_results=True,
+            )
+        products[flag] = {
+            "cal": datamodels.open(next(out.glob("*_cal.fits"))),
+            "x1d": datamodels.open(next(out.glob("*_x1d.fits"))),
+        }
+    yield {"truth": load_truth(exposure.truth_path), **products}
+    for models in products.values():
+        for model in models.values():
+            model.close()
+
+
+def test_flagged_pixels_reach_cal_and_x1d(pipeline_flags, noisy):
+    """
+    In the _cal product the rejected hot pixels carry the flag; the 1-D spectra
+    of source slitlets are unchanged, those of the background slitlets lose the
+    hot pixels' spikes.
+    """
+    from jwst_mbkg_plus.mos_background import REJECTED_DQ
+
+    truth = pipeline_flags["truth"]
+    on, off = pipeline_flags[True], pipeline_flags[False]
+    vetted_out = _vetted_out(noisy["qa"])
+    n_hot = n_clean = n_clean_flagged = 0
+    for s_on, s_off in zip(on["cal"].slits, off["cal"].slits, strict=True):
+        new = ((s_on.dq & REJECTED_DQ) == REJECTED_DQ) & ((s_off.dq & REJECTED_DQ) != REJECTED_DQ)
+        if truth.slit(s_on.name)["kind"] != "background" or int(s_on.name) in vetted_out:
+            assert not new.any(), s_on.name
+            continue
+        valid = np.isfinite(s_off.data) & ((s_off.dq & 1) == 0)
+        hot = _hot_mask(truth, s_on) & valid
+        assert new[hot].all(), s_on.name
+        n_hot += int(hot.sum())
+        n_clean += int((valid & ~hot).sum())
+        n_clean_flagged += int((new & ~hot).sum())
+    assert n_hot >= 10
+    assert n_clean_flagged / n_clean < 1e-4
+
+    spikes = {True: 0, False: 0}
+    for spec_on, spec_off in zip(on["x1d"].spec, off["x1d"].spec, strict=True):
+        assert spec_on.name == spec_off.name
+        t_on, t_off = spec_on.spec_table, spec_off.spec_table
+        if truth.slit(spec_on.name)["kind"] != "background":
+            np.testing.assert_array_equal(t_on["FLUX"], t_off["FLUX"])
+            np.testing.assert_array_equal(t_on["SURF_BRIGHT"], t_off["SURF_BRIGHT"])
+            continue
+        if int(spec_on.name) in vetted_out:
+            continue
+        for flag, table in ((True, t_on), (False, t_off)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pull = np.asarray(table["SURF_BRIGHT"]) / np.asarray(table["SB_ERROR"])
+            spikes[flag] += int((np.abs(pull[np.isfinite(pull)]) > 5).sum())
+    print("x1d points beyond 5 sigma, flag on / off:", spikes)  # noqa: T201
+    assert spikes[True] < spikes[False]
+    assert spikes[True] == 0

@@ -115,3 +115,57 @@ def test_matplotlib_only_imported_inside_functions():
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.startswith("matplotlib") for n in names), source
+
+
+def test_master_spectrum_legend_says_what_it_is():
+    """A masterbg1d spectrum has no slit name: its legend says 'master background', not '0'."""
+    from jwst_mbkg_plus.products import masterbg1d_model
+
+    wave = np.linspace(1.7, 3.1, 50)
+    master = masterbg1d_model(wave, 0.1 + 0 * wave, 0.01 + 0 * wave, np.ones(50))
+    ((label, _, flux, _),) = qa_plots._x1d_spectra(master)
+    assert label == "master background" and np.isfinite(flux).all()
+    x1d = datamodels.MultiSpecModel()
+    for _ in range(2):
+        spec = datamodels.SpecModel()
+        spec.spec_table = np.zeros(5, dtype=spec.get_dtype("spec_table"))
+        x1d.spec.append(spec)
+    assert [s[0] for s in qa_plots._x1d_spectra(x1d)] == ["spectrum 1", "spectrum 2"]
+
+
+def test_qa_record_plot_reads_mos_and_spec3_records(tmp_path):
+    """Both steps' ASDF records (and an older spec3 JSON record) plot through read_qa."""
+    import json
+
+    from jwst_mbkg_plus.mos_background import write_qa
+
+    pulls = {"pull_spread": 0.98, "pull_outlier_fraction": 0.0, "median_relative": 0.001,
+             "rejected_pixels": 3}
+    mos = {"step": "master_background_mos_plus", "slits": ["10:BKG10", "2:BKG2"],
+           "vetting": {"applied": True, "threshold": 5.0, "scores": {"10:BKG10": 0.1,
+                                                                    "2:BKG2": 9.0},
+                       "rejected": {"2:BKG2": "too bright"}},
+           "residuals": {"10:BKG10": {**pulls, "column_pull_spread": 1.04},
+                         "2:BKG2": {**pulls, "column_pull_spread": 1.1}},
+           "flagged_pixels": {"slits": {"10:BKG10": 3}, "total": 3},
+           "pulls": {"pixels": "valid pixels not rejected", "target": [0.95, 1.05]},
+           "pull_summary": {"pull_spread": 0.98, "n_pixels": 100}}
+    spec3 = {"step": "master_background_plus", "slits": ["a[0]", "b[0]"],
+             "vetting": {"applied": False, "scores": {}, "rejected": {}},
+             "inputs": [{"name": "a[0]", "accepted": True, "score": None},
+                        {"name": "b[0]", "accepted": True, "score": None}],
+             "residuals": {"a[0]": pulls, "b[0]": pulls}}
+    write_qa(mos, tmp_path / "mos_mbkgqa.asdf")
+    write_qa(spec3, tmp_path / "spec3_mbkgqa.asdf")
+    old = {"inputs": [{"name": "a[0]", "accepted": False, "score": 8.0, "reason": "bad"}]}
+    (tmp_path / "old_mbkgqa.json").write_text(json.dumps(old))
+    assert qa_plots.read_qa(tmp_path / "spec3_mbkgqa.asdf")["slits"] == ["a[0]", "b[0]"]
+    written = qa_plots.plot_files(
+        [tmp_path / f for f in ("mos_mbkgqa.asdf", "spec3_mbkgqa.asdf", "old_mbkgqa.json")],
+        tmp_path / "png")
+    assert [p.name for p in written] == ["mos_mbkgqa.png", "spec3_mbkgqa.png",
+                                         "old_mbkgqa.png"]
+    for path in written:
+        _check_png(path)
+    # Natural order: 2 before 10.
+    assert sorted(mos["slits"], key=qa_plots._natural_key) == ["2:BKG2", "10:BKG10"]

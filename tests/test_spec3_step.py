@@ -7,7 +7,7 @@ NIRSpec point-source corrections, and jwst's stock ``MasterBackgroundStep``
 on the very same inputs for comparison. No reference files are needed.
 """
 
-import json
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +22,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundPlusStep, Spec3PipelinePlus
 from jwst_mbkg_plus import spec3_background as engine
+from jwst_mbkg_plus.qa_plots import read_qa
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     MODES,
     injected_background,
@@ -112,8 +113,8 @@ def test_background_recovered_despite_contamination(contaminated_run):
 
 def test_contaminated_member_rejected_in_qa(contaminated_run):
     inputs = contaminated_run["inputs"]
-    (qa_file,) = Path(contaminated_run["outdir"]).glob("*mbkgqa.json")
-    qa = json.loads(qa_file.read_text())
+    (qa_file,) = Path(contaminated_run["outdir"]).glob("*mbkgqa.asdf")
+    qa = read_qa(qa_file)
     names = [m.meta.filename for m in inputs.backgrounds]
     accepted = {e["name"].split("[")[0]: e["accepted"] for e in qa["inputs"]}
     assert accepted == {n: i != CONTAMINATED for i, n in enumerate(names)}
@@ -123,6 +124,71 @@ def test_contaminated_member_rejected_in_qa(contaminated_run):
     assert qa["n_accepted"] == 3
     # The column jwst would read.
     assert {e["column"] for e in qa["inputs"]} == {inputs.column}
+
+
+def test_qa_record_is_asdf_with_mos_keys_and_robust_pulls(contaminated_run):
+    """The spec3 record has the MOS keys; each background spectrum's pulls against the
+    master made without it are unit normal, the contaminated one's are not."""
+    inputs = contaminated_run["inputs"]
+    (qa_file,) = Path(contaminated_run["outdir"]).glob("*mbkgqa.asdf")
+    qa = read_qa(qa_file)
+    assert qa["step"] == "master_background_plus"
+    names = [e["name"] for e in qa["inputs"]]
+    assert qa["slits"] == names
+    bad = names[CONTAMINATED]
+    assert set(qa["vetting"]["rejected"]) == {bad}
+    assert set(qa["vetting"]["scores"]) == set(names)
+    assert set(qa["residuals"]) == set(names)
+    assert qa["residuals"][bad]["median_relative"] == pytest.approx(0.3, abs=0.02)
+    assert qa["residuals"][bad]["pull_outlier_fraction"] > 0.9
+    for name in names:
+        if name != bad:
+            assert qa["residuals"][name]["pull_outlier_fraction"] == 0.0
+            assert abs(qa["residuals"][name]["median_relative"]) < 0.002
+    # ~1000 resampled (neighbour-correlated) points: the MAD spread scatters by
+    # ~0.04, so 0.15 is a 3-4 sigma band that a 20 % error misscale leaves.
+    summary = qa["pull_summary"]
+    assert summary["n_groups"] == 3 and summary["n_pixels"] > 600
+    assert summary["pull_spread"] == pytest.approx(1.0, abs=0.15), inputs.mode
+
+
+def _scaled_member(model, column, *, error_factor=1.0, spikes=()):
+    """A copy of an x1d member with its errors scaled and spikes added at given samples."""
+    out = model.copy()
+    error = {"SURF_BRIGHT": "SB_ERROR", "BACKGROUND": "BKGD_ERROR"}[column]
+    table = out.spec[0].spec_table
+    for k in spikes:
+        table[column][k] += 50 * table[error][k]
+    table[error] *= error_factor
+    return out
+
+
+def test_spec3_pulls_measure_errors_not_spikes():
+    """Spikes the clip rejected stay out of the pulls; errors off by 2 show as spread 2."""
+    inputs = make_spec3_inputs("NRS_FIXEDSLIT", seed=21)
+    column = inputs.column
+    spiked = [_scaled_member(inputs.backgrounds[0], column, spikes=range(40, 400, 60))]
+    spiked += inputs.backgrounds[1:]
+    qa = engine.run_master_background([m.copy() for m in inputs.science], spiked).master.qa
+    first = qa["residuals"][qa["slits"][0]]
+    assert first["rejected_pixels"] >= 6
+    assert first["pull_outlier_fraction"] == 0.0
+    assert qa["pull_summary"]["pull_spread"] == pytest.approx(1.0, abs=0.15)
+    # All errors halved: the pulls double, and the record says so.
+    halved = [_scaled_member(m, column, error_factor=0.5) for m in inputs.backgrounds]
+    qa = engine.run_master_background([m.copy() for m in inputs.science], halved).master.qa
+    assert qa["pull_summary"]["pull_spread"] == pytest.approx(2.0, abs=0.3)
+
+
+def test_single_slit_model_without_user_background_fails_saying_so(caplog):
+    inputs = make_spec3_inputs("NRS_FIXEDSLIT", n_science=1, seed=3)
+    slit = datamodels.SlitModel(inputs.science[0].slits[0].instance)
+    result = MasterBackgroundPlusStep.call(slit)
+    assert result.meta.cal_step.master_background == "FAILED"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("SlitModel cannot be handled without a user_background" in m for m in warnings)
+    assert not any("skipped" in m.lower() for m in warnings)
+    np.testing.assert_array_equal(result.data, slit.data)
 
 
 def test_pull_is_unit_normal(contaminated_run):
@@ -395,7 +461,7 @@ def test_spec3_pipeline_plus_call_from_association(mode, tmp_path, monkeypatch):
     assert pull_std == pytest.approx(1.0, abs=0.05)
     assert list(tmp_path.glob("*masterbg1d.fits"))
     assert len(list(tmp_path.glob("*masterbg2d.fits"))) == len(inputs.science)
-    qa = json.loads(next(tmp_path.glob("*mbkgqa.json")).read_text())
+    qa = read_qa(next(tmp_path.glob("*mbkgqa.asdf")))
     assert [e["accepted"] for e in qa["inputs"]] == [True, False, True, True]
     for r in results:
         r.close()

@@ -21,6 +21,8 @@ expand
     1-D master to 2-D by pixel wavelength; subtraction with variance.
 errors
     Variance propagation rules and the correlated master-background error.
+pulls
+    Robust spread and outlier fraction of residual / error, for QA records.
 """
 
 from jwst_mbkg_plus.algorithms.binning import BinnedSpectrum, bin_pixels

@@ -40,11 +40,13 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
     What it adds: background slitlets chosen by parameter; whole background
     spectra vetted against the consensus; hot pixels and other outliers of the
-    background slitlets rejected against the expanded master; a per-wavelength
+    background slitlets rejected against the expanded master, and flagged
+    OUTLIER + DO_NOT_USE in the output DQ (``flag_rejected``); a per-wavelength
     robust combination; a NaN-aware median filter; the master background's
     uncertainty propagated into the science variance arrays; one calibration
     pass instead of two (the master background is un-calibrated with the
-    per-pixel factors the forward pass applied); a QA record.
+    per-pixel factors the forward pass applied); a QA record with robust pulls
+    (1.4826 x MAD, fraction beyond 5) over the pixels the step kept.
 
     jwst-equivalent mode: with ``combine_method='jwst'`` and the rest of
     ``jwst_mbkg_plus.JWST_EQUIVALENT_SETTINGS`` (``bkg_method='extract_1d'``,
@@ -78,6 +80,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         reject_pixels = boolean(default=True)  # Reject outlying pixels (hot pixels, clusters, cosmic rays) of the background slitlets
         pixel_sigma = float(default=5.0, min=0)  # Rejection threshold for background-slitlet pixels, in sigma
         pixel_maxiters = integer(default=3, min=1)  # Iterations of pixel rejection and master re-estimation
+        flag_rejected = boolean(default=True)  # Flag the background-slitlet pixels rejected by reject_pixels as OUTLIER + DO_NOT_USE in the output DQ, so later steps leave them out
         propagate_errors = boolean(default=True)  # Add the master background's variance to the science VAR_RNOISE and ERR
         error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
         outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
@@ -114,13 +117,14 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             return output_model
 
         if self.inverse:
-            log.error("inverse=True is not supported by %s; use jwst's step.", type(self).__name__)
+            log.error("inverse=True is not supported by %s; use jwst's step. Step skipped.",
+                      type(self).__name__)
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
 
         problem = self._parameter_problem()
         if problem:
-            log.error(problem)
+            log.error("%s Step skipped.", problem)
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
 
@@ -152,7 +156,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                         self, forward, master.wavelength, master.surf_bright
                     )
             except (BackgroundSelectionError, mos_background.MasterBackgroundError) as err:
-                log.error("%s Step skipped.", err)
+                log.error("%s No background subtracted: master_background FAILED.", err)
                 record_step_status(output_model, "master_background", status="FAILED")
                 forward.model.close()
                 return output_model
@@ -166,6 +170,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         )
         qa = mos_background.residual_qa(result, forward, master, background_2d)
         master.qa.update(qa)
+        master.qa["step"] = self.class_alias
         # The QA record travels with the product (saved in its ASDF extension).
         result.meta.master_background_qa = mos_background.plain_record(master.qa)
         if self.user_background:

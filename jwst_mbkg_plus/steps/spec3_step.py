@@ -1,6 +1,5 @@
 """The master background step of calwebb_spec3, plus."""
 
-import json
 import logging
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from jwst.stpipe import record_step_status
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import spec3_background as engine
+from jwst_mbkg_plus.mos_background import write_qa
 from jwst_mbkg_plus.products import masterbg1d_model
 from jwst_mbkg_plus.steps._common import PlusMixin
 
@@ -44,7 +44,10 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
     NaN-aware, the master's variance is propagated into ``VAR_RNOISE`` and
     ``ERR``, pixels outside the master's range are flagged rather than left
     with background, and a QA record of what was used and rejected is logged
-    (and saved as JSON with ``save_qa``). Input models are never modified.
+    (and saved with ``save_qa`` as ``*_mbkgqa.asdf``, the MOS step's format:
+    the same keys where they mean the same, including the pulls of each
+    background spectrum against the master made without it). Input models
+    are never modified.
     """
 
     class_alias = "master_background_plus"
@@ -61,7 +64,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         propagate_errors = boolean(default=True) # Add the master background variance to VAR_RNOISE and ERR
         edge = option("nan", "nearest", "extrapolate_linear", default="nan") # Pixels outside the master range: NaN + DO_NOT_USE, or extend the master
         user_background_min_overlap = float(default=0.5, min=0, max=1) # Smallest fraction of the science wavelength range a user background must cover
-        save_qa = boolean(default=False) # Save the QA record (inputs, vetting, clipping) as JSON
+        save_qa = boolean(default=False) # Save the QA record (inputs, vetting, clipping, pulls) as an ASDF file (suffix 'mbkgqa')
     """  # noqa: E501
 
     def process(self, input_data):
@@ -87,8 +90,8 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
         if not isinstance(output_model, _SUPPORTED):
-            log.warning("Input of type %s cannot be handled; step skipped",
-                        type(output_model).__name__)
+            log.error("Input of type %s cannot be handled; master_background FAILED",
+                      type(output_model).__name__)
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
 
@@ -104,13 +107,14 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             science_models = [output_model]
 
         if not self.user_background and not isinstance(output_model, ModelContainer):
-            log.warning("A single model can only be processed with a user_background; "
-                        "step skipped")
+            log.error("Input of type %s cannot be handled without a user_background: a "
+                      "master background is computed from the background members of a spec3 "
+                      "association; master_background FAILED", type(output_model).__name__)
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
         if not self.user_background and len(backgrounds) == 0:
-            log.warning("No background data found in input container, and no "
-                        "user-supplied background provided; step skipped")
+            log.error("No background member in the input association and no "
+                      "user_background: master_background FAILED")
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
 
@@ -135,7 +139,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
                 min_overlap=self.user_background_min_overlap,
             )
         except (ValueError, TypeError, RuntimeError) as err:
-            log.error("Master background subtraction failed: %s", err)
+            log.error("Master background subtraction failed: %s; master_background FAILED", err)
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
 
@@ -151,14 +155,19 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
 
     def _report(self, outcome):
         """Log the QA summary; save it with ``save_qa``."""
-        qa = dict(outcome.master.qa)
+        qa = {"step": self.class_alias, **outcome.master.qa}
         qa["n_pixels_without_background"] = [s.n_no_background for s in outcome.subtractions]
         for entry in qa.get("inputs", []):
             log.info("Background %s (%s): %s, clipped %.2f%%", entry["name"], entry["column"],
                      entry["reason"], 100 * entry["clipped_fraction"])
+        summary = qa.get("pull_summary") or {}
+        if summary.get("n_pixels"):
+            log.info("Background spectra against the master made without them: pull spread "
+                     "%.3f (1.4826 MAD), %.2g of |pull| > 5", summary["pull_spread"],
+                     summary["pull_outlier_fraction"])
         if self.save_qa:
-            path = self.make_output_path(suffix="mbkgqa", ext="json")
-            Path(path).write_text(json.dumps(qa, indent=2))
+            path = self.make_output_path(suffix="mbkgqa", ext="asdf")
+            write_qa(qa, path)
             log.info("Saved master background QA record %s", path)
 
     def _save_products(self, outcome, science_models, asn_id):
