@@ -58,7 +58,10 @@ SCENES = {
     "halves_20": {"noise_fraction": 0.20, "quadrant_offsets": (0.04, -0.04, 0.04, -0.04)},
 }
 
-SETTINGS = {"stock": None, "plus": {}}
+SETTINGS = {"stock": None, "plus": {}, "plus_none": {"spatial_model": "none"}}
+# Scenes where one master is right: the defaults are also compared with
+# spatial_model='none' (the default before 'auto').
+WITH_NONE = ("uniform", "photon", "uniform_20")
 
 
 def run_scene(label, n_background, seed, work, instrument, settings):
@@ -81,6 +84,8 @@ def run_scene(label, n_background, seed, work, instrument, settings):
     exposure = make_exposure(scene, folder, instrument=instrument)
     truth = load_truth(exposure.truth_path)
     results = {}
+    if label in WITH_NONE and "plus_none" not in settings:
+        settings = [*settings, "plus_none"]
     with local_crds_context(instrument):
         slits = extract_slits(exposure.rate_path)
         for name in settings:
@@ -112,7 +117,7 @@ def main(argv=None):
     parser.add_argument("--scenes", default="uniform,halves,quadrant,chromatic,gradient")
     parser.add_argument("--backgrounds", default="9,4")
     parser.add_argument("--seeds", default="7")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default="stock,plus")
     parser.add_argument("--work", default="/tmp/mbkg_conditions")
     parser.add_argument("--out", default="validation/results_conditions.json")
     args = parser.parse_args(argv)
