@@ -44,6 +44,7 @@ from jwst_mbkg_plus.algorithms import (
     binning,
     combine,
     errors,
+    excess,
     expand,
     grid,
     local_scale,
@@ -363,6 +364,8 @@ def master_from_slits(step, cal_model, options):
     bkg_x1d = None
     master = None
     spatial_rejects = {}  # slit position in the selection -> reason (undeclared source)
+    profile_flags = {}  # label -> reason: a source along the slit, kept (no other background)
+    profiles_qa = {}  # label -> row-profile summary
     # With a spatial model, each slitlet's level relative to the master (and
     # the factor fitted there) scales the master wherever it meets the slit.
     positions = None
@@ -390,7 +393,7 @@ def master_from_slits(step, cal_model, options):
             flux, var = _bin_slits(arrays, masks, grid_wave, options)
 
         if positions is None:
-            accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects)
+            accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects, grid_wave)
             master = _combine(grid_wave, flux[accepted], var[accepted], options)
         else:
             master, accepted, vet_qa, ratios = _spatial_master(
@@ -409,8 +412,16 @@ def master_from_slits(step, cal_model, options):
             break
 
         changed = 0
-        if options.vet_spectra and accepted.sum() > 2:
-            found = _undeclared_sources(arrays, masks, master, accepted, options, factors)
+        if options.vet_spectra and accepted.any():
+            # Calibrated sky is flat along the slit: this needs no other slitlet.
+            found, summary = _undeclared_sources(arrays, masks, master, accepted, options,
+                                                 factors)
+            profiles_qa.update({labels[k]: v for k, v in summary.items()})
+            if found and accepted.sum() - len(found) < 1:
+                # Nothing clean would be left to make the master: flag, keep.
+                for k, reason in found.items():
+                    profile_flags.setdefault(labels[k], reason)
+                found = {}
             for k, reason in found.items():
                 log.warning("Rejected background slitlet %s: %s", labels[k], reason)
             spatial_rejects.update(found)
@@ -430,6 +441,7 @@ def master_from_slits(step, cal_model, options):
         if changed == 0:
             break
 
+    _report_vetting(master.qa, profiles_qa, profile_flags)
     if positions is not None:
         master.qa["spatial_model"] = _spatial_record(
             master.spatial, positions, labels, ratios, accepted, options
@@ -490,7 +502,8 @@ def _spatial_master(grid_wave, flux, var, positions, labels, options, profile_re
         )
         factors = _factors(fit, positions)
         scaled, scaled_var = flux / factors[:, None], var / factors[:, None] ** 2
-        accepted, vet_qa = _vet(scaled, scaled_var, labels, options, profile_rejects)
+        accepted, vet_qa = _vet(scaled, scaled_var, labels, options, profile_rejects,
+                                grid_wave)
         master = _combine(grid_wave, scaled[accepted], scaled_var[accepted], options)
         master.spatial = fit
         reference = np.interp(grid_wave, master.wavelength, master.surf_bright,
@@ -613,22 +626,66 @@ def _bin_slits(arrays, masks, grid_wave, options):
     return flux, var
 
 
-def _vet(flux, var, labels, options, profile_rejects):
-    """Whole-spectrum vetting, plus the slits found to hold an undeclared source."""
+_WHAT_TO_DO = (
+    "If one of them holds a source, exclude it (exclude_slits), choose other background "
+    "slitlets (bkg_slits) or supply a user_background."
+)
+
+
+def _vet(flux, var, labels, options, profile_rejects, wavelength=None):
+    """
+    Vet the background spectra not already rejected for a source along the slit.
+
+    Three or more: against the leave-one-out consensus
+    (`~jwst_mbkg_plus.algorithms.selection.vet_spectra`). Two: against each
+    other, by the sign and significance of their difference and the shape of
+    the excess (`~jwst_mbkg_plus.algorithms.excess.compare_pair`). One: its
+    row profile is its only test.
+    """
     n = flux.shape[0]
     keep = np.ones(n, dtype=bool)
     keep[list(profile_rejects)] = False
-    if not options.vet_spectra or keep.sum() < 3:
-        rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
+    rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
+    if not options.vet_spectra:
         return keep, {"applied": False, "rejected": rejected}
     idx = np.flatnonzero(keep)
-    result = selection.vet_spectra(flux[idx], var[idx], threshold=options.vet_threshold)
+    if idx.size < 2:
+        return keep, {
+            "applied": False,
+            "method": "row profile only",
+            "reason": "one background spectrum: nothing to compare it with",
+            "rejected": rejected,
+        }
+    if idx.size == 2:
+        verdict = excess.compare_pair(
+            flux[idx], var[idx], wavelength=wavelength, threshold=options.vet_threshold
+        )
+        names = [labels[k] for k in idx]
+        accepted = keep.copy()
+        if verdict.contaminated is not None:
+            bad = idx[verdict.contaminated]
+            accepted[bad] = False
+            rejected[labels[bad]] = (
+                f"rejected: additive excess of {100 * abs(verdict.excess.excess):.1f}% "
+                f"({abs(verdict.excess.score):.1f} sigma) with a spectral shape unlike "
+                f"{names[1 - verdict.contaminated]}'s"
+            )
+        return accepted, {
+            "applied": True,
+            "method": "pair",
+            "threshold": options.vet_threshold,
+            "pair": verdict.to_record(names),
+            "rejected": rejected,
+        }
+    result = selection.vet_spectra(
+        flux[idx], var[idx], threshold=options.vet_threshold, wavelength=wavelength
+    )
     accepted = np.zeros(n, dtype=bool)
     accepted[idx] = result.accepted
-    rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
-    scores = {}
+    scores, excess_scores = {}, {}
     for j, k in enumerate(idx):
         scores[labels[k]] = float(result.score[j])
+        excess_scores[labels[k]] = float(result.excess_score[j])
         if not result.accepted[j]:
             rejected[labels[k]] = result.reasons[j]
             log.warning("Rejected background slitlet %s: %s", labels[k], result.reasons[j])
@@ -639,15 +696,58 @@ def _vet(flux, var, labels, options, profile_rejects):
         )
     return accepted, {
         "applied": True,
+        "method": "consensus",
         "threshold": options.vet_threshold,
         "scores": scores,
+        "excess_scores": excess_scores,
         "rejected": rejected,
     }
 
 
+def _report_vetting(qa, profiles_qa, profile_flags):
+    """Add the row profiles to the vetting record; log what could not be decided."""
+    vet = qa.setdefault("vetting", {})
+    if profiles_qa:
+        vet["profiles"] = profiles_qa
+    if profile_flags:
+        vet["flagged"] = dict(profile_flags)
+        for label, reason in profile_flags.items():
+            log.warning(
+                "Background slitlet %s shows a source along the slit (%s), but no clean "
+                "background slitlet is left to replace it, so it is used. Exclude it "
+                "(exclude_slits), choose other background slitlets (bkg_slits) or supply a "
+                "user_background.", label, reason,
+            )
+    pair = vet.get("pair")
+    if pair is None:
+        return
+    if pair["verdict"] == "contaminated":
+        log.warning("Rejected background slitlet %s: %s", pair["contaminated"],
+                    vet["rejected"].get(pair["contaminated"], pair["message"]))
+    elif pair["verdict"] == "undecided":
+        log.warning(
+            "The two background slitlets differ: %s is brighter by %.1f%% (%.0f sigma), "
+            "and neither their spectra nor their profiles say which is contaminated; both "
+            "are used. %s", pair["brighter"], 100 * (pair["level_difference"] or 0),
+            pair["level_score"] or 0, _WHAT_TO_DO,
+        )
+    else:
+        log.info("The two background slitlets agree: %s", pair["message"])
+
+
 def _undeclared_sources(arrays, masks, master, accepted, options, factors):
-    """Accepted slits whose row profile shows a source; position -> reason."""
-    found = {}
+    """
+    Accepted slits whose row profile shows a source.
+
+    Returns
+    -------
+    found : dict
+        Position in the selection -> reason, for the slits with a source.
+    summary : dict
+        Position -> largest row deviation from a flat profile and its
+        significance, for every accepted slit.
+    """
+    found, summary = {}, {}
     for k in np.flatnonzero(accepted):
         wave, sb, var, valid = arrays[k]
         model, _ = expand.expand_to_2d(
@@ -655,6 +755,16 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
         )
         result = profiles.row_profile(sb, var, model, valid & ~masks[k])
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
+        finite = np.isfinite(result.deviation) & np.isfinite(result.sigma)
+        if finite.sum() >= 3:
+            centred = result.deviation - np.median(result.deviation[finite])
+            pull = np.where(finite, centred / result.sigma, 0.0)
+            top = int(np.argmax(np.abs(pull)))
+            summary[k] = {
+                "max_row_deviation": float(centred[top]),
+                "max_row_score": float(pull[top]),
+                "rows_flagged": int(rows.sum()),
+            }
         if rows.any():
             where = np.flatnonzero(rows)
             peak = where[np.nanargmax(np.abs(result.deviation[where]))]
@@ -662,7 +772,7 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
                 f"undeclared source along the slit: rows {where.min()}-{where.max()} deviate "
                 f"from the master by up to {100 * result.deviation[peak]:+.1f}%"
             )
-    return found
+    return found, summary
 
 
 def _combine(grid_wave, flux, var, options):
