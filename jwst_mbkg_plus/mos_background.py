@@ -10,9 +10,12 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
 1. every calibrated pixel of each background slitlet (all shutters) is
    binned on a common wavelength grid with a clipped mean per bin, giving one
    1-D spectrum per slitlet;
-2. whole spectra that deviate from the consensus are rejected (vetting), and
-   so are slitlets whose row profile against the master shows an undeclared
-   source (`jwst_mbkg_plus.algorithms.profiles`);
+2. whole spectra that deviate from the consensus are rejected (vetting; with
+   two spectra, the one holding an additive excess with a spectral shape of
+   its own, `jwst_mbkg_plus.algorithms.excess`), and so are slitlets whose row
+   profile against the master shows an undeclared source
+   (`jwst_mbkg_plus.algorithms.profiles`), however few they are; a single
+   slitlet that shows one is flagged and kept;
 3. the surviving spectra are combined per wavelength (``combine_method``);
 4. the master is expanded to each background slitlet's pixels and outlying
    pixels (hot pixels, clusters, cosmic rays) are masked for the next round.
