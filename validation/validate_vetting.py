@@ -18,7 +18,7 @@ injected, the members rejected and the pair verdict.
 Usage::
 
     python validation/validate_vetting.py [--mos 2:1:0.05,2:1:0.2,1:1:0.05,2:0:0.05]
-        [--spec3-noise 0.003] [--out validation/results_vetting.json]
+        [--seeds 7] [--spec3-noise 0.003] [--out validation/results_vetting.json]
         [--work /tmp/mbkg_vetting]
 
 ``--mos`` takes ``background:contaminated:noise`` triples; ``--spec3-noise``
@@ -68,7 +68,7 @@ def run_mos(n_background, n_contaminated, noise, work, instrument, seed=7):
 
     scene = Scene(n_background=n_background, n_point=2, n_extended=1, detectors=("NRS1",),
                   noise_fraction=noise, n_contaminated=n_contaminated, seed=seed)
-    folder = Path(work) / f"mos_{n_background}_{n_contaminated}_{noise:g}"
+    folder = Path(work) / f"mos_{n_background}_{n_contaminated}_{noise:g}_s{seed}"
     exposure = make_exposure(scene, folder, instrument=instrument)
     truth = load_truth(exposure.truth_path)
     out = {"truth_contaminated": list(truth.contaminated)}
@@ -160,6 +160,7 @@ def main(argv=None):
     """Run the scenes and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mos", default="2:1:0.05,2:1:0.2,1:1:0.05,2:0:0.05")
+    parser.add_argument("--seeds", default="7", help="MOS scene seeds, comma-separated")
     parser.add_argument("--spec3-noise", default="0.003")
     parser.add_argument("--work", default="/tmp/mbkg_vetting")
     parser.add_argument("--out", default="validation/results_vetting.json")
@@ -175,12 +176,14 @@ def main(argv=None):
 
     instrument = build_instrument(default_instrument_path())
     table = {"mos": {}, "spec3": {}}
-    for triple in filter(None, args.mos.split(",")):
+    scenes = [(t, int(seed)) for t in filter(None, args.mos.split(","))
+              for seed in args.seeds.split(",")]
+    for triple, seed in scenes:
         n_bkg, n_con, noise = triple.split(":")
-        key = f"{n_bkg} bkg, {n_con} contaminated, noise {noise}"
-        m = run_mos(int(n_bkg), int(n_con), float(noise), args.work, instrument)
+        key = f"{n_bkg} bkg, {n_con} contaminated, noise {noise}, seed {seed}"
+        m = run_mos(int(n_bkg), int(n_con), float(noise), args.work, instrument, seed=seed)
         table["mos"][key] = m
-        print(f"MOS {key:36s} stock {100 * m['stock']['source_residual_median']:+7.3f}% "
+        print(f"MOS {key:45s} stock {100 * m['stock']['source_residual_median']:+7.3f}% "
               f"(max {100 * m['stock']['source_residual_max_abs']:.3f}%)  plus "
               f"{100 * m['plus']['source_residual_median']:+7.3f}% "
               f"(max {100 * m['plus']['source_residual_max_abs']:.3f}%)  "
