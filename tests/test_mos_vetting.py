@@ -124,3 +124,47 @@ def test_clean_pair_compared(scene_run):
     elif scene_run["name"] == "three_contaminated":
         # The source found, the two left are compared with each other.
         assert vetting["pair"]["verdict"] == "consistent"
+
+
+def _two_spectra(level, contamination=0.0, seed=0, n=1500):
+    """Two binned background spectra: a ramp with one line, 1 % noise per point."""
+    rng = np.random.default_rng(seed)
+    wave = np.linspace(1.7, 3.1, n)
+    t = (wave - 1.7) / 1.4
+    sky = (1 + 0.5 * t) * (1 + 0.3 * np.exp(-0.5 * ((t - 0.4) / 0.004) ** 2))
+    flux = np.vstack([sky, sky * (1 + level)])
+    flux[1] += contamination * (1 + 0.5 * t)
+    sigma = 0.01 * sky
+    return wave, flux + rng.normal(size=flux.shape) * sigma, np.vstack([sigma**2] * 2)
+
+
+def test_pair_of_spectra_verdicts_in_the_record(caplog):
+    """The MOS engine's pair vetting: rejected and named, undecided and warned, or agreed."""
+    from jwst_mbkg_plus import mos_background
+
+    options = mos_background.MasterOptions()
+    labels = ["1:a", "2:b"]
+    wave, flux, var = _two_spectra(0.0, contamination=0.3)
+    accepted, vet = mos_background._vet(flux, var, labels, options, {}, wave)
+    assert accepted.tolist() == [True, False]
+    assert vet["pair"]["verdict"] == "contaminated"
+    assert vet["pair"]["contaminated"] == "2:b"
+    assert vet["rejected"]["2:b"].startswith("rejected: additive excess")
+
+    for level, verdict in ((0.03, "consistent"), (0.12, "undecided")):
+        wave, flux, var = _two_spectra(level, seed=1)
+        accepted, vet = mos_background._vet(flux, var, labels, options, {}, wave)
+        assert accepted.all()
+        assert vet["pair"]["verdict"] == verdict
+        assert vet["pair"]["brighter"] == "2:b"
+        assert vet["pair"]["level_difference"] == pytest.approx(level, abs=0.005)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="jwst_mbkg_plus"):
+            mos_background._report_vetting({"vetting": vet}, {}, {})
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        if verdict == "undecided":
+            assert len(warnings) == 1
+            assert "2:b is brighter by 12" in warnings[0]
+            assert "exclude_slits" in warnings[0] and "bkg_slits" in warnings[0]
+        else:
+            assert warnings == []
