@@ -14,8 +14,9 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
    two spectra, the one holding an additive excess with a spectral shape of
    its own, `jwst_mbkg_plus.algorithms.excess`), and so are slitlets whose row
    profile against the master shows an undeclared source
-   (`jwst_mbkg_plus.algorithms.profiles`), however few they are; a single
-   slitlet that shows one is flagged and kept;
+   (`jwst_mbkg_plus.algorithms.profiles`), however few they are; a slitlet
+   that shows one but cannot be replaced is flagged and kept without the rows
+   holding the source;
 3. the surviving spectra are combined per wavelength (``combine_method``);
 4. the master is expanded to each background slitlet's pixels and outlying
    pixels (hot pixels, clusters, cosmic rays) are masked for the next round.
@@ -369,6 +370,7 @@ def master_from_slits(step, cal_model, options):
     spatial_rejects = {}  # slit position in the selection -> reason (undeclared source)
     profile_flags = {}  # label -> reason: a source along the slit, kept (no other background)
     profiles_qa = {}  # label -> row-profile summary
+    source_rows = {}  # position -> rows masked in a flagged, kept slitlet
     # With a spatial model, each slitlet's level relative to the master (and
     # the factor fitted there) scales the master wherever it meets the slit.
     positions = None
@@ -421,9 +423,15 @@ def master_from_slits(step, cal_model, options):
                                                  factors)
             profiles_qa.update({labels[k]: v for k, v in summary.items()})
             if found and accepted.sum() - len(found) < 1:
-                # Nothing clean would be left to make the master: flag, keep.
+                # Nothing clean would be left to make the master: flag, keep, and
+                # leave out the rows that hold the source (and their neighbours).
                 for k, reason in found.items():
                     profile_flags.setdefault(labels[k], reason)
+                    grown = _source_rows(summary[k]["flagged_rows"], arrays[k][3],
+                                         source_rows.get(k))
+                    if grown is not None:
+                        source_rows[k] = grown
+                        changed += 1
                 found = {}
             for k, reason in found.items():
                 log.warning("Rejected background slitlet %s: %s", labels[k], reason)
@@ -441,9 +449,15 @@ def master_from_slits(step, cal_model, options):
             rejected_pixels = {
                 label: int(m.sum()) for label, m in zip(labels, masks, strict=True)
             }
+        for k, rows in source_rows.items():
+            masks[k] = masks[k] | rows[:, None]
         if changed == 0:
             break
 
+    if source_rows:
+        master.qa.setdefault("vetting", {})["masked_rows"] = {
+            labels[k]: np.flatnonzero(rows).tolist() for k, rows in source_rows.items()
+        }
     _report_vetting(master.qa, profiles_qa, profile_flags)
     if positions is not None:
         master.qa["spatial_model"] = _spatial_record(
@@ -654,7 +668,7 @@ def _vet(flux, var, labels, options, profile_rejects, wavelength=None):
     idx = np.flatnonzero(keep)
     if idx.size < 2:
         return keep, {
-            "applied": False,
+            "applied": True,
             "method": "row profile only",
             "reason": "one background spectrum: nothing to compare it with",
             "rejected": rejected,
@@ -714,12 +728,16 @@ def _report_vetting(qa, profiles_qa, profile_flags):
         vet["profiles"] = profiles_qa
     if profile_flags:
         vet["flagged"] = dict(profile_flags)
+        masked = vet.get("masked_rows", {})
         for label, reason in profile_flags.items():
+            rows = masked.get(label)
+            how = (f"without its rows {min(rows)}-{max(rows)}, which hold the source"
+                   if rows else "as it is")
             log.warning(
                 "Background slitlet %s shows a source along the slit (%s), but no clean "
-                "background slitlet is left to replace it, so it is used. Exclude it "
+                "background slitlet is left to replace it, so it is used %s. Exclude it "
                 "(exclude_slits), choose other background slitlets (bkg_slits) or supply a "
-                "user_background.", label, reason,
+                "user_background.", label, reason, how,
             )
     pair = vet.get("pair")
     if pair is None:
@@ -736,6 +754,26 @@ def _report_vetting(qa, profiles_qa, profile_flags):
         )
     else:
         log.info("The two background slitlets agree: %s", pair["message"])
+
+
+def _source_rows(flagged, valid, previous, margin=1, min_kept=0.25):
+    """
+    Rows to leave out of a kept slitlet that shows a source: the flagged ones and
+    ``margin`` rows around them, added to ``previous``.
+
+    Returns None if nothing new would be masked, or if fewer than ``min_kept`` of
+    the slitlet's rows with data would remain.
+    """
+    n_rows = valid.shape[0]
+    rows = np.zeros(n_rows, dtype=bool) if previous is None else previous.copy()
+    for r in flagged:
+        rows[max(r - margin, 0):r + margin + 1] = True
+    if previous is not None and np.array_equal(rows, previous):
+        return None
+    has_data = valid.any(axis=1)
+    if (has_data & ~rows).sum() < min_kept * has_data.sum():
+        return None
+    return rows
 
 
 def _undeclared_sources(arrays, masks, master, accepted, options, factors):
@@ -767,6 +805,7 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
                 "max_row_deviation": float(centred[top]),
                 "max_row_score": float(pull[top]),
                 "rows_flagged": int(rows.sum()),
+                "flagged_rows": np.flatnonzero(rows).tolist(),
             }
         if rows.any():
             where = np.flatnonzero(rows)
