@@ -10,9 +10,13 @@ Building the master (``bkg_method='full_slitlet'``), iterated up to
 1. every calibrated pixel of each background slitlet (all shutters) is
    binned on a common wavelength grid with a clipped mean per bin, giving one
    1-D spectrum per slitlet;
-2. whole spectra that deviate from the consensus are rejected (vetting), and
-   so are slitlets whose row profile against the master shows an undeclared
-   source (`jwst_mbkg_plus.algorithms.profiles`);
+2. whole spectra that deviate from the consensus are rejected (vetting; with
+   two spectra, the one holding an additive excess with a spectral shape of
+   its own, `jwst_mbkg_plus.algorithms.excess`), and so are slitlets whose row
+   profile against the master shows an undeclared source
+   (`jwst_mbkg_plus.algorithms.profiles`), however few they are; a slitlet
+   that shows one but cannot be replaced is flagged and kept without the rows
+   holding the source;
 3. the surviving spectra are combined per wavelength (``combine_method``);
 4. the master is expanded to each background slitlet's pixels and outlying
    pixels (hot pixels, clusters, cosmic rays) are masked for the next round.
@@ -48,6 +52,7 @@ from jwst_mbkg_plus.algorithms import (
     chromatic,
     combine,
     errors,
+    excess,
     expand,
     grid,
     local_scale,
@@ -411,6 +416,9 @@ def master_from_slits(step, cal_model, options):
     bkg_x1d = None
     master = None
     spatial_rejects = {}  # slit position in the selection -> reason (undeclared source)
+    profile_flags = {}  # label -> reason: a source along the slit, kept (no other background)
+    profiles_qa = {}  # label -> row-profile summary
+    source_rows = {}  # position -> rows masked in a flagged, kept slitlet
     # With a spatial model, each slitlet's level relative to the master (and
     # the factor fitted there) scales the master wherever it meets the slit.
     positions = None
@@ -438,7 +446,7 @@ def master_from_slits(step, cal_model, options):
             flux, var = _bin_slits(arrays, masks, grid_wave, options)
 
         if positions is None:
-            accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects)
+            accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects, grid_wave)
             master = _combine(grid_wave, flux[accepted], var[accepted], options)
         else:
             master, accepted, vet_qa, ratios = _spatial_master(
@@ -457,8 +465,22 @@ def master_from_slits(step, cal_model, options):
             break
 
         changed = 0
-        if options.vet_spectra and accepted.sum() > 2:
-            found = _undeclared_sources(arrays, masks, master, accepted, options, factors)
+        if options.vet_spectra and accepted.any():
+            # Calibrated sky is flat along the slit: this needs no other slitlet.
+            found, summary = _undeclared_sources(arrays, masks, master, accepted, options,
+                                                 factors)
+            profiles_qa.update({labels[k]: v for k, v in summary.items()})
+            if found and accepted.sum() - len(found) < 1:
+                # Nothing clean would be left to make the master: flag, keep, and
+                # leave out the rows that hold the source (and their neighbours).
+                for k, reason in found.items():
+                    profile_flags.setdefault(labels[k], reason)
+                    grown = _source_rows(summary[k]["flagged_rows"], arrays[k][3],
+                                         source_rows.get(k))
+                    if grown is not None:
+                        source_rows[k] = grown
+                        changed += 1
+                found = {}
             for k, reason in found.items():
                 log.warning("Rejected background slitlet %s: %s", labels[k], reason)
             spatial_rejects.update(found)
@@ -475,17 +497,30 @@ def master_from_slits(step, cal_model, options):
             rejected_pixels = {
                 label: int(m.sum()) for label, m in zip(labels, masks, strict=True)
             }
+        for k, rows in source_rows.items():
+            masks[k] = masks[k] | rows[:, None]
         if changed == 0:
             break
 
     # Only where the master models the data is a pixel far from it an outlier:
-    # in a slitlet rejected as a whole (an undeclared source) it may be the source.
+    # in a slitlet rejected as a whole (an undeclared source) it may be the source,
+    # and the rows masked in a kept slitlet for its source are not bad pixels.
+    pixel_masks = [
+        m & ~source_rows[k][:, None] if k in source_rows else m for k, m in enumerate(masks)
+    ]
     master.rejected_masks = {
-        selection_.indices[k]: mask for k, mask in enumerate(masks) if mask.any()
+        selection_.indices[k]: mask for k, mask in enumerate(pixel_masks) if mask.any()
     }
     master.flag_masks = {
-        selection_.indices[k]: masks[k] for k in np.flatnonzero(accepted) if masks[k].any()
+        selection_.indices[k]: pixel_masks[k]
+        for k in np.flatnonzero(accepted)
+        if pixel_masks[k].any()
     }
+    if source_rows:
+        master.qa.setdefault("vetting", {})["masked_rows"] = {
+            labels[k]: np.flatnonzero(rows).tolist() for k, rows in source_rows.items()
+        }
+    _report_vetting(master.qa, profiles_qa, profile_flags)
     if positions is not None:
         master.qa["spatial_model"] = _spatial_record(
             master, positions, labels, ratios, accepted, options
@@ -568,7 +603,8 @@ def _spatial_master(grid_wave, flux, var, positions, labels, options, profile_re
         chrom = _chromatic_fit(fit, positions, use, bands, grid_wave)
         factors, _ = _spatial_factors(fit, chrom, positions, grid_wave)
         scaled, scaled_var = flux / factors, var / factors**2
-        accepted, vet_qa = _vet(scaled, scaled_var, labels, options, profile_rejects)
+        accepted, vet_qa = _vet(scaled, scaled_var, labels, options, profile_rejects,
+                                grid_wave)
         master = _combine(grid_wave, scaled[accepted], scaled_var[accepted], options)
         master.spatial = fit
         master.spatial_chromatic = chrom
@@ -734,22 +770,66 @@ def _bin_slits(arrays, masks, grid_wave, options):
     return flux, var
 
 
-def _vet(flux, var, labels, options, profile_rejects):
-    """Whole-spectrum vetting, plus the slits found to hold an undeclared source."""
+_WHAT_TO_DO = (
+    "If one of them holds a source, exclude it (exclude_slits), choose other background "
+    "slitlets (bkg_slits) or supply a user_background."
+)
+
+
+def _vet(flux, var, labels, options, profile_rejects, wavelength=None):
+    """
+    Vet the background spectra not already rejected for a source along the slit.
+
+    Three or more: against the leave-one-out consensus
+    (`~jwst_mbkg_plus.algorithms.selection.vet_spectra`). Two: against each
+    other, by the sign and significance of their difference and the shape of
+    the excess (`~jwst_mbkg_plus.algorithms.excess.compare_pair`). One: its
+    row profile is its only test.
+    """
     n = flux.shape[0]
     keep = np.ones(n, dtype=bool)
     keep[list(profile_rejects)] = False
-    if not options.vet_spectra or keep.sum() < 3:
-        rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
+    rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
+    if not options.vet_spectra:
         return keep, {"applied": False, "rejected": rejected}
     idx = np.flatnonzero(keep)
-    result = selection.vet_spectra(flux[idx], var[idx], threshold=options.vet_threshold)
+    if idx.size < 2:
+        return keep, {
+            "applied": True,
+            "method": "row profile only",
+            "reason": "one background spectrum: nothing to compare it with",
+            "rejected": rejected,
+        }
+    if idx.size == 2:
+        verdict = excess.compare_pair(
+            flux[idx], var[idx], wavelength=wavelength, threshold=options.vet_threshold
+        )
+        names = [labels[k] for k in idx]
+        accepted = keep.copy()
+        if verdict.contaminated is not None:
+            bad = idx[verdict.contaminated]
+            accepted[bad] = False
+            rejected[labels[bad]] = (
+                f"rejected: additive excess of {100 * abs(verdict.excess.excess):.1f}% "
+                f"({abs(verdict.excess.score):.1f} sigma) with a spectral shape unlike "
+                f"{names[1 - verdict.contaminated]}'s"
+            )
+        return accepted, {
+            "applied": True,
+            "method": "pair",
+            "threshold": options.vet_threshold,
+            "pair": verdict.to_record(names),
+            "rejected": rejected,
+        }
+    result = selection.vet_spectra(
+        flux[idx], var[idx], threshold=options.vet_threshold, wavelength=wavelength
+    )
     accepted = np.zeros(n, dtype=bool)
     accepted[idx] = result.accepted
-    rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
-    scores = {}
+    scores, excess_scores = {}, {}
     for j, k in enumerate(idx):
         scores[labels[k]] = float(result.score[j])
+        excess_scores[labels[k]] = float(result.excess_score[j])
         if not result.accepted[j]:
             rejected[labels[k]] = result.reasons[j]
             log.warning("Rejected background slitlet %s: %s", labels[k], result.reasons[j])
@@ -760,15 +840,82 @@ def _vet(flux, var, labels, options, profile_rejects):
         )
     return accepted, {
         "applied": True,
+        "method": "consensus",
         "threshold": options.vet_threshold,
         "scores": scores,
+        "excess_scores": excess_scores,
         "rejected": rejected,
     }
 
 
+def _report_vetting(qa, profiles_qa, profile_flags):
+    """Add the row profiles to the vetting record; log what could not be decided."""
+    vet = qa.setdefault("vetting", {})
+    if profiles_qa:
+        vet["profiles"] = profiles_qa
+    if profile_flags:
+        vet["flagged"] = dict(profile_flags)
+        masked = vet.get("masked_rows", {})
+        for label, reason in profile_flags.items():
+            rows = masked.get(label)
+            how = (f"without its rows {min(rows)}-{max(rows)}, which hold the source"
+                   if rows else "as it is")
+            log.warning(
+                "Background slitlet %s shows a source along the slit (%s), but no clean "
+                "background slitlet is left to replace it, so it is used %s. Exclude it "
+                "(exclude_slits), choose other background slitlets (bkg_slits) or supply a "
+                "user_background.", label, reason, how,
+            )
+    pair = vet.get("pair")
+    if pair is None:
+        return
+    if pair["verdict"] == "contaminated":
+        log.warning("Rejected background slitlet %s: %s", pair["contaminated"],
+                    vet["rejected"].get(pair["contaminated"], pair["message"]))
+    elif pair["verdict"] == "undecided":
+        log.warning(
+            "The two background slitlets differ: %s is brighter by %.1f%% (%.0f sigma), "
+            "and neither their spectra nor their profiles say which is contaminated; both "
+            "are used. %s", pair["brighter"], 100 * (pair["level_difference"] or 0),
+            pair["level_score"] or 0, _WHAT_TO_DO,
+        )
+    else:
+        log.info("The two background slitlets agree: %s", pair["message"])
+
+
+def _source_rows(flagged, valid, previous, margin=1, min_kept=0.25):
+    """
+    Rows to leave out of a kept slitlet that shows a source: the flagged ones and
+    ``margin`` rows around them, added to ``previous``.
+
+    Returns None if nothing new would be masked, or if fewer than ``min_kept`` of
+    the slitlet's rows with data would remain.
+    """
+    n_rows = valid.shape[0]
+    rows = np.zeros(n_rows, dtype=bool) if previous is None else previous.copy()
+    for r in flagged:
+        rows[max(r - margin, 0):r + margin + 1] = True
+    if previous is not None and np.array_equal(rows, previous):
+        return None
+    has_data = valid.any(axis=1)
+    if (has_data & ~rows).sum() < min_kept * has_data.sum():
+        return None
+    return rows
+
+
 def _undeclared_sources(arrays, masks, master, accepted, options, factors):
-    """Accepted slits whose row profile shows a source; position -> reason."""
-    found = {}
+    """
+    Accepted slits whose row profile shows a source.
+
+    Returns
+    -------
+    found : dict
+        Position in the selection -> reason, for the slits with a source.
+    summary : dict
+        Position -> largest row deviation from a flat profile and its
+        significance, for every accepted slit.
+    """
+    found, summary = {}, {}
     for k in np.flatnonzero(accepted):
         wave, sb, var, valid = arrays[k]
         model, _ = expand.expand_to_2d(
@@ -776,6 +923,17 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
         )
         result = profiles.row_profile(sb, var, model, valid & ~masks[k])
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
+        finite = np.isfinite(result.deviation) & np.isfinite(result.sigma)
+        if finite.sum() >= 3:
+            centred = result.deviation - np.median(result.deviation[finite])
+            pull = np.where(finite, centred / result.sigma, 0.0)
+            top = int(np.argmax(np.abs(pull)))
+            summary[k] = {
+                "max_row_deviation": float(centred[top]),
+                "max_row_score": float(pull[top]),
+                "rows_flagged": int(rows.sum()),
+                "flagged_rows": np.flatnonzero(rows).tolist(),
+            }
         if rows.any():
             where = np.flatnonzero(rows)
             peak = where[np.nanargmax(np.abs(result.deviation[where]))]
@@ -783,7 +941,7 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
                 f"undeclared source along the slit: rows {where.min()}-{where.max()} deviate "
                 f"from the master by up to {100 * result.deviation[peak]:+.1f}%"
             )
-    return found
+    return found, summary
 
 
 def _combine(grid_wave, flux, var, options):

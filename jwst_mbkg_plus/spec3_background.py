@@ -66,6 +66,7 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.algorithms.combine import combine_spectra
+from jwst_mbkg_plus.algorithms.excess import compare_pair
 from jwst_mbkg_plus.algorithms.expand import expand_to_2d
 from jwst_mbkg_plus.algorithms.grid import common_wavelength_grid, resample_spectra
 from jwst_mbkg_plus.algorithms.pulls import pooled_summary, pull_definition, pull_statistics
@@ -317,16 +318,29 @@ def build_master_background(
     n = len(spectra)
     accepted = np.ones(n, dtype=bool)
     vetting = None
+    pair = None
+    reasons = ["not vetted"] * n
     if vet and n >= 3:
         vetting = vet_spectra(flux, var, threshold=vet_threshold,
-                              min_deviation=vet_min_deviation)
+                              min_deviation=vet_min_deviation, wavelength=grid)
         accepted = np.asarray(vetting.accepted, dtype=bool)
+        reasons = list(vetting.reasons)
+        for i in np.flatnonzero(~accepted):
+            log.warning("Background spectrum %s: %s (median deviation %+.1f%%, "
+                        "score %.1f)", spectra[i].name, vetting.reasons[i],
+                        100 * vetting.deviation[i], vetting.score[i])
+    elif vet and n == 2:
+        pair = _vet_pair(spectra, flux, var, grid, vet_threshold, vet_min_deviation)
+        reasons = ["accepted", "accepted"]
+        if pair.contaminated is not None:
+            accepted[pair.contaminated] = False
+            reasons[pair.contaminated] = (
+                f"rejected: additive excess of {100 * abs(pair.excess.excess):.1f}% "
+                f"({abs(pair.excess.score):.1f} sigma) with a spectral shape unlike "
+                f"{spectra[1 - pair.contaminated].name}'s"
+            )
     elif vet:
-        log.info("Only %d background spectra: vetting needs at least 3, skipped", n)
-    for i in np.flatnonzero(~accepted):
-        log.warning("Background spectrum %s: %s (median deviation %+.1f%%, "
-                    "score %.1f)", spectra[i].name, vetting.reasons[i],
-                    100 * vetting.deviation[i], vetting.score[i])
+        log.info("One background spectrum: nothing to compare it with, not vetted")
     weights = None
     if exptime_weights and combine_method in ("clipped_mean", "mean"):
         weights = np.array([s.exposure_time for s in spectra])[accepted]
@@ -354,9 +368,11 @@ def build_master_background(
             "column": s.column,
             "exposure_time": s.exposure_time,
             "accepted": bool(accepted[i]),
-            "reason": vetting.reasons[i] if vetting is not None else "not vetted",
+            "reason": reasons[i],
             "deviation": None if vetting is None else _f(vetting.deviation[i]),
             "score": None if vetting is None else _f(vetting.score[i]),
+            "excess": None if vetting is None else _f(vetting.excess[i]),
+            "excess_score": None if vetting is None else _f(vetting.excess_score[i]),
             "clipped_fraction": float(clipped[i]),
         })
     qa = {
@@ -377,6 +393,8 @@ def build_master_background(
             dict(method=combine_method, sigma=sigma, maxiters=maxiters,
                  min_spectra=min_spectra), weights,
         ))
+    if pair is not None:
+        qa["pair"] = pair.to_record([s.name for s in spectra])
     log.info("Master background from %d of %d background spectra, %s, %d wavelengths",
              int(accepted.sum()), n, combine_method, int(np.isfinite(sb).sum()))
     return MasterBackground(grid, sb, sb_var, np.asarray(combined.n_used), qa)
@@ -446,6 +464,29 @@ def _residual_qa(names, flux, var, accepted, full, combine_kwargs, weights):
         "pull_summary": pooled_summary(pooled),
         "pulls": pull_definition("points not clipped per wavelength"),
     }
+
+
+def _vet_pair(spectra, flux, var, grid, threshold, level_tolerance):
+    """Compare two background spectra (`~jwst_mbkg_plus.algorithms.excess.compare_pair`); log."""
+    pair = compare_pair(flux, var, wavelength=grid, threshold=threshold,
+                        level_tolerance=level_tolerance)
+    names = [s.name for s in spectra]
+    if pair.verdict == "contaminated":
+        bad = pair.contaminated
+        log.warning("Background spectrum %s rejected: it holds an additive excess of %.1f%% "
+                    "(%.1f sigma) with a spectral shape unlike %s's; levels differ by %.1f%%",
+                    names[bad], 100 * abs(pair.excess.excess), abs(pair.excess.score),
+                    names[1 - bad], 100 * pair.level_difference)
+    elif pair.verdict == "undecided":
+        log.warning(
+            "The two background spectra differ: %s is brighter by %.1f%% (%.0f sigma), and "
+            "nothing in their spectra says which is contaminated (%s); both are used. If one "
+            "holds a source, drop it from the association or supply a user_background.",
+            names[pair.brighter], 100 * pair.level_difference, pair.level_score, pair.message,
+        )
+    else:
+        log.info("The two background spectra agree: %s", pair.message)
+    return pair
 
 
 def _f(x):

@@ -13,6 +13,10 @@ smoothing
     NaN-aware running median with explicit end policy and variance.
 selection
     Vetting of whole background spectra against the consensus.
+excess
+    An additive excess told from a smooth level; verdicts on two spectra.
+profiles
+    Row profiles of background slitlets: undeclared sources along the slit.
 outliers
     2-D pixel outliers against a model; 1-D per-bin clipping.
 binning

@@ -32,6 +32,19 @@ drag the consensus and get clean spectra rejected. Spectra with fewer finite
 samples than ``max(min_points, min_finite_fraction * median count)`` are
 rejected first. At most ``n_spectra - min_accepted`` spectra are rejected.
 
+Shape test
+----------
+A level test needs the deviation to exceed ``min_deviation``; a source whose
+light has a spectral shape of its own is found below that too. With
+``shape_test``, each spectrum is also compared with its leave-one-out
+consensus by `jwst_mbkg_plus.algorithms.excess.additive_excess`: a spectrum
+holding an additive excess of more than ``min_excess`` at more than
+``threshold`` sigma is rejected as well. A smooth level (a quadrant, a
+gradient, drift) is no excess, so it never triggers this test. Shape
+rejections, being evidence about the spectrum itself rather than a vote, may
+go down to ``min_consensus`` accepted spectra (2 of 3), where level
+rejections stop at ``min_accepted``.
+
 Measured (tests/test_algorithms_selection.py): 9 spectra, 2000 wavelengths,
 level rising 20x, 2 with an added smooth continuum of +30 %: both found and
 no clean spectrum rejected at 20 % and at 2 % per-point noise (3 seeds,
@@ -49,6 +62,7 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA, nanmedian
 from jwst_mbkg_plus.algorithms.errors import median_variance_factor
+from jwst_mbkg_plus.algorithms.excess import additive_excess
 
 __all__ = ["VettingResult", "vet_spectra"]
 
@@ -74,6 +88,11 @@ class VettingResult:
         Number of usable samples per spectrum.
     reasons : list of str
         One entry per spectrum: ``"accepted"`` or why it was rejected.
+    excess : ndarray, shape (n_spectra,)
+        Additive excess over the consensus with a shape of its own (fraction;
+        NaN without the shape test).
+    excess_score : ndarray, shape (n_spectra,)
+        Its significance (positive: the spectrum holds the excess).
     """
 
     accepted: np.ndarray
@@ -81,36 +100,53 @@ class VettingResult:
     deviation: np.ndarray
     n_finite: np.ndarray
     reasons: list = field(default_factory=list)
+    excess: np.ndarray | None = None
+    excess_score: np.ndarray | None = None
 
 
-def _deviation(i, flux, var, valid, pool, min_consensus):
-    """Median relative deviation of spectrum i from the median of ``pool`` (excl. i)."""
+def _deviation(i, flux, var, valid, pool, min_consensus, shape=None):
+    """
+    Deviation of spectrum i from the median of ``pool`` (excluding i).
+
+    Returns the median relative deviation, its significance and, with
+    ``shape`` (keywords for `additive_excess`), the additive excess and its
+    significance (NaN, NaN without).
+    """
+    none = (np.nan, np.nan, np.nan, np.nan)
     others = np.array([j for j in np.nonzero(pool)[0] if j != i], dtype=int)
     if others.size < min_consensus:
-        return np.nan, np.nan
+        return none
     sub = np.where(valid[others], flux[others], np.nan)
     m = nanmedian(sub, axis=0)
     n_m = np.sum(valid[others], axis=0)
     use = valid[i] & (n_m >= min_consensus) & np.isfinite(m) & (m > 0)
     n_use = int(use.sum())
     if n_use < 3:
-        return np.nan, np.nan
+        return none
     r = (flux[i, use] - m[use]) / m[use]
     d = float(np.median(r))
+    var_m = None
     if var is not None:
-        vm_sum = np.sum(np.where(valid[others], var[others], 0.0), axis=0)[use]
-        nm = n_m[use]
+        vm_sum = np.sum(np.where(valid[others], var[others], 0.0), axis=0)
+        nm = np.maximum(n_m, 1)
         var_m = median_variance_factor(nm) * vm_sum / nm**2
-        sig_r = float(np.median(np.sqrt(var[i, use] + var_m) / m[use]))
+        sig_r = float(np.median(np.sqrt(var[i, use] + var_m[use]) / m[use]))
     else:
         sig_r = float(MAD_TO_SIGMA * np.median(np.abs(r - d)))
     err = _MEDIAN_EFF * sig_r / np.sqrt(n_use)
     score = d / err if err > 0 else (0.0 if d == 0 else np.inf * np.sign(d))
-    return d, score
+    if shape is None:
+        return d, score, np.nan, np.nan
+    f_i = np.where(use, flux[i], np.nan)
+    fit = additive_excess(
+        f_i, m, None if var is None else var[i], var_m, **shape
+    )
+    return d, score, fit.excess, fit.score
 
 
 def vet_spectra(flux, var=None, *, threshold=5.0, min_deviation=0.05, min_finite_fraction=0.5,
-                min_points=10, min_consensus=2, min_accepted=3):
+                min_points=10, min_consensus=2, min_accepted=3, shape_test=True,
+                min_excess=0.02, wavelength=None):
     """Flag whole spectra that deviate from the consensus of the others.
 
     Parameters
@@ -136,6 +172,14 @@ def vet_spectra(flux, var=None, *, threshold=5.0, min_deviation=0.05, min_finite
     min_accepted : int, optional
         Never reject below this many accepted spectra (deviation rejections
         stop there; it does not override the finite-sample rule).
+    shape_test : bool, optional
+        Also reject spectra holding an additive excess with a shape unlike
+        the consensus (see the module notes); these may go down to
+        ``min_consensus`` accepted spectra.
+    min_excess : float, optional
+        Smallest additive excess (fraction of the level) the shape test rejects.
+    wavelength : array_like, shape (n_wave,), optional
+        The common grid, for the shape test's smooth level (sample index if None).
 
     Returns
     -------
@@ -171,25 +215,45 @@ def vet_spectra(flux, var=None, *, threshold=5.0, min_deviation=0.05, min_finite
 
     dev = np.full(n_spec, np.nan)
     score = np.full(n_spec, np.nan)
+    excess = np.full(n_spec, np.nan)
+    excess_score = np.full(n_spec, np.nan)
+    shape = {"wavelength": wavelength} if shape_test else None
     if accepted.sum() <= min_consensus:
         log.warning("vet_spectra: %d usable spectra; at least %d are needed to compare each "
                     "with a consensus of %d others, so none is vetted",
                     int(accepted.sum()), min_consensus + 1, min_consensus)
     while True:
         for i in range(n_spec):
-            dev[i], score[i] = _deviation(i, flux, var, valid, accepted, min_consensus)
+            dev[i], score[i], excess[i], excess_score[i] = _deviation(
+                i, flux, var, valid, accepted, min_consensus, shape
+            )
         failing = accepted & (np.abs(score) > threshold) & (np.abs(dev) > min_deviation)
-        if not np.any(failing) or accepted.sum() <= min_accepted:
-            break
-        worst = int(np.nanargmax(np.where(failing, np.abs(score), -np.inf)))
-        accepted[worst] = False
-        reasons[worst] = (
-            f"rejected: median relative deviation {dev[worst]:+.4f} ({score[worst]:+.1f} sigma) "
-            f"exceeds {min_deviation} and {threshold} sigma"
+        with np.errstate(invalid="ignore"):
+            shaped = accepted & (excess_score > threshold) & (excess > min_excess)
+        level_ok = accepted.sum() > min_accepted
+        candidates = (failing if level_ok else np.zeros_like(failing)) | (
+            shaped if accepted.sum() > min_consensus else np.zeros_like(shaped)
         )
+        if not np.any(candidates):
+            break
+        strength = np.where(failing & level_ok, np.abs(score), 0.0)
+        strength = np.maximum(strength, np.where(shaped, excess_score, 0.0))
+        worst = int(np.nanargmax(np.where(candidates, strength, -np.inf)))
+        accepted[worst] = False
+        if failing[worst] and level_ok:
+            reasons[worst] = (
+                f"rejected: median relative deviation {dev[worst]:+.4f} "
+                f"({score[worst]:+.1f} sigma) exceeds {min_deviation} and {threshold} sigma"
+            )
+        else:
+            reasons[worst] = (
+                f"rejected: additive excess {100 * excess[worst]:+.1f}% "
+                f"({excess_score[worst]:+.1f} sigma) with a spectral shape unlike the others' "
+                f"(median relative deviation {dev[worst]:+.4f})"
+            )
         log.info("vet_spectra: %s (spectrum %d)", reasons[worst], worst)
     if np.any(failing):
         log.warning("vet_spectra: %d deviating spectra kept to keep min_accepted=%d",
                     int(failing.sum()), min_accepted)
     return VettingResult(accepted=accepted, score=score, deviation=dev, n_finite=n_fin,
-                         reasons=reasons)
+                         reasons=reasons, excess=excess, excess_score=excess_score)
