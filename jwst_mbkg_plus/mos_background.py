@@ -659,9 +659,11 @@ def _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, opti
     # A quadrant the full fit gave a level keeps it when one of its slitlets is
     # left out, even if only one remains: else a background slitlet's check
     # would compare it with the other quadrant's level.
-    fit = spatial.fit_spatial_factor(*subset, model=model, min_per_quadrant=1)
+    # A plane refitted through the 3 slitlets left of 4 is exactly determined:
+    # still the model's prediction for the one left out (min_dof=0).
+    fit = spatial.fit_spatial_factor(*subset, model=model, min_per_quadrant=1, min_dof=0)
     if fit is not None and full is not None and len(fit.columns) > len(full.columns):
-        fit = spatial.fit_spatial_factor(*subset, model=model)
+        fit = spatial.fit_spatial_factor(*subset, model=model, min_dof=0)
     if fit is None and model != options.spatial_model:
         # Without this slitlet the model lacks support (a quadrant left with one).
         fit = spatial.fit_spatial_factor(*subset, model=options.spatial_model)

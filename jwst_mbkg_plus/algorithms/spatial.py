@@ -323,7 +323,8 @@ def _weighted_lstsq(a, b, err):
     return params, cov, chi2
 
 
-def _fit_once(model, x, y, quadrant, ratio, err, use, *, min_per_quadrant, sigma, maxiters):
+def _fit_once(model, x, y, quadrant, ratio, err, use, *, min_per_quadrant, sigma, maxiters,
+              min_dof=1):
     """Weighted fit of one model with sigma clipping; None if the data cannot support it."""
     use = use.copy()
     for _ in range(maxiters + 1):
@@ -336,7 +337,7 @@ def _fit_once(model, x, y, quadrant, ratio, err, use, *, min_per_quadrant, sigma
         columns = _columns(model, own, other, spread_x, spread_y)
         if model in ("plane", "plane_quadrant") and not ({"x", "y"} & set(columns)):
             return None
-        if use.sum() <= len(columns):
+        if use.sum() < len(columns) + min_dof:
             return None
         a = _design(x, y, quadrant, columns, own, centre, scale)
         params, cov, chi2 = _weighted_lstsq(a[use], ratio[use], err[use])
@@ -383,7 +384,7 @@ def _significant(fit, constant, *, p_value=0.05):
 
 
 def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0, maxiters=5,
-                       min_per_quadrant=2, floor=1e-3):
+                       min_per_quadrant=2, floor=1e-3, min_dof=1):
     """
     Fit a smooth spatial factor to the levels of background slitlets.
 
@@ -411,6 +412,10 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
         calibration residuals), added in quadrature to ``error``. Without it
         a level measured to 0.03% from thousands of pixels makes calibration
         residuals of that size look like structure worth a richer model.
+    min_dof : int, optional
+        Fewest degrees of freedom a requested (not ``auto``) model must leave;
+        0 allows an exactly determined fit, e.g. a plane through the 3
+        slitlets left when a leave-one-out check drops one of 4.
 
     Returns
     -------
@@ -475,7 +480,7 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
         fit = fits[chosen]
     else:
         chosen = model
-        fit = _fit_once(model, x, y, quadrant, ratio, error, use, **options)
+        fit = _fit_once(model, x, y, quadrant, ratio, error, use, **options, min_dof=min_dof)
         if fit is None:
             return None
 
