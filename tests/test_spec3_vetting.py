@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+import asdf
 import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
@@ -46,8 +47,15 @@ def run(inputs, tmp_path):
     """Run the plus step; return the result and its QA record."""
     result = MasterBackgroundPlusStep.call(make_container(inputs), save_qa=True,
                                            output_dir=str(tmp_path))
-    (qa_file,) = Path(tmp_path).glob("*mbkgqa.json")
-    return result, json.loads(qa_file.read_text())
+    (qa_file,) = Path(tmp_path).glob("*mbkgqa.asdf")
+    with asdf.open(qa_file) as af:
+        qa = af.tree["master_background_qa"]
+        return result, json.loads(json.dumps(qa, default=_plain))
+
+
+def _plain(value):
+    """ASDF tree values (numpy scalars, arrays) as JSON types."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
 
 
 def _rejected(qa):
