@@ -22,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "InputFileError",
     "OutputFolderError",
+    "PackageInputError",
     "atomic_output",
     "atomic_save_model",
     "atomic_write_text",
@@ -37,7 +38,11 @@ log = logging.getLogger(__name__)
 PARTIAL_TAG = ".partial-"
 
 
-class InputFileError(ValueError):
+class PackageInputError(ValueError):
+    """Base of this package's own input errors: the read guard passes them through."""
+
+
+class InputFileError(PackageInputError):
     """
     A file the package had to read cannot be used.
 
@@ -166,13 +171,13 @@ def reading(path, what="input file"):
     Raises
     ------
     InputFileError
-        Whatever the block raised (other than an `InputFileError`, re-raised as
-        is), with the file named.
+        Whatever the block raised (this package's own errors, subclasses of
+        `PackageInputError`, pass through as they are), with the file named.
     """
     path = check_input_file(path, what)
     try:
         yield path
-    except InputFileError:
+    except PackageInputError:
         raise
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - the guard's purpose
         raise InputFileError(path, *read_failure(exc, path), what) from exc

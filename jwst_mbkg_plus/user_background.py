@@ -25,7 +25,13 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-from jwst_mbkg_plus.safe_io import InputFileError, atomic_save_model, check_input_file, read_failure
+from jwst_mbkg_plus.safe_io import (
+    InputFileError,
+    PackageInputError,
+    atomic_save_model,
+    check_input_file,
+    read_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +122,7 @@ _WAVE_UNIT_ALIASES = {
 _LONE_A = re.compile(r"(?<![A-Za-z])A(?![A-Za-z])")
 
 
-class UserBackgroundError(ValueError):
+class UserBackgroundError(PackageInputError):
     """A user background file cannot be used; the message names the file and the fix."""
 
 

@@ -112,6 +112,19 @@ class PlusMixin:
             return str(err)
         return ""
 
+    def check_output_folder_first(self):
+        """
+        Raise before any work if this pipeline's products could not be written.
+
+        Raises
+        ------
+        OutputFolderError
+            With the folder and the fix.
+        """
+        problem = self.output_problem()
+        if problem:
+            raise OutputFolderError(f"{type(self).__name__}: {problem}")
+
     def save_model(self, model, suffix=None, idx=None, output_file=None, force=False,
                    **components):
         """

@@ -150,6 +150,28 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
         "flat_field": FlatFieldReuseStep,
     }
 
+    def process(self, data):
+        """
+        Run calwebb_spec2, after checking that its products can be written.
+
+        Parameters
+        ----------
+        data : str or datamodel
+            As for `~jwst.pipeline.Spec2Pipeline.process`.
+
+        Returns
+        -------
+        list
+            As jwst's.
+
+        Raises
+        ------
+        OutputFolderError
+            If ``output_dir`` cannot be written to: before any work, not after it.
+        """
+        self.check_output_folder_first()
+        return super().process(data)
+
     def process_exposure_product(self, *args, **kwargs):
         """
         Calibrate one exposure; a flat kept for another exposure is never reused.
@@ -186,3 +208,25 @@ class Spec3PipelinePlus(PlusMixin, Spec3Pipeline):
     class_alias = "calwebb_spec3_plus"
 
     step_defs = {**Spec3Pipeline.step_defs, "master_background": MasterBackgroundPlusStep}
+
+    def process(self, data):
+        """
+        Run calwebb_spec3, after checking that its products can be written.
+
+        Parameters
+        ----------
+        data : str or container
+            As for `~jwst.pipeline.Spec3Pipeline.process`.
+
+        Returns
+        -------
+        None
+            As jwst's.
+
+        Raises
+        ------
+        OutputFolderError
+            If ``output_dir`` cannot be written to: before any work, not after it.
+        """
+        self.check_output_folder_first()
+        return super().process(data)

@@ -24,7 +24,8 @@ import numpy as np
 from scipy import ndimage
 from stdatamodels.jwst.datamodels import dqflags
 
-from jwst_mbkg_plus.tools import ToolInputError, check_output_path
+from jwst_mbkg_plus.safe_io import atomic_save_model
+from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = ["FlagResult", "find_hot_pixels", "flag_pixels", "parse_pixel", "resolve_dq_flags"]
 
@@ -243,7 +244,7 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
     from stdatamodels.jwst import datamodels
 
     rate_file = Path(rate_file).expanduser()
-    if not rate_file.is_file():
+    if not rate_file.exists():
         raise ToolInputError(rate_file, "no such file; give the path of a _rate.fits file")
     output = check_output_path(output, [rate_file], overwrite=overwrite)
     try:
@@ -254,10 +255,10 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
         raise ToolInputError(rate_file, str(err)) from None
     if not given and not auto:
         raise ToolInputError(rate_file, "nothing to flag: give --pixel X,Y and/or --auto")
-    try:
+    with tool_reading(rate_file, "rate file"):
         model = datamodels.open(rate_file)
-    except (OSError, ValueError, TypeError) as err:
-        raise ToolInputError(rate_file, f"cannot be opened as a jwst datamodel ({err})") from None
+        # Touch the arrays now: a truncated file fails here, inside the guard.
+        _ = model.data, model.dq
     with model:
         if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
             raise ToolInputError(
@@ -301,8 +302,7 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
             f"jwst-mbkg-plus flag-pixels from {rate_file.name}: DQ |= {flag_value} at "
             f"{int(mask.sum())} pixels ({len(set(given))} given, {n_found} found)"
         )
-        model.meta.filename = output.name
-        model.save(output, overwrite=overwrite)
+        atomic_save_model(model, output)
     log.info("wrote %s: %d pixels flagged (%d new)", output, int(mask.sum()), n_new)
     return FlagResult(
         output=output,
