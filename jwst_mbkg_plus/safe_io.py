@@ -16,7 +16,9 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 __all__ = [
@@ -33,6 +35,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: astropy's warnings for a file it could only partly read.
+_TRUNCATION = re.compile(r"truncated|Header size is not multiple of 2880|corrupt", re.I)
 
 #: Marks the temporary files of :func:`atomic_output` (hidden, same folder).
 PARTIAL_TAG = ".partial-"
@@ -175,12 +180,24 @@ def reading(path, what="input file"):
         `PackageInputError`, pass through as they are), with the file named.
     """
     path = check_input_file(path, what)
-    try:
-        yield path
-    except PackageInputError:
-        raise
-    except (Exception, RecursionError) as exc:  # noqa: BLE001 - the guard's purpose
-        raise InputFileError(path, *read_failure(exc, path), what) from exc
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield path
+        except PackageInputError:
+            raise
+        except (Exception, RecursionError) as exc:  # noqa: BLE001 - the guard's purpose
+            raise InputFileError(path, *read_failure(exc, path), what) from exc
+    truncated = None
+    for w in caught:
+        if truncated is None and _TRUNCATION.search(str(w.message)):
+            truncated = str(w.message).strip().splitlines()[0]
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if truncated:
+        # astropy reads what it can of a cut file and only warns: refuse it.
+        raise InputFileError(path, f"is truncated or corrupted (astropy: {truncated})",
+                             "Re-create or re-download it.", what)
 
 
 # --------------------------------------------------------------------------- writing

@@ -60,6 +60,31 @@ class PlusMixin:
 
         return tuple(JwstStep.get_stpipe_loggers()) + PLUGIN_LOGGERS
 
+    @classmethod
+    def _get_crds_parameters(cls, dataset):
+        """
+        Read a file input's CRDS parameters behind the read guard.
+
+        stpipe reads them before ``process``; a truncated file would raise
+        there (e.g. ``KeyError: Extension 'ASDF' not found``). The guard's
+        error is a ``ValueError``, which stpipe tolerates here, so ``process``
+        reports the file properly.
+
+        Parameters
+        ----------
+        dataset : str, datamodel or container
+            The input.
+
+        Returns
+        -------
+        tuple
+            As for ``JwstStep._get_crds_parameters``.
+        """
+        if not isinstance(dataset, str | os.PathLike):
+            return super()._get_crds_parameters(dataset)
+        with reading(dataset, "input"):
+            return super()._get_crds_parameters(dataset)
+
     def open_input(self, data, what="input"):
         """
         Open the step's input as ``prepare_output`` does, behind the read guard.

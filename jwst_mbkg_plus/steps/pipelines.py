@@ -150,14 +150,14 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
         "flat_field": FlatFieldReuseStep,
     }
 
-    def process(self, data):
+    def run(self, *args):
         """
         Run calwebb_spec2, after checking that its products can be written.
 
         Parameters
         ----------
-        data : str or datamodel
-            As for `~jwst.pipeline.Spec2Pipeline.process`.
+        *args
+            As for `~jwst.pipeline.Spec2Pipeline.run`.
 
         Returns
         -------
@@ -167,10 +167,11 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
         Raises
         ------
         OutputFolderError
-            If ``output_dir`` cannot be written to: before any work, not after it.
+            If ``output_dir`` cannot be written to: before any work (and before
+            reference files are fetched), not after it.
         """
         self.check_output_folder_first()
-        return super().process(data)
+        return super().run(*args)
 
     def process_exposure_product(self, *args, **kwargs):
         """
@@ -209,24 +210,25 @@ class Spec3PipelinePlus(PlusMixin, Spec3Pipeline):
 
     step_defs = {**Spec3Pipeline.step_defs, "master_background": MasterBackgroundPlusStep}
 
-    def process(self, data):
+    def run(self, *args):
         """
         Run calwebb_spec3, after checking that its products can be written.
 
         Parameters
         ----------
-        data : str or container
-            As for `~jwst.pipeline.Spec3Pipeline.process`.
+        *args
+            As for `~jwst.pipeline.Spec3Pipeline.run`.
 
         Returns
         -------
-        None
+        object
             As jwst's.
 
         Raises
         ------
         OutputFolderError
-            If ``output_dir`` cannot be written to: before any work, not after it.
+            If ``output_dir`` cannot be written to: before any work (and before
+            reference files are fetched), not after it.
         """
         self.check_output_folder_first()
-        return super().process(data)
+        return super().run(*args)

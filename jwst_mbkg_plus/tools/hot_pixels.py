@@ -277,7 +277,7 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
             mask[y, x] = True
         n_found = 0
         if auto:
-            dq2 = np.asarray(model.dq)
+            dq2 = np.zeros(data.shape, np.uint32) if model.dq is None else np.asarray(model.dq)
             if data.ndim == 3:
                 with np.errstate(invalid="ignore"), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
@@ -285,12 +285,13 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
                     err = np.nanmedian(np.asarray(model.err), axis=0)
                 dq2 = np.bitwise_and.reduce(dq2, axis=0)
             else:
-                image, err = data, np.asarray(model.err)
+                image, err = data, None if model.err is None else np.asarray(model.err)
             found = find_hot_pixels(image, err, dq2, sigma=sigma, window=window,
                                     min_contrast=min_contrast)
             n_found = int((found & ~mask).sum())
             mask |= found
-        dq = np.array(model.dq, copy=True)
+        # A file without a DQ array (not a jwst rate file, but possible) gets one.
+        dq = np.zeros(data.shape, np.uint32) if model.dq is None else np.array(model.dq)
         already = (dq & flag_value) == flag_value
         if dq.ndim == 3:
             already = already.all(axis=0)
