@@ -678,3 +678,11 @@ def test_concurrent_first_use_of_a_new_cache(tmp_path):
     assert all((crds / "references/jwst" / d).is_dir() for d in ("nirspec", "miri", "system"))
     stamp = next((tmp_path / "cache" / "synthetic_instrument").glob("*/synthetic_instrument.json"))
     assert json.loads(stamp.read_text())["digest"]
+
+
+def test_truncated_input_stops_the_pipeline_first(tmp_path):
+    rate = tmp_path / "x_rate.fits"
+    datamodels.ImageModel(np.ones((256, 256), dtype=np.float32)).save(rate)
+    bad = _truncate(rate, tmp_path / "half_rate.fits", 0.5)
+    with pytest.raises(InputFileError, match=r"half_rate\.fits.*truncated"):
+        Spec2PipelinePlus(output_dir=str(tmp_path)).run(str(bad))

@@ -131,6 +131,8 @@ def _spec2(work, **kwargs):
             output_dir=str(out), save_results=True,
         )
     products = sorted(p.name for p in out.glob("*_cal.fits"))
+    if isinstance(result, list | tuple):
+        result = result[0]
     return result, products
 
 
@@ -176,6 +178,15 @@ def _(work):
     bad = _truncated_copy(_masterbg1d(work), work / "out" / "half_masterbg1d.fits")
     result, products = _spec2(work, user_background=str(bad))
     return {"status": _status(result), "products": products}
+
+
+@case("input file truncated, calwebb_spec2_plus", kind="spec2")
+def _(work):
+    from jwst_mbkg_plus import Spec2PipelinePlus
+
+    rate = next((work / "exposure").glob("*_rate.fits"))
+    bad = _truncated_copy(rate, work / "out" / "half_rate.fits")
+    return {"status": _status(Spec2PipelinePlus.call(str(bad), output_dir=str(work / "out")))}
 
 
 @case("user_background unreadable", unprivileged=True)

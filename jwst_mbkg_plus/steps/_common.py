@@ -137,18 +137,37 @@ class PlusMixin:
             return str(err)
         return ""
 
-    def check_output_folder_first(self):
+    def check_before_run(self, args):
         """
-        Raise before any work if this pipeline's products could not be written.
+        Raise before any work if the input cannot be read or the products written.
+
+        Parameters
+        ----------
+        args : tuple
+            The arguments of ``run``; the first is the input.
 
         Raises
         ------
+        InputFileError
+            If the input file (or a member of an input association) cannot be read.
         OutputFolderError
-            With the folder and the fix.
+            If ``output_dir`` cannot be written to.
         """
         problem = self.output_problem()
         if problem:
             raise OutputFolderError(f"{type(self).__name__}: {problem}")
+        data = args[0] if args else None
+        if isinstance(data, str | os.PathLike):
+            from stdatamodels.jwst import datamodels
+
+            try:
+                with reading(data, "input"):
+                    if not str(data).endswith(".json"):
+                        datamodels.open(data).close()
+            except InputFileError:
+                raise
+            if str(data).endswith(".json"):
+                _find_bad_member(data, None)
 
     def save_model(self, model, suffix=None, idx=None, output_file=None, force=False,
                    **components):
@@ -206,3 +225,4 @@ def _find_bad_member(asn_path, err):
                 datamodels.open(path).close()
         except InputFileError as member_err:
             raise member_err from err
+    return

@@ -169,8 +169,10 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
         OutputFolderError
             If ``output_dir`` cannot be written to: before any work (and before
             reference files are fetched), not after it.
+        InputFileError
+            If the input file, or a member of the input association, cannot be read.
         """
-        self.check_output_folder_first()
+        self.check_before_run(args)
         return super().run(*args)
 
     def process_exposure_product(self, *args, **kwargs):
@@ -229,6 +231,8 @@ class Spec3PipelinePlus(PlusMixin, Spec3Pipeline):
         OutputFolderError
             If ``output_dir`` cannot be written to: before any work (and before
             reference files are fetched), not after it.
+        InputFileError
+            If the input file, or a member of the input association, cannot be read.
         """
-        self.check_output_folder_first()
+        self.check_before_run(args)
         return super().run(*args)
