@@ -132,7 +132,12 @@ def mos_parameter_problem(step, model):
     """
     if step.median_kernel is not None and step.median_kernel < 1:
         return f"median_kernel={step.median_kernel} must be >= 1 (1: no median filter)."
-    if step.sigma_clip is not None and step.sigma_clip <= 0:
+    if step.user_background:
+        # The rest concern background slitlets; the file's own length is checked on reading.
+        return ""
+    clips = getattr(step, "combine_method", "clipped_mean") in ("clipped_mean", "weighted_mean",
+                                                                 "jwst")
+    if clips and step.sigma_clip is not None and step.sigma_clip <= 0:
         return (
             f"sigma_clip={step.sigma_clip} would clip every point: give a value > 0 "
             "(default 3), or combine_method='mean' or 'median' to combine without clipping."
@@ -152,8 +157,6 @@ def mos_parameter_problem(step, model):
             "bkg_slits=[] names no slitlet: name the background slitlets, or leave "
             "bkg_slits unset (None) to use those the MSA metadata file designates."
         )
-    if step.user_background:
-        return ""
     columns = max((s.data.shape[-1] for s in model.slits if s.data is not None
                    and s.data.ndim == 2), default=0)
     kernel = step.median_kernel or 1

@@ -258,13 +258,16 @@ _MOS_BAD = [
     ({"bkg_slits": []}, r"bkg_slits=\[\] names no slitlet"),
     ({"bkg_slits": ["no_such"]}, "names slits not in this exposure"),
     ({"exclude_slits": ["1"]}, "No background slitlets remain"),
+    ({"sigma_clip": 0, "combine_method": "median"}, None),
+    ({"pixel_sigma": 0, "user_background": "sky.fits"}, None),
+    ({"median_kernel": 0, "user_background": "sky.fits"}, "median_kernel=0"),
 ]
 
 
 def _step(**overrides):
     pars = {"median_kernel": 1, "sigma_clip": 3.0, "reject_pixels": True, "pixel_sigma": 5.0,
             "vet_spectra": True, "vet_threshold": 5.0, "bkg_slits": None, "exclude_slits": None,
-            "user_background": None, "min_spectra": 2}
+            "user_background": None, "min_spectra": 2, "combine_method": "clipped_mean"}
     return SimpleNamespace(**{**pars, **overrides})
 
 
