@@ -69,12 +69,12 @@ def mos_input_problem(model):
     exp_type = _exp_type(model)
     if exp_type is not None and exp_type not in MOS_EXP_TYPES:
         return (
-            f"{name} is a {exp_type} exposure; master_background_mos_plus handles NIRSpec "
+            f"{name} holds {exp_type} data; master_background_mos_plus handles NIRSpec "
             f"MOS ({', '.join(MOS_EXP_TYPES)}) only: {_SPEC3_HINT}."
         )
     if not isinstance(model, datamodels.MultiSlitModel):
         return (
-            f"{name} is a {kind}, not extracted slits: master_background_mos_plus needs a "
+            f"{name} is of type {kind}, not extracted slits: master_background_mos_plus needs a "
             "MultiSlitModel as after assign_wcs, msaflagopen, extract_2d and srctype. Run "
             "calwebb_spec2_plus on the rate file, or those steps first."
         )
