@@ -489,7 +489,7 @@ def _(work):
 @case("master input unreadable", kind="tool", unprivileged=True)
 def _(work):
     return _cli("master", work / "out" / "locked_masterbg1d.fits", "-o",
-                work / "out" / "nobody_master.fits")
+                work / "nobody_home" / "nobody_master.fits")
 
 
 @case("flag-pixels on a truncated rate", kind="tool")
@@ -519,7 +519,7 @@ def _(work):
 @case("msa-select input unreadable", kind="tool", unprivileged=True)
 def _(work):
     return _cli("msa-select", work / "out" / "locked_masterbg1d.fits", "-o",
-                work / "out" / "nobody_msa.fits", "--background", "5")
+                work / "nobody_home" / "nobody_msa.fits", "--background", "5")
 
 
 @case("plot on a truncated file", kind="tool")
@@ -580,7 +580,8 @@ def _run_case(name, work, python):
         env["HOME"] = str(home)
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work / "out")
+    cwd = env["HOME"] if "setpriv" in cmd else work / "out"
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
     seconds = time.perf_counter() - t0
     text = proc.stdout + proc.stderr
     result = {}

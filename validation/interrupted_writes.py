@@ -6,8 +6,8 @@ and QA record), the script first runs it to completion, which leaves a good
 output in a folder of its own. It then re-runs it with overwrite ``--kills``
 times and sends ``kill -9`` at a random moment: half of the moments uniform
 over the whole run, half uniform over the window in which the command writes
-(from when its first temporary file appeared in the calibration run to the
-end). After each kill, every file under a final name in the folder must open
+(from 0.25 s before its first file, temporary or final, appeared in the
+calibration run to the end). After each kill, every file under a final name in the folder must open
 completely (FITS with every HDU's data, datamodels, ASDF, PNG, JSON), and
 each output of the good run must still be there, either as it was or replaced
 by a complete new version.
@@ -106,12 +106,13 @@ def _finals(folder):
 
 
 def _calibrate(cmd, out, env):
-    """Run once to the end; time it and note when the first temporary file appears."""
+    """Run once to the end (in an empty folder); time it and note when writing starts."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     first_partial = None
     while proc.poll() is None:
-        if first_partial is None and any(PARTIAL in p.name for p in out.iterdir()):
+        # The first file to appear, temporary or final, is the start of the writing.
+        if first_partial is None and any(True for _ in out.iterdir()):
             first_partial = time.perf_counter() - t0
         time.sleep(0.002)
     total = time.perf_counter() - t0
@@ -140,7 +141,7 @@ def run_command(name, make_cmd, work, kills, rng, env):
         if k % 2 == 0:
             delay = rng.uniform(0.0, total)
         else:
-            delay = rng.uniform(max(0.0, 0.9 * write_start), 1.02 * total)
+            delay = rng.uniform(max(0.0, write_start - 0.25), total + 0.05)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
         time.sleep(delay)

@@ -246,6 +246,8 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
     rate_file = Path(rate_file).expanduser()
     if not rate_file.exists():
         raise ToolInputError(rate_file, "no such file; give the path of a _rate.fits file")
+    with tool_reading(rate_file, "rate file"):
+        pass  # the input first: a folder or an unreadable file is named before the output
     output = check_output_path(output, [rate_file], overwrite=overwrite)
     try:
         flag_value = resolve_dq_flags(flags)

@@ -462,6 +462,11 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
     if median_kernel < 1:
         raise ToolInputError("master", f"--median-kernel {median_kernel} must be >= 1 "
                              "(1: no median filter)")
+    for path in paths:
+        if not path.exists():
+            raise ToolInputError(path, "no such file")
+        with tool_reading(path, "background product"):
+            pass  # the inputs first: a folder or an unreadable file is named before the output
     output = check_output_path(output, paths, overwrite=overwrite)
     if plot is not None:
         plot = check_output_path(plot, [*paths, output], overwrite=overwrite)

@@ -222,6 +222,8 @@ def select_msa_slitlets(msa_file, output, *, background=(), source=(), overwrite
     msa_file = Path(msa_file).expanduser()
     if not msa_file.exists():
         raise ToolInputError(msa_file, "no such file; give the path of an _msa.fits file")
+    with tool_reading(msa_file, "MSA metadata file"):
+        pass  # the input first: a folder or an unreadable file is named before the output
     output = check_output_path(output, [msa_file], overwrite=overwrite)
     with tool_reading(msa_file, "MSA metadata file"), fits.open(msa_file, memmap=False) as hdul:
         hdus = fits.HDUList([hdu.copy() for hdu in hdul])
