@@ -108,6 +108,10 @@ def read_failure(exc, path=None):
         )
     if isinstance(exc, OSError) and exc.errno in (errno.EIO, errno.ESTALE, errno.ENXIO):
         return f"cannot be read ({exc.strerror})", "Check the disk or network mount."
+    text = str(exc)
+    if "No SIMPLE card" in text or "not recognized" in text.lower():
+        return ("is neither a FITS nor an ASDF file",
+                "Give a jwst product (FITS or ASDF).")
     detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
     detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return (

@@ -4,10 +4,11 @@ For each command (the tools ``flag-pixels``, ``msa-select``, ``master``,
 ``plot`` and the MOS step saving its product, ``masterbg1d``, ``masterbg2d``
 and QA record), the script first runs it to completion, which leaves a good
 output in a folder of its own. It then re-runs it with overwrite ``--kills``
-times and sends ``kill -9`` at a random moment: half of the moments uniform
-over the whole run, half uniform over the window in which the command writes
-(from 0.25 s before its first file, temporary or final, appeared in the
-calibration run to the end). After each kill, every file under a final name in the folder must open
+times and sends ``kill -9`` at a random moment: a third of the moments uniform
+over the whole run, two thirds uniform over the window in which the command
+wrote in the calibration run (from its first file, temporary or final,
+appearing to the last change of a file's name or size, widened by 0.1 s).
+After each kill, every file under a final name in the folder must open
 completely (FITS with every HDU's data, datamodels, ASDF, PNG, JSON), and
 each output of the good run must still be there, either as it was or replaced
 by a complete new version.
@@ -109,16 +110,21 @@ def _calibrate(cmd, out, env):
     """Run once to the end (in an empty folder); time it and note when writing starts."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    first_partial = None
+    first, last, state = None, None, {}
     while proc.poll() is None:
-        # The first file to appear, temporary or final, is the start of the writing.
-        if first_partial is None and any(True for _ in out.iterdir()):
-            first_partial = time.perf_counter() - t0
+        # Writing starts when the first file (temporary or final) appears and ends
+        # with the last change of any file's name or size.
+        now = {p.name: p.stat().st_size for p in out.iterdir() if p.exists()}
+        if now != state:
+            last = time.perf_counter() - t0
+            first = last if first is None else first
+            state = now
         time.sleep(0.002)
     total = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[3:5]} failed: {proc.stderr.read()[-2000:]}")
-    return total, first_partial if first_partial is not None else 0.0
+    first = total if first is None else first
+    return total, first, total if last is None else last
 
 
 def run_command(name, make_cmd, work, kills, rng, env):
@@ -128,20 +134,20 @@ def run_command(name, make_cmd, work, kills, rng, env):
     for stale in out.iterdir():
         stale.unlink()
     cmd = make_cmd(out)
-    total, write_start = _calibrate(cmd, out, env)
+    total, write_start, write_end = _calibrate(cmd, out, env)
     good = {n: _sha(p) for n, p in _finals(out).items()}
     bad_good = {n: why for n, p in _finals(out).items() if (why := readable(p))}
     if bad_good:
         raise RuntimeError(f"{name}: the uninterrupted run wrote unreadable files {bad_good}")
     tally = {"outputs": sorted(good), "seconds": round(total, 2),
-             "write_window_s": [round(write_start, 2), round(total, 2)], "kills": kills,
+             "write_window_s": [round(write_start, 2), round(write_end, 2)], "kills": kills,
              "unreadable_final": 0, "lost_previous": 0, "kept_previous": 0, "replaced": 0,
              "partial_left": 0, "finished_before_kill": 0, "problems": []}
     for k in range(kills):
-        if k % 2 == 0:
+        if k % 3 == 0:
             delay = rng.uniform(0.0, total)
         else:
-            delay = rng.uniform(max(0.0, write_start - 0.25), total + 0.05)
+            delay = rng.uniform(max(0.0, write_start - 0.1), write_end + 0.1)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
         time.sleep(delay)

@@ -259,15 +259,16 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
         raise ToolInputError(rate_file, "nothing to flag: give --pixel X,Y and/or --auto")
     with tool_reading(rate_file, "rate file"):
         model = datamodels.open(rate_file)
-        # Touch the arrays now: a truncated file fails here, inside the guard.
-        _ = model.data, model.dq
-    with model:
         if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
+            model.close()
             raise ToolInputError(
                 rate_file,
                 f"is a {type(model).__name__}; flag-pixels needs a _rate (ImageModel) or "
                 "_rateints (CubeModel) file, before assign_wcs",
             )
+        # Touch the arrays now: a truncated file fails here, inside the guard.
+        _ = model.data, model.dq
+    with model:
         data = np.asarray(model.data)
         ny, nx = data.shape[-2:]
         mask = np.zeros((ny, nx), dtype=bool)

@@ -276,8 +276,11 @@ def read_background_spectra(paths, *, column="surf_bright", slits=None, progress
             progress(f"[{k}/{len(paths)}] reading {path.name}")
         if not path.exists():
             raise ToolInputError(path, "no such file")
-        with tool_reading(path, "background product"):
-            model = datamodels.open(path)
+        try:
+            with tool_reading(path, "background product"):
+                model = datamodels.open(path)
+        except ToolInputError as err:
+            raise ToolInputError(path, f"{err.reason} Give x1d or cal files.") from None
         with model, tool_reading(path, "background product"):
             subtracted = [
                 step for step in ("master_background", "bkg_subtract")
