@@ -5,9 +5,9 @@ For each command (the tools ``flag-pixels``, ``msa-select``, ``master``,
 and QA record), the script first runs it to completion, which leaves a good
 output in a folder of its own. It then re-runs it with overwrite ``--kills``
 times and sends ``kill -9`` at a random moment: a third of the moments uniform
-over the whole run, two thirds uniform over the window in which the command
-wrote in the calibration run (from its first file, temporary or final,
-appearing to the last change of a file's name or size, widened by 0.1 s).
+over the whole run, two thirds during the writing (once a file in the folder
+appears or changes, after a delay uniform over the time the writing took in
+the uninterrupted run).
 After each kill, every file under a final name in the folder must open
 completely (FITS with every HDU's data, datamodels, ASDF, PNG, JSON), and
 each output of the good run must still be there, either as it was or replaced
@@ -56,8 +56,8 @@ def _commands(data):
            "sys.exit(handle_args(sys.argv[1:]))"]
     return {
         "flag-pixels": lambda out: [*cli, "flag-pixels", str(rate), "-o",
-                                    str(out / "flagged_rate.fits"), "--auto", "--pixel",
-                                    "10,10", "--overwrite"],
+                                    str(out / "flagged_rate.fits"), "--pixel", "10,10",
+                                    "--overwrite"],
         "msa-select": lambda out: [*cli, "msa-select", str(msa), "-o", str(out / "new_msa.fits"),
                                    "--background", "5", "--overwrite"],
         "master": lambda out: [*cli, "master", *map(str, x1d), "-o",
@@ -106,6 +106,18 @@ def _finals(folder):
             and not p.name.startswith(".")}
 
 
+def _state(folder):
+    """Name -> (size, mtime) of every file in a folder."""
+    state = {}
+    for p in folder.iterdir():
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        state[p.name] = (st.st_size, st.st_mtime_ns)
+    return state
+
+
 def _calibrate(cmd, out, env):
     """Run once to the end (in an empty folder); time it and note when writing starts."""
     t0 = time.perf_counter()
@@ -144,13 +156,20 @@ def run_command(name, make_cmd, work, kills, rng, env):
              "unreadable_final": 0, "lost_previous": 0, "kept_previous": 0, "replaced": 0,
              "partial_left": 0, "finished_before_kill": 0, "problems": []}
     for k in range(kills):
-        if k % 3 == 0:
-            delay = rng.uniform(0.0, total)
-        else:
-            delay = rng.uniform(max(0.0, write_start - 0.1), write_end + 0.1)
+        baseline = _state(out)
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
-        time.sleep(delay)
+        t0 = time.perf_counter()
+        if k % 3 == 0:
+            # Anywhere in the run (mostly before the writing).
+            delay = rng.uniform(0.0, total)
+            time.sleep(delay)
+        else:
+            # During the writing: once a file changes, within the writing's duration.
+            while proc.poll() is None and _state(out) == baseline:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0.0, max(write_end - write_start, 0.05)))
+            delay = time.perf_counter() - t0
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         else:
