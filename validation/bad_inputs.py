@@ -12,7 +12,7 @@ that has no effect, those cases run as user ``nobody`` (``setpriv``).
 
 Usage::
 
-    python validation/bad_inputs.py [--work /tmp/mbkg_bad_inputs] [--cases a,b]
+    python validation/bad_inputs.py [--work /tmp/mbkg_bad_inputs] [--cases "case one;case two"]
         [--out validation/results_bad_inputs.json]
 """
 
@@ -605,7 +605,7 @@ def _run_case(name, work, python):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/mbkg_bad_inputs")
-    parser.add_argument("--cases", default=None, help="comma-separated case names")
+    parser.add_argument("--cases", default=None, help="case names separated by semicolons")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -617,7 +617,7 @@ def main(argv=None):
         return 0
     build_data(work)
     _prepare_faults(work)
-    names = list(CASES) if not args.cases else [c.strip() for c in args.cases.split(",")]
+    names = list(CASES) if not args.cases else [c.strip() for c in args.cases.split(";")]
     results = {}
     for name in names:
         before = {p: _sha(p) for p in _inputs(work)}
