@@ -13,6 +13,7 @@ Both are measured from the slitlet itself and the declared background
 slitlets, never from a master made with the suspect slitlet.
 """
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ from jwst_mbkg_plus.algorithms import profiles
 from jwst_mbkg_plus.algorithms._stats import nan_mad_std, nanmedian
 
 __all__ = ["SourceEvidence", "level_excess", "row_profile_evidence"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
