@@ -405,6 +405,25 @@ def _error(path, reason):
     return EXIT_INPUT_ERROR
 
 
+def _demo_folder_problem(workdir):
+    """Why the demo cannot write in ``workdir`` (created if missing), or ''."""
+    from jwst_mbkg_plus.safe_io import OutputFolderError, check_output_folder
+
+    folder = Path(workdir).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "exists and is not a folder; give --workdir a folder name"
+    except OSError as err:
+        return (f"cannot be created ({err.strerror}); give --workdir a folder you can "
+                "write to")
+    try:
+        check_output_folder(folder, "--workdir")
+    except OutputFolderError as err:
+        return str(err)
+    return ""
+
+
 def handle_args(argv):
     """
     Run the command for a list of arguments.
@@ -421,6 +440,9 @@ def handle_args(argv):
     """
     args = _build_parser().parse_args(argv)
     if args.command == "demo":
+        problem = _demo_folder_problem(args.workdir)
+        if problem:
+            return _error(args.workdir, problem)
         run_demo(
             args.workdir,
             n_background=args.background_slitlets,

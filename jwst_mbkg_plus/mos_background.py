@@ -60,11 +60,13 @@ from jwst_mbkg_plus.algorithms import (
     profiles,
     pulls,
     selection,
+    source_evidence,
     spatial,
 )
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 from jwst_mbkg_plus.msa_position import slit_position, source_distance
 from jwst_mbkg_plus.products import masterbg1d_model
+from jwst_mbkg_plus.safe_io import atomic_output
 
 __all__ = [
     "REJECTED_DQ",
@@ -348,6 +350,12 @@ def master_from_user(path, cal_model, options):
 def _smooth(sb, var, kernel):
     if kernel is None or kernel <= 1:
         return sb, var
+    if kernel >= sb.size:
+        raise MasterBackgroundError(
+            f"median_kernel={kernel} is not shorter than the master background spectrum "
+            f"({sb.size} samples): the running median would flatten it. Use an odd value "
+            "well below that, or 1 for none."
+        )
     log.info("Applying a NaN-aware moving median of width %d to the master background", kernel)
     result = median_filter_nan(sb, var, kernel=kernel)
     return result
@@ -395,7 +403,10 @@ def master_from_slits(step, cal_model, options):
     arrays = [_slit_arrays(slit, exp_type) for slit in slits]
     waves = [a[0][a[3]] for a in arrays]
     if not any(w.size for w in waves):
-        raise MasterBackgroundError("The background slitlets have no valid calibrated pixel.")
+        raise MasterBackgroundError(
+            "The background slitlets have no valid calibrated pixel (all NaN or DO_NOT_USE): "
+            "name other slitlets with bkg_slits, or supply user_background."
+        )
     input_range = (
         float(min(w.min() for w in waves if w.size)),
         float(max(w.max() for w in waves if w.size)),
@@ -404,6 +415,10 @@ def master_from_slits(step, cal_model, options):
     # One wavelength per detector column and slit sets the native sampling.
     grid_wave = grid.common_wavelength_grid([_column_wavelengths(a[0], a[3]) for a in arrays])
     masks = [np.zeros(a[1].shape, dtype=bool) for a in arrays]
+    # slit position in the selection -> reason (a source in it)
+    spatial_rejects = {}
+    if options.bkg_slits:
+        spatial_rejects = _named_sources(cal_model, selection_, arrays, grid_wave, options)
     qa = {
         "source": "background_slitlets",
         "selection": selection_.source,
@@ -415,7 +430,6 @@ def master_from_slits(step, cal_model, options):
 
     bkg_x1d = None
     master = None
-    spatial_rejects = {}  # slit position in the selection -> reason (undeclared source)
     profile_flags = {}  # label -> reason: a source along the slit, kept (no other background)
     profiles_qa = {}  # label -> row-profile summary
     source_rows = {}  # position -> rows masked in a flagged, kept slitlet
@@ -558,6 +572,65 @@ def _regime(master, options, n_accepted):
         f" (order {regime['wavelength_order']} in wavelength)" if chrom is not None else "",
     )
     return regime
+
+
+def _named_sources(cal_model, selection_, arrays, grid_wave, options):
+    """
+    Find the ``bkg_slits`` that name MSA source slitlets holding a source.
+
+    The evidence is the slitlet's own row profile and its level against the
+    slitlets the MSA file declares as background (never a master made with it).
+
+    Returns
+    -------
+    dict
+        Position in the selection -> reason, for the slitlets to leave out.
+
+    Raises
+    ------
+    MasterBackgroundError
+        If every named slitlet holds a source.
+    """
+    exp_type = cal_model.meta.exposure.type
+    declared = [i for i, slit in enumerate(cal_model.slits) if is_msa_background(slit)]
+    named_sources = [
+        k for k, i in enumerate(selection_.indices) if not is_msa_background(cal_model.slits[i])
+    ]
+    if not named_sources:
+        return {}
+    reference = None
+    if declared:
+        ref_arrays = [_slit_arrays(cal_model.slits[i], exp_type) for i in declared]
+        reference, _ = _bin_slits(
+            ref_arrays, [np.zeros(a[1].shape, dtype=bool) for a in ref_arrays], grid_wave, options
+        )
+    found = {}
+    for k in named_sources:
+        _, sb, var, valid = arrays[k]
+        evidence = source_evidence.row_profile_evidence(sb, var, valid,
+                                                        threshold=max(options.vet_threshold, 5))
+        if not evidence.has_source and reference is not None:
+            flux, _ = _bin_slits([arrays[k]], [np.zeros(sb.shape, dtype=bool)], grid_wave,
+                                 options)
+            evidence = source_evidence.level_excess(flux[0], reference)
+        label = selection_.labels[k]
+        if evidence.has_source:
+            found[k] = (
+                f"named in bkg_slits but a source slitlet in the MSA file, and {evidence.reason}"
+            )
+            log.warning("Rejected background slitlet %s: %s. Remove it from bkg_slits.",
+                        label, found[k])
+        else:
+            log.info("bkg_slits: %s is a source slitlet in the MSA file but shows no source; "
+                     "used as background.", label)
+    if len(found) == len(selection_.indices):
+        raise MasterBackgroundError(
+            "Every slitlet named in bkg_slits is a source slitlet in the MSA file and holds a "
+            "source (see the warnings above); subtracting them would over-subtract the "
+            "background. Name background slitlets in bkg_slits, or leave it unset to use the "
+            "MSA file's."
+        )
+    return found
 
 
 def _spatial_master(grid_wave, flux, var, positions, labels, options, profile_rejects,
@@ -947,13 +1020,20 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
 
 
 def _combine(grid_wave, flux, var, options):
+    if flux.shape[0] == 0:
+        raise MasterBackgroundError(
+            "Every background spectrum was rejected (see the warnings above): no master "
+            "background can be made. Check the background slitlets, name clean ones with "
+            "bkg_slits, or supply user_background."
+        )
     method = options.combine_method
+    # Fewer spectra than min_spectra: the mean below, as documented (not a clamp).
     robust = combine.combine_spectra(
         flux,
         var,
         method=method,
         sigma=options.sigma_clip,
-        min_spectra=min(options.min_spectra, flux.shape[0]),
+        min_spectra=options.min_spectra,
         # Weights from variances smoothed over wavelength: per-point weights
         # from photon-noise variances favour the spectra that fluctuated low.
         weight_window=31 if method == "weighted_mean" else 1,
@@ -1417,7 +1497,8 @@ def write_qa(qa, path):
     """
     import asdf
 
-    asdf.AsdfFile({"master_background_qa": plain_record(qa)}).write_to(path)
+    with atomic_output(path) as tmp:
+        asdf.AsdfFile({"master_background_qa": plain_record(qa)}).write_to(tmp)
 
 
 def plain_record(value):

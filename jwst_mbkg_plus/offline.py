@@ -22,6 +22,8 @@ import os
 import pprint
 from pathlib import Path
 
+from jwst_mbkg_plus.safe_io import atomic_write_text
+
 __all__ = [
     "OFFLINE_ENV_KEYS",
     "configure_offline_crds",
@@ -41,6 +43,13 @@ OFFLINE_ENV_KEYS = (
     "CRDS_OBSERVATORY",
     "CRDS_IGNORE_MAPPING_CHECKSUM",
     "STPIPE_DISABLE_CRDS_STEPPARS",
+)
+
+
+#: Per-instrument reference folders crds makes on first use ('instrument' subdir mode).
+CRDS_INSTRUMENT_DIRS = tuple(
+    f"references/jwst/{name}" for name in ("fgs", "miri", "nircam", "niriss", "nirspec",
+                                           "system")
 )
 
 
@@ -90,8 +99,11 @@ def write_server_config(crds_path, context="jwst_0000.pmap"):
     }
     text = pprint.pformat(info)
     if not path.exists() or path.read_text() != text:
-        path.write_text(text)
-    for sub in ("mappings/jwst", "references/jwst"):
+        # Atomic: another process may be reading it (concurrent first use).
+        atomic_write_text(path, text)
+    # Every folder crds creates on first use, created here with exist_ok: crds'
+    # own creation is not safe against another process doing the same.
+    for sub in ("mappings/jwst", "references/jwst", *CRDS_INSTRUMENT_DIRS):
         (Path(crds_path) / sub).mkdir(parents=True, exist_ok=True)
     return path
 

@@ -59,8 +59,11 @@ def _figure(**kwargs):
 
 
 def _save(fig, path):
+    from jwst_mbkg_plus.safe_io import atomic_output
+
     path = Path(path)
-    fig.savefig(path, format="png", dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     log.info("wrote %s", path)
     return path
 
@@ -764,13 +767,16 @@ def plot_files(paths, outdir, *, slits=None, progress=None):
     jwst_mbkg_plus.tools.ToolInputError
         If a file is missing or cannot be plotted.
     """
-    from jwst_mbkg_plus.tools import ToolInputError
+
+    from jwst_mbkg_plus.tools import ToolInputError, tool_reading
 
     outdir = Path(outdir).expanduser()
     paths = [Path(p).expanduser() for p in paths]
     for path in paths:
-        if not path.is_file():
+        if not path.exists():
             raise ToolInputError(path, "no such file")
+        with tool_reading(path, "product to plot"):
+            pass  # a folder or an unreadable file is named here, before any plot
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for k, path in enumerate(paths, start=1):

@@ -167,7 +167,7 @@ def _spectrum_from_table(name, table, column, exposure_time):
     wave, sb, err = wave[good], sb[good], err[good]
     order = np.argsort(wave, kind="stable")
     wave, sb, err = wave[order], sb[order], err[order]
-    keep = np.concatenate([[True], np.diff(wave) > 0])  # drop duplicate wavelengths
+    keep = np.diff(wave, prepend=-np.inf) > 0  # drop duplicate wavelengths
     wave, sb, err = wave[keep], sb[keep], err[keep]
     var = err**2 if np.all(np.isfinite(err) & (err > 0)) else None
     return BackgroundSpectrum(name, wave, sb, var, column, exposure_time)
@@ -304,7 +304,11 @@ def build_master_background(
         If there is no spectrum, or the algorithms reject the inputs.
     """
     if not spectra:
-        raise ValueError("no background spectrum to combine")
+        raise ValueError(
+            "no background member has a usable spectrum (every one is all NaN, flagged "
+            "DO_NOT_USE or shorter than 2 samples): check the background x1d members, or give "
+            "user_background."
+        )
     waves = [s.wavelength for s in spectra]
     grid = common_wavelength_grid(waves, min_spectra=1, sampling="native")
     use_var = all(s.var is not None for s in spectra)
@@ -341,6 +345,17 @@ def build_master_background(
             )
     elif vet:
         log.info("One background spectrum: nothing to compare it with, not vetted")
+    if not accepted.any():
+        raise ValueError("vetting rejected every background spectrum: check the background "
+                         "members, or set vet_spectra=False.")
+    if min_spectra > accepted.sum():
+        raise ValueError(
+            f"min_spectra={min_spectra} but only {int(accepted.sum())} background spectra "
+            f"{'remain after vetting' if accepted.sum() < n else 'are given'}: the master "
+            f"would be undefined at every wavelength. Lower min_spectra to at most "
+            f"{int(accepted.sum())}."
+        )
+    _check_kernel(median_kernel, grid.size)
     weights = None
     if exptime_weights and combine_method in ("clipped_mean", "mean"):
         weights = np.array([s.exposure_time for s in spectra])[accepted]
@@ -489,6 +504,16 @@ def _vet_pair(spectra, flux, var, grid, threshold, level_tolerance):
     return pair
 
 
+def _check_kernel(median_kernel, n_samples):
+    kernel = int(median_kernel or 1)
+    if kernel > 1 and kernel >= n_samples:
+        raise ValueError(
+            f"median_kernel={kernel} is not shorter than the master background spectrum "
+            f"({n_samples} samples): the running median would flatten it. Use an odd value "
+            "well below that, or 1 for none."
+        )
+
+
 def _f(x):
     x = float(x)
     return x if np.isfinite(x) else None
@@ -515,6 +540,7 @@ def master_from_user_background(user_background, *, median_kernel=1):
     err = user_background.sb_error
     var = np.zeros_like(sb) if err is None else np.asarray(err, dtype=np.float64) ** 2
     var = np.where(np.isfinite(var), var, 0.0)
+    _check_kernel(median_kernel, sb.size)
     kernel = _odd_kernel(median_kernel)
     if kernel > 1:
         sb, var = median_filter_nan(sb, var, kernel=kernel, keep_nan=True)
@@ -891,6 +917,24 @@ def _wavelength_range(wavelengths):
     return (lo, hi) if lo < hi else None
 
 
+def _check_overlap(master, science_range):
+    """Refuse a master that covers none of the science wavelengths."""
+    defined = np.isfinite(master.surf_bright)
+    if not defined.any():
+        raise ValueError("the master background is undefined at every wavelength: check the "
+                         "background members (all NaN?) and min_spectra.")
+    if science_range is None:
+        raise ValueError("the science data have no valid wavelength: check that the science "
+                         "members are calibrated cal products with a WCS.")
+    lo, hi = master.wavelength[defined][[0, -1]]
+    if hi < science_range[0] or lo > science_range[1]:
+        raise ValueError(
+            f"the background covers {lo:.4f}-{hi:.4f} um and the science data "
+            f"{science_range[0]:.4f}-{science_range[1]:.4f} um: no overlap. Check that the "
+            "background members are of the same grating/filter as the science."
+        )
+
+
 def run_master_background(science, backgrounds=(), *, user_background=None, combine=None,
                           median_kernel=1, edge="nan", propagate_errors=True,
                           min_overlap=0.5):
@@ -949,6 +993,7 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
         spectra = collect_background_spectra(backgrounds)
         master = build_master_background(spectra, median_kernel=median_kernel,
                                          **(combine or {}))
+    _check_overlap(master, _wavelength_range(wavelengths))
     subtractions = [
         compute_backgrounds(model, master, wl, edge=edge)
         for model, wl in zip(science, wavelengths, strict=True)

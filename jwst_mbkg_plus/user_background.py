@@ -25,6 +25,14 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from jwst_mbkg_plus.safe_io import (
+    InputFileError,
+    PackageInputError,
+    atomic_save_model,
+    check_input_file,
+    read_failure,
+)
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -39,6 +47,7 @@ __all__ = [
     "UserBackgroundFileNotFoundError",
     "UserBackgroundFormatError",
     "UserBackgroundUnitError",
+    "UserBackgroundUnreadableError",
     "UserBackgroundValueError",
     "read_user_background",
     "write_user_background",
@@ -113,7 +122,7 @@ _WAVE_UNIT_ALIASES = {
 _LONE_A = re.compile(r"(?<![A-Za-z])A(?![A-Za-z])")
 
 
-class UserBackgroundError(ValueError):
+class UserBackgroundError(PackageInputError):
     """A user background file cannot be used; the message names the file and the fix."""
 
 
@@ -123,6 +132,10 @@ class UserBackgroundFileNotFoundError(UserBackgroundError, FileNotFoundError):
 
 class UserBackgroundFormatError(UserBackgroundError):
     """The file is unreadable, of an unsupported format, or holds no table."""
+
+
+class UserBackgroundUnreadableError(UserBackgroundFormatError):
+    """The file cannot be opened: a folder, no read permission, an I/O error."""
 
 
 class UserBackgroundColumnError(UserBackgroundError):
@@ -685,14 +698,26 @@ def read_user_background(
     if isinstance(path, (str, Path)) or hasattr(path, "__fspath__"):
         fpath = Path(path)
         rd = _Reader(fpath)
-        if not fpath.exists():
+        if not fpath.exists() and not fpath.is_dir():
             raise rd.fail(
                 UserBackgroundFileNotFoundError,
                 f"file not found. Check the path (relative paths are relative to {Path.cwd()}).",
             )
-        if not fpath.is_file():
-            raise rd.fail(UserBackgroundFormatError, "is not a regular file.")
-        raw = _read_fits(fpath, rd, spectrum_index) if _is_fits(fpath) else _read_text(fpath, rd)
+        try:
+            check_input_file(fpath, "user background")
+        except InputFileError as err:
+            raise rd.fail(UserBackgroundUnreadableError, err.reason) from err
+        try:
+            raw = (
+                _read_fits(fpath, rd, spectrum_index)
+                if _is_fits(fpath)
+                else _read_text(fpath, rd)
+            )
+        except UserBackgroundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure of a reader names the file
+            problem, fix = read_failure(exc, fpath)
+            raise rd.fail(UserBackgroundFormatError, f"{problem}. {fix}") from exc
     else:
         fname = getattr(getattr(path, "meta", None), "filename", None) or "<in-memory model>"
         fpath = Path(fname)
@@ -1030,7 +1055,6 @@ def write_user_background(
 
     with masterbg1d_model(wave, sb, err, n_in) as model:
         model.spec[0].source_type = "EXTENDED"
-        model.meta.filename = path.name
-        model.save(path, overwrite=True)
+        atomic_save_model(model, path)
     log.info("wrote user background %s (%d points)", path, wave.size)
     return path

@@ -453,3 +453,40 @@ def test_flagged_pixels_reach_cal_and_x1d(pipeline_flags, noisy):
     print("x1d points beyond 5 sigma, flag on / off:", spikes)  # noqa: T201
     assert spikes[True] < spikes[False]
     assert spikes[True] == 0
+
+
+def test_bkg_slits_naming_sources_are_caught_by_evidence(synthetic_instrument, noiseless, caplog):
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    slits = noiseless["slits"]
+    sources = [s.name for s in slits.slits if "BKG" not in str(s.source_name)]
+    backgrounds = [s.name for s in slits.slits if "BKG" in str(s.source_name)]
+    with local_crds_context(synthetic_instrument):
+        only_sources = MasterBackgroundMosPlusStep.call(slits, bkg_slits=sources)
+        assert only_sources.meta.cal_step.master_background == "FAILED"
+        assert "Every slitlet named in bkg_slits is a source slitlet" in caplog.text
+        mixed = MasterBackgroundMosPlusStep.call(slits, bkg_slits=[*backgrounds, sources[0]])
+    assert mixed.meta.cal_step.master_background == "COMPLETE"
+    rejected = mixed.meta.master_background_qa.instance["vetting"]["rejected"]
+    assert any(sources[0] in label and "source slitlet in the MSA file" in reason
+               for label, reason in rejected.items()), rejected
+    # The master is the background's: the background slitlets are left at zero.
+    levels = {s.name: np.nanmedian(s.data) for s in noiseless["before"].slits}
+    for slit in mixed.slits:
+        if slit.name in backgrounds:
+            assert abs(np.nanmedian(slit.data)) < 0.01 * abs(levels[slit.name])
+    for a, b in zip(slits.slits, noiseless["before"].slits, strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_no_valid_background_pixel_fails_with_the_reason(synthetic_instrument, noiseless, caplog):
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    slits = noiseless["slits"].copy()
+    for slit in slits.slits:
+        if "BKG" in str(slit.source_name):
+            slit.dq = slit.dq | 1
+    with local_crds_context(synthetic_instrument):
+        result = MasterBackgroundMosPlusStep.call(slits)
+    assert result.meta.cal_step.master_background == "FAILED"
+    assert "no valid calibrated pixel" in caplog.text

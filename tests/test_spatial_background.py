@@ -181,9 +181,12 @@ def test_no_spatial_variation_costs_nothing(synthetic_instrument, tmp_path):
 def test_spatial_model_rejected_with_jwst_combination(synthetic_instrument, tmp_path):
     from stdatamodels.jwst import datamodels
 
+    from jwst_mbkg_plus.input_checks import ParameterError
+
     model = datamodels.MultiSlitModel()
     model.meta.exposure.type = "NRS_MSASPEC"
-    result = MasterBackgroundMosPlusStep.call(
-        model, bkg_method="extract_1d", combine_method="jwst", spatial_model="plane"
-    )
-    assert result.meta.cal_step.master_background == "SKIPPED"
+    # A configuration that contradicts itself raises, as jwst does, before any work.
+    with pytest.raises(ParameterError, match="spatial_model='none'"):
+        MasterBackgroundMosPlusStep.call(
+            model, bkg_method="extract_1d", combine_method="jwst", spatial_model="plane"
+        )

@@ -7,9 +7,10 @@ from jwst.master_background import MasterBackgroundMosStep
 from jwst.stpipe import record_step_status
 from stpipe.step import preserve_step_pars
 
-from jwst_mbkg_plus import mos_background
+from jwst_mbkg_plus import input_checks, mos_background
 from jwst_mbkg_plus.adapters import BackgroundSelectionError
 from jwst_mbkg_plus.calibration_pass import calibrate_as_extended, uncalibrate_like_jwst
+from jwst_mbkg_plus.input_checks import ParameterError
 from jwst_mbkg_plus.steps._common import PlusMixin
 
 __all__ = ["JWST_EQUIVALENT_SETTINGS", "MasterBackgroundMosPlusStep"]
@@ -106,12 +107,16 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             step runs standalone.
         """
         self._flat_handover = None
-        output_model = self.prepare_output(data)
+        contradiction = self._parameter_problem()
+        if contradiction:
+            raise ParameterError(f"{type(self).__name__}: {contradiction}")
+        output_model = self.open_input(data)
 
-        if not self.force_subtract and "COMPLETE" in [
-            output_model.meta.cal_step.bkg_subtract,
-            output_model.meta.cal_step.master_background,
-        ]:
+        problem = input_checks.mos_input_problem(output_model)
+        if problem:
+            return self._fail(output_model, problem)
+
+        if not self.force_subtract and self._already_subtracted(output_model):
             log.info("Background subtraction has already occurred. Skipping.")
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
@@ -122,11 +127,14 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
 
-        problem = self._parameter_problem()
+        problem = (
+            input_checks.mos_calibration_problem(output_model)
+            or input_checks.mos_parameter_problem(self, output_model)
+            or self._user_background_problem()
+            or self.output_problem()
+        )
         if problem:
-            log.error("%s Step skipped.", problem)
-            record_step_status(output_model, "master_background", status="SKIPPED")
-            return output_model
+            return self._fail(output_model, problem)
 
         options = mos_background.MasterOptions.from_step(self)
         # combine_method='jwst': un-calibrate with jwst's own inverse arithmetic.
@@ -213,6 +221,32 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         """Whether the parent pipeline's flat_field will reuse the forward pass's flat."""
         return bool(getattr(self.parent, "takes_flat_handover", False))
 
+    @staticmethod
+    def _fail(model, problem):
+        log.error("%s Step failed.", problem)
+        record_step_status(model, "master_background", status="FAILED")
+        return model
+
+    @staticmethod
+    def _already_subtracted(model):
+        return "COMPLETE" in [
+            getattr(model.meta.cal_step, "bkg_subtract", None),
+            getattr(model.meta.cal_step, "master_background", None),
+        ]
+
+    def _user_background_problem(self):
+        """Return a message if user_background cannot be read, else ''."""
+        if not self.user_background:
+            return ""
+        from jwst_mbkg_plus.user_background import UserBackgroundError, read_user_background
+
+        try:
+            # Read once now (a small file): a bad one fails before the calibration pass.
+            read_user_background(self.user_background)
+        except UserBackgroundError as err:
+            return str(err)
+        return ""
+
     def _parameter_problem(self):
         """Return a message if the parameters contradict each other, else ''."""
         if self.combine_method == "jwst" and self.bkg_method != "extract_1d":
@@ -226,12 +260,5 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                 "combine_method='jwst' reproduces jwst's master background, which has no "
                 "spatial model: set spatial_model='none' and slit_scale=False, or choose "
                 "another combine_method."
-            )
-        if self.median_kernel is not None and self.median_kernel < 1:
-            return f"median_kernel must be >= 1, got {self.median_kernel}."
-        if self.user_background and not Path(self.user_background).is_file():
-            return (
-                f"user_background file {self.user_background} does not exist; "
-                "give a path relative to the current directory or an absolute path."
             )
         return ""

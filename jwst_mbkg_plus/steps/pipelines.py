@@ -150,6 +150,31 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
         "flat_field": FlatFieldReuseStep,
     }
 
+    def run(self, *args):
+        """
+        Run calwebb_spec2, after checking that its products can be written.
+
+        Parameters
+        ----------
+        *args
+            As for `~jwst.pipeline.Spec2Pipeline.run`.
+
+        Returns
+        -------
+        list
+            As jwst's.
+
+        Raises
+        ------
+        OutputFolderError
+            If ``output_dir`` cannot be written to: before any work (and before
+            reference files are fetched), not after it.
+        InputFileError
+            If the input file, or a member of the input association, cannot be read.
+        """
+        self.check_before_run(args)
+        return super().run(*args)
+
     def process_exposure_product(self, *args, **kwargs):
         """
         Calibrate one exposure; a flat kept for another exposure is never reused.
@@ -186,3 +211,28 @@ class Spec3PipelinePlus(PlusMixin, Spec3Pipeline):
     class_alias = "calwebb_spec3_plus"
 
     step_defs = {**Spec3Pipeline.step_defs, "master_background": MasterBackgroundPlusStep}
+
+    def run(self, *args):
+        """
+        Run calwebb_spec3, after checking that its products can be written.
+
+        Parameters
+        ----------
+        *args
+            As for `~jwst.pipeline.Spec3Pipeline.run`.
+
+        Returns
+        -------
+        object
+            As jwst's.
+
+        Raises
+        ------
+        OutputFolderError
+            If ``output_dir`` cannot be written to: before any work (and before
+            reference files are fetched), not after it.
+        InputFileError
+            If the input file, or a member of the input association, cannot be read.
+        """
+        self.check_before_run(args)
+        return super().run(*args)

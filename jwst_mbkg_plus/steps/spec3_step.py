@@ -11,6 +11,7 @@ from jwst.stpipe import record_step_status
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import spec3_background as engine
+from jwst_mbkg_plus.input_checks import spec3_science_problem
 from jwst_mbkg_plus.mos_background import write_qa
 from jwst_mbkg_plus.products import masterbg1d_model
 from jwst_mbkg_plus.steps._common import PlusMixin
@@ -84,13 +85,15 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             are dropped from a container, as jwst does), status COMPLETE; or
             the input (copy) with status SKIPPED or FAILED.
         """
-        output_model = self.prepare_output(input_data)
+        output_model = self.open_input(input_data)
 
         if not self._do_sub(output_model):
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
         if not isinstance(output_model, _SUPPORTED):
-            log.error("Input of type %s cannot be handled; master_background FAILED",
+            log.error("Input of type %s cannot be handled: give a spec3 association (or "
+                      "ModelContainer) of cal science and x1d background members, or one "
+                      "cal model with user_background. Step failed.",
                       type(output_model).__name__)
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
@@ -106,6 +109,16 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             result = output_model
             science_models = [output_model]
 
+        problem = (
+            spec3_science_problem(science_models)
+            or self._median_kernel_problem()
+            or self.output_problem()
+        )
+        if problem:
+            log.error("%s Step failed.", problem)
+            record_step_status(output_model, "master_background", status="FAILED")
+            return output_model
+
         if not self.user_background and not isinstance(output_model, ModelContainer):
             log.error("Input of type %s cannot be handled without a user_background: a "
                       "master background is computed from the background members of a spec3 "
@@ -113,8 +126,9 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
         if not self.user_background and len(backgrounds) == 0:
-            log.error("No background member in the input association and no "
-                      "user_background: master_background FAILED")
+            log.error("No background member in the association (exptype 'background') and no "
+                      "user_background: add background x1d members, or give "
+                      "user_background=.... Step failed.")
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
 
@@ -139,7 +153,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
                 min_overlap=self.user_background_min_overlap,
             )
         except (ValueError, TypeError, RuntimeError) as err:
-            log.error("Master background subtraction failed: %s; master_background FAILED", err)
+            log.error("Master background subtraction failed: %s Step failed.", err)
             record_step_status(output_model, "master_background", status="FAILED")
             return output_model
 
@@ -152,6 +166,11 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         self._save_products(outcome, science_models, asn_id)
         record_step_status(result, "master_background", status="COMPLETE")
         return result
+
+    def _median_kernel_problem(self):
+        if self.median_kernel is not None and self.median_kernel < 1:
+            return f"median_kernel={self.median_kernel} must be >= 1 (1: no median filter)."
+        return ""
 
     def _report(self, outcome):
         """Log the QA summary; save it with ``save_qa``."""

@@ -21,6 +21,7 @@ Examples
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 
 from jwst_mbkg_plus.offline import default_crds_path, offline_crds
+from jwst_mbkg_plus.safe_io import atomic_write_text
 from jwst_mbkg_plus.synthetic import instrument as _inst
 from jwst_mbkg_plus.synthetic.crds_context import (
     CONTEXT_NAME,
@@ -190,7 +192,6 @@ def build_instrument(
     Instrument
         Paths of everything written.
     """
-    from jwst_mbkg_plus.synthetic.calibration import build_calibration_refs
 
     t0 = time.perf_counter()
     crds_path = Path(crds_path).expanduser().resolve()
@@ -204,12 +205,52 @@ def build_instrument(
             raise ValueError(f"unknown detector {d!r}; choose from {_inst.DETECTORS}")
     params = _params(gratings, detectors)
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()
+    if not force:
+        reused = _reuse(crds_path, digest)
+        if reused is not None:
+            return reused
+    # Several processes may build the same fresh cache at once: one builds, the
+    # others wait on the lock and then reuse what it built.
+    with _build_lock(crds_path):
+        if not force:
+            reused = _reuse(crds_path, digest)
+            if reused is not None:
+                return reused
+        return _build_locked(crds_path, params, digest, gratings, detectors, t0)
+
+
+def _reuse(crds_path, digest):
+    """The instrument already built in ``crds_path`` with this digest, or None."""
     stamp_path = crds_path / _STAMP
-    if not force and stamp_path.is_file():
+    if not stamp_path.is_file():
+        return None
+    try:
         stamp = json.loads(stamp_path.read_text())
-        if stamp.get("digest") == digest and (crds_path / "mappings/jwst" / CONTEXT_NAME).is_file():
-            log.info("Reusing synthetic instrument in %s", crds_path)
-            return _instrument_from_stamp(crds_path, stamp, 0.0)
+    except (OSError, ValueError):
+        return None
+    if stamp.get("digest") == digest and (crds_path / "mappings/jwst" / CONTEXT_NAME).is_file():
+        log.info("Reusing synthetic instrument in %s", crds_path)
+        return _instrument_from_stamp(crds_path, stamp, 0.0)
+    return None
+
+
+@contextlib.contextmanager
+def _build_lock(crds_path):
+    """An exclusive lock on ``crds_path`` (a file beside it), held while building."""
+    crds_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = crds_path.parent / f".{crds_path.name}.lock"
+    with lock_path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _build_locked(crds_path, params, digest, gratings, detectors, t0):
+    from jwst_mbkg_plus.synthetic.calibration import build_calibration_refs
+
+    stamp_path = crds_path / _STAMP
 
     # Start clean: stale files of an older generator must not linger in the
     # context. Only ever delete in a folder this function built (it has a stamp).
@@ -244,7 +285,8 @@ def build_instrument(
         "cal_refs": {"|".join(k): _jsonable(v) for k, v in cal_refs.items()},
         "build_seconds": seconds,
     }
-    stamp_path.write_text(json.dumps(stamp, indent=1))
+    # Written last and atomically: a reader that sees the stamp sees a complete build.
+    atomic_write_text(stamp_path, json.dumps(stamp, indent=1))
     log.info("Built synthetic instrument in %s (%.1f s)", crds_path, seconds)
     return _instrument_from_stamp(crds_path, stamp, seconds)
 

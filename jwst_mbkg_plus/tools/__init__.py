@@ -13,18 +13,30 @@ over them.
 - :func:`jwst_mbkg_plus.qa_plots.plot_files` (``plot``): PNG plots of products.
 
 No tool modifies its input files: every one writes a new file and refuses to
-write over one of its inputs.
+write over one of its inputs. Every input is read behind
+:func:`tool_reading` (a file that cannot be read is named, with the fix) and
+every output is written under a temporary name and renamed when complete
+(:func:`jwst_mbkg_plus.safe_io.atomic_output`).
 """
 
+import contextlib
 import logging
 from pathlib import Path
 
-__all__ = ["ToolInputError", "check_output_path"]
+from jwst_mbkg_plus.safe_io import (
+    InputFileError,
+    OutputFolderError,
+    PackageInputError,
+    check_output_folder,
+    reading,
+)
+
+__all__ = ["ToolInputError", "check_output_path", "tool_reading"]
 
 log = logging.getLogger(__name__)
 
 
-class ToolInputError(ValueError):
+class ToolInputError(PackageInputError):
     """
     An input or output file of a tool is unusable.
 
@@ -80,4 +92,37 @@ def check_output_path(output, inputs, *, overwrite=False):
         raise ToolInputError(output, "exists; choose another name or pass --overwrite")
     if not output.parent.is_dir():
         raise ToolInputError(output, f"folder {output.parent} does not exist; create it first")
+    try:
+        check_output_folder(output.parent, "output folder")
+    except OutputFolderError as err:
+        raise ToolInputError(output, str(err)) from None
     return output
+
+
+@contextlib.contextmanager
+def tool_reading(path, what="input file"):
+    """
+    Read a tool's input file; any failure becomes a `ToolInputError` naming it.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The file.
+    what : str, optional
+        What it is, for the message.
+
+    Yields
+    ------
+    `~pathlib.Path`
+        The path, checked to be a readable regular file.
+
+    Raises
+    ------
+    ToolInputError
+        If the file is missing, a folder, unreadable, truncated or corrupted.
+    """
+    try:
+        with reading(path, what) as checked:
+            yield checked
+    except InputFileError as err:
+        raise ToolInputError(path, err.reason) from None

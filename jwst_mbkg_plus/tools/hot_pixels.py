@@ -24,7 +24,8 @@ import numpy as np
 from scipy import ndimage
 from stdatamodels.jwst.datamodels import dqflags
 
-from jwst_mbkg_plus.tools import ToolInputError, check_output_path
+from jwst_mbkg_plus.safe_io import atomic_save_model
+from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = ["FlagResult", "find_hot_pixels", "flag_pixels", "parse_pixel", "resolve_dq_flags"]
 
@@ -243,8 +244,10 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
     from stdatamodels.jwst import datamodels
 
     rate_file = Path(rate_file).expanduser()
-    if not rate_file.is_file():
+    if not rate_file.exists():
         raise ToolInputError(rate_file, "no such file; give the path of a _rate.fits file")
+    with tool_reading(rate_file, "rate file"):
+        pass  # the input first: a folder or an unreadable file is named before the output
     output = check_output_path(output, [rate_file], overwrite=overwrite)
     try:
         flag_value = resolve_dq_flags(flags)
@@ -254,17 +257,18 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
         raise ToolInputError(rate_file, str(err)) from None
     if not given and not auto:
         raise ToolInputError(rate_file, "nothing to flag: give --pixel X,Y and/or --auto")
-    try:
+    with tool_reading(rate_file, "rate file"):
         model = datamodels.open(rate_file)
-    except (OSError, ValueError, TypeError) as err:
-        raise ToolInputError(rate_file, f"cannot be opened as a jwst datamodel ({err})") from None
-    with model:
         if not isinstance(model, datamodels.ImageModel | datamodels.CubeModel):
+            model.close()
             raise ToolInputError(
                 rate_file,
                 f"is a {type(model).__name__}; flag-pixels needs a _rate (ImageModel) or "
                 "_rateints (CubeModel) file, before assign_wcs",
             )
+        # Touch the arrays now: a truncated file fails here, inside the guard.
+        _ = model.data, model.dq
+    with model:
         data = np.asarray(model.data)
         ny, nx = data.shape[-2:]
         mask = np.zeros((ny, nx), dtype=bool)
@@ -276,7 +280,7 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
             mask[y, x] = True
         n_found = 0
         if auto:
-            dq2 = np.asarray(model.dq)
+            dq2 = np.zeros(data.shape, np.uint32) if model.dq is None else np.asarray(model.dq)
             if data.ndim == 3:
                 with np.errstate(invalid="ignore"), warnings.catch_warnings():
                     warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
@@ -284,12 +288,13 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
                     err = np.nanmedian(np.asarray(model.err), axis=0)
                 dq2 = np.bitwise_and.reduce(dq2, axis=0)
             else:
-                image, err = data, np.asarray(model.err)
+                image, err = data, None if model.err is None else np.asarray(model.err)
             found = find_hot_pixels(image, err, dq2, sigma=sigma, window=window,
                                     min_contrast=min_contrast)
             n_found = int((found & ~mask).sum())
             mask |= found
-        dq = np.array(model.dq, copy=True)
+        # A file without a DQ array (not a jwst rate file, but possible) gets one.
+        dq = np.zeros(data.shape, np.uint32) if model.dq is None else np.array(model.dq)
         already = (dq & flag_value) == flag_value
         if dq.ndim == 3:
             already = already.all(axis=0)
@@ -301,8 +306,7 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
             f"jwst-mbkg-plus flag-pixels from {rate_file.name}: DQ |= {flag_value} at "
             f"{int(mask.sum())} pixels ({len(set(given))} given, {n_found} found)"
         )
-        model.meta.filename = output.name
-        model.save(output, overwrite=overwrite)
+        atomic_save_model(model, output)
     log.info("wrote %s: %d pixels flagged (%d new)", output, int(mask.sum()), n_new)
     return FlagResult(
         output=output,

@@ -27,7 +27,7 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms import binning, combine, grid, selection, smoothing
 from jwst_mbkg_plus.algorithms._stats import mad_small_n_factor, nan_mad_std
-from jwst_mbkg_plus.tools import ToolInputError, check_output_path
+from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = [
     "COLUMNS",
@@ -274,15 +274,24 @@ def read_background_spectra(paths, *, column="surf_bright", slits=None, progress
         path = Path(path).expanduser()
         if progress is not None:
             progress(f"[{k}/{len(paths)}] reading {path.name}")
-        if not path.is_file():
+        if not path.exists():
             raise ToolInputError(path, "no such file")
         try:
-            model = datamodels.open(path)
-        except (OSError, ValueError, TypeError) as err:
-            raise ToolInputError(
-                path, f"cannot be opened as a jwst datamodel ({err}); give x1d or cal files"
-            ) from None
-        with model:
+            with tool_reading(path, "background product"):
+                model = datamodels.open(path)
+        except ToolInputError as err:
+            raise ToolInputError(path, f"{err.reason} Give x1d or cal files.") from None
+        with model, tool_reading(path, "background product"):
+            subtracted = [
+                step for step in ("master_background", "bkg_subtract")
+                if getattr(model.meta.cal_step, step, None) == "COMPLETE"
+            ]
+            if subtracted:
+                raise ToolInputError(
+                    path, f"its background was already subtracted ({subtracted[0]} COMPLETE), "
+                    "so its background spectra are residuals around zero; give the products "
+                    "of a calwebb_spec2 run without master background subtraction"
+                )
             if isinstance(model, datamodels.MultiSlitModel):
                 found = _spectra_from_slits(model, path, slits)
             elif hasattr(model, "spec"):
@@ -447,6 +456,20 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
     paths = [Path(p).expanduser() for p in paths]
     if not paths:
         raise ToolInputError("master", "no input file; give x1d or cal files")
+    if method in ("clipped_mean", "weighted_mean") and not sigma > 0:
+        raise ToolInputError("master", f"--sigma {sigma} would clip every point; give a value "
+                             "> 0 (default 3), or --method mean/median")
+    if vet and not vet_threshold > 0:
+        raise ToolInputError("master", f"--vet-threshold {vet_threshold} would reject every "
+                             "spectrum; give a value > 0 (default 5), or --no-vet")
+    if median_kernel < 1:
+        raise ToolInputError("master", f"--median-kernel {median_kernel} must be >= 1 "
+                             "(1: no median filter)")
+    for path in paths:
+        if not path.exists():
+            raise ToolInputError(path, "no such file")
+        with tool_reading(path, "background product"):
+            pass  # the inputs first: a folder or an unreadable file is named before the output
     output = check_output_path(output, paths, overwrite=overwrite)
     if plot is not None:
         plot = check_output_path(plot, [*paths, output], overwrite=overwrite)

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from jwst_mbkg_plus.tools import ToolInputError, check_output_path
+from jwst_mbkg_plus.safe_io import atomic_output
+from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = ["MsaSelection", "msa_designations", "select_msa_slitlets"]
 
@@ -219,14 +220,15 @@ def select_msa_slitlets(msa_file, output, *, background=(), source=(), overwrite
         in both lists or a fixed slit, or the output is not writable.
     """
     msa_file = Path(msa_file).expanduser()
-    if not msa_file.is_file():
+    if not msa_file.exists():
         raise ToolInputError(msa_file, "no such file; give the path of an _msa.fits file")
+    with tool_reading(msa_file, "MSA metadata file"):
+        pass  # the input first: a folder or an unreadable file is named before the output
     output = check_output_path(output, [msa_file], overwrite=overwrite)
-    try:
-        with fits.open(msa_file, memmap=False) as hdul:
-            hdus = fits.HDUList([hdu.copy() for hdu in hdul])
-    except OSError as err:
-        raise ToolInputError(msa_file, f"not a readable FITS file ({err})") from None
+    with tool_reading(msa_file, "MSA metadata file"), fits.open(msa_file, memmap=False) as hdul:
+        hdus = fits.HDUList([hdu.copy() for hdu in hdul])
+        for hdu in hdus:
+            _ = hdu.data  # a truncated table fails here, inside the guard
     names = [hdu.name for hdu in hdus]
     if "SHUTTER_INFO" not in names or "SOURCE_INFO" not in names:
         raise ToolInputError(
@@ -283,7 +285,8 @@ def select_msa_slitlets(msa_file, output, *, background=(), source=(), overwrite
     hdus[0].header.add_history(
         f"jwst-mbkg-plus msa-select from {msa_file.name}: background {bkg_ids}, source {src_ids}"
     )
-    hdus.writeto(output, overwrite=overwrite)
+    with atomic_output(output) as tmp:
+        hdus.writeto(tmp, overwrite=True)
     log.info("wrote %s: %d slitlets changed", output, len(changed))
     return MsaSelection(output=output, before=before, after=after, changed=changed,
                         unchanged=unchanged, new_source_ids=new_ids)

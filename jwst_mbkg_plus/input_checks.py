@@ -1,0 +1,214 @@
+"""What the plus steps need of their input and parameters, checked before any work.
+
+Each function returns a message saying what is wrong and what to do (empty
+if nothing is), so the steps can record FAILED with it instead of failing
+somewhere deep inside jwst, crds or numpy.
+"""
+
+import logging
+
+from jwst_mbkg_plus.adapters import BackgroundSelectionError, select_background_slits
+
+__all__ = [
+    "MOS_EXP_TYPES",
+    "ParameterError",
+    "mos_calibration_problem",
+    "mos_input_problem",
+    "mos_parameter_problem",
+    "spec3_science_problem",
+]
+
+log = logging.getLogger(__name__)
+
+#: Exposure types the MOS step handles (jwst runs master_background_mos for these).
+MOS_EXP_TYPES = ("NRS_MSASPEC",)
+
+_SPEC3_HINT = (
+    "the calwebb_spec3 step master_background_plus (calwebb_spec3_plus) handles "
+    "NIRSpec fixed-slit and IFU and MIRI LRS and MRS"
+)
+
+
+class ParameterError(ValueError):
+    """Step parameters that contradict each other."""
+
+
+def _exp_type(model):
+    try:
+        return model.meta.exposure.type
+    except AttributeError:
+        return None
+
+
+def mos_input_problem(model):
+    """
+    Say why a model is not input the MOS step can use, or ''.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.JwstDataModel`
+        The opened input.
+
+    Returns
+    -------
+    str
+        The problem and the fix, or '' if the model is NIRSpec MOS slits as
+        after calwebb_spec2's srctype.
+    """
+    from stdatamodels.jwst import datamodels
+
+    kind = type(model).__name__
+    name = getattr(getattr(model, "meta", None), "filename", None) or "the input"
+    if isinstance(model, (datamodels.MultiCombinedSpecModel, datamodels.CombinedSpecModel,
+                          datamodels.MultiSpecModel)):
+        return (
+            f"{name} is a 1-D spectrum product ({kind}), not 2-D slits. To subtract it as the "
+            "master background, give it as user_background=... and the extracted slits "
+            "(the output of srctype in calwebb_spec2) as the input."
+        )
+    exp_type = _exp_type(model)
+    if exp_type is not None and exp_type not in MOS_EXP_TYPES:
+        return (
+            f"{name} holds {exp_type} data; master_background_mos_plus handles NIRSpec "
+            f"MOS ({', '.join(MOS_EXP_TYPES)}) only: {_SPEC3_HINT}."
+        )
+    if not isinstance(model, datamodels.MultiSlitModel):
+        return (
+            f"{name} is of type {kind}, not extracted slits: master_background_mos_plus needs a "
+            "MultiSlitModel as after assign_wcs, msaflagopen, extract_2d and srctype. Run "
+            "calwebb_spec2_plus on the rate file, or those steps first."
+        )
+    if len(model.slits) == 0:
+        return (
+            f"{name} holds no slits: extract_2d found no open slitlet. Check the MSA "
+            "metadata file (MSAMETFL) and that extract_2d ran on this exposure."
+        )
+    return ""
+
+
+def mos_calibration_problem(model):
+    """
+    Say why MOS slits are at the wrong calibration stage for the step, or ''.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The input slits.
+
+    Returns
+    -------
+    str
+        The problem and the fix, or ''.
+    """
+    name = model.meta.filename or "the input"
+    done = [
+        s for s in ("flat_field", "photom")
+        if getattr(model.meta.cal_step, s, None) == "COMPLETE"
+    ]
+    if done:
+        return (
+            f"{name} is already calibrated ({', '.join(done)} COMPLETE): the MOS master "
+            "background runs before flat_field. Give the output of srctype (or the rate file "
+            "to calwebb_spec2_plus)."
+        )
+    return ""
+
+
+def mos_parameter_problem(step, model):
+    """
+    Say why the MOS step's parameters cannot work on this model, or ''.
+
+    Parameters
+    ----------
+    step : `~jwst_mbkg_plus.MasterBackgroundMosPlusStep`
+        The step.
+    model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        Its input (already checked with `mos_input_problem`).
+
+    Returns
+    -------
+    str
+        The problem and the fix, or ''.
+    """
+    if step.median_kernel is not None and step.median_kernel < 1:
+        return f"median_kernel={step.median_kernel} must be >= 1 (1: no median filter)."
+    if step.user_background:
+        # The rest concern background slitlets; the file's own length is checked on reading.
+        return ""
+    clips = getattr(step, "combine_method", "clipped_mean") in ("clipped_mean", "weighted_mean",
+                                                                 "jwst")
+    if clips and step.sigma_clip is not None and step.sigma_clip <= 0:
+        return (
+            f"sigma_clip={step.sigma_clip} would clip every point: give a value > 0 "
+            "(default 3), or combine_method='mean' or 'median' to combine without clipping."
+        )
+    if step.reject_pixels and step.pixel_sigma <= 0:
+        return (
+            f"pixel_sigma={step.pixel_sigma} would reject every background pixel: give a "
+            "value > 0 (default 5), or reject_pixels=False."
+        )
+    if step.vet_spectra and step.vet_threshold <= 0:
+        return (
+            f"vet_threshold={step.vet_threshold} would reject every background spectrum: "
+            "give a value > 0 (default 5), or vet_spectra=False."
+        )
+    if step.bkg_slits is not None and len(step.bkg_slits) == 0:
+        return (
+            "bkg_slits=[] names no slitlet: name the background slitlets, or leave "
+            "bkg_slits unset (None) to use those the MSA metadata file designates."
+        )
+    columns = max((s.data.shape[-1] for s in model.slits if s.data is not None
+                   and s.data.ndim == 2), default=0)
+    kernel = step.median_kernel or 1
+    if kernel > 1 and kernel >= columns:
+        return (
+            f"median_kernel={kernel} is longer than the longest slit spectrum ({columns} "
+            "columns): the running median would flatten the master background. Use an odd "
+            "value well below that (e.g. 3-31), or 1 for none."
+        )
+    try:
+        selection = select_background_slits(
+            model.slits, include=step.bkg_slits or None, exclude=step.exclude_slits or None
+        )
+    except BackgroundSelectionError as err:
+        return str(err)
+    if len(selection.indices) < step.min_spectra:
+        log.warning(
+            "min_spectra=%d but only %d background spectra: at every wavelength the master "
+            "background is their plain mean (no clipping or vetting of points), as documented; "
+            "lower min_spectra to combine them robustly.",
+            step.min_spectra, len(selection.indices),
+        )
+    return ""
+
+
+def spec3_science_problem(models):
+    """
+    Say why science models are not input the spec3 step can use, or ''.
+
+    Parameters
+    ----------
+    models : sequence of `~stdatamodels.jwst.datamodels.JwstDataModel`
+        The science members (or the single science model).
+
+    Returns
+    -------
+    str
+        The problem and the fix, or ''.
+    """
+    if len(models) == 0:
+        return (
+            "the association holds no science member: give a spec3 association with "
+            "exptype 'science' members."
+        )
+    for model in models:
+        exp_type = _exp_type(model)
+        if exp_type in MOS_EXP_TYPES:
+            name = model.meta.filename or "a science member"
+            return (
+                f"{name} is NIRSpec MOS ({exp_type}) data, whose master background is "
+                "subtracted in calwebb_spec2 by master_background_mos_plus (from the "
+                "background slitlets, or a user_background); master_background_plus does "
+                "not handle MOS."
+            )
+    return ""
