@@ -70,6 +70,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Native-step ratio (largest / smallest) above which the master's grid follows
+#: the local dispersion (the prism: 4.7x; the gratings: < 1.3x).
+DISPERSION_VARIES = 1.5
+#: Grid samples per native pixel where the dispersion varies: He I 1.083 micron
+#: is only ~2 prism pixels wide, and bins of one pixel smooth it by ~1%.
+VARYING_DISPERSION_OVERSAMPLE = 2
+
 
 class MasterBackgroundError(RuntimeError):
     """No usable master background could be made from the inputs."""
@@ -169,6 +176,9 @@ class MasterBackground:
     spatial : `~jwst_mbkg_plus.algorithms.spatial.SpatialFit` or None
         The spatial factor across the MSA the master is multiplied by
         (``spatial_model``); None: the same background everywhere.
+    interpolation : str
+        How the master is expanded to pixels: ``"linear"``, or ``"cubic"``
+        where its grid follows a varying dispersion (the prism).
     """
 
     wavelength: np.ndarray
@@ -180,6 +190,7 @@ class MasterBackground:
     input_range: tuple | None = None
     leave_one_out: dict = field(default_factory=dict)
     spatial: object = None
+    interpolation: str = "linear"
 
     @property
     def covered_range(self):
@@ -349,7 +360,13 @@ def master_from_slits(step, cal_model, options):
     )
 
     # One wavelength per detector column and slit sets the native sampling.
-    grid_wave = grid.common_wavelength_grid([_column_wavelengths(a[0], a[3]) for a in arrays])
+    columns = [_column_wavelengths(a[0], a[3]) for a in arrays]
+    grid_qa = _grid_policy(columns)
+    grid_wave = grid.common_wavelength_grid(
+        columns, sampling=grid_qa["sampling"], oversample=grid_qa["oversample"]
+    )
+    interpolation = grid_qa["interpolation"]
+    grid_qa["n_samples"] = int(grid_wave.size)
     masks = [np.zeros(a[1].shape, dtype=bool) for a in arrays]
     qa = {
         "source": "background_slitlets",
@@ -358,6 +375,7 @@ def master_from_slits(step, cal_model, options):
         "excluded_by_parameter": list(selection_.excluded),
         "bkg_method": options.bkg_method,
         "combine_method": options.combine_method,
+        "grid": grid_qa,
     }
 
     bkg_x1d = None
@@ -387,7 +405,7 @@ def master_from_slits(step, cal_model, options):
                 return master
             flux, var = grid.resample_spectra(spec_wave, spec_flux, spec_var, grid_wave)
         else:
-            flux, var = _bin_slits(arrays, masks, grid_wave, options)
+            flux, var = _bin_slits(arrays, masks, grid_wave, options, interpolation)
 
         if positions is None:
             accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects)
@@ -400,6 +418,7 @@ def master_from_slits(step, cal_model, options):
             factors = _factors(master.spatial, positions)
         master.qa.update(qa)
         master.input_range = input_range
+        master.interpolation = interpolation
         master.qa["input_range_um"] = list(input_range)
         master.qa["vetting"] = vet_qa
         master.qa["iterations"] = iteration
@@ -444,6 +463,7 @@ def master_from_slits(step, cal_model, options):
                 loo = _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
                                              options, master.spatial)
             loo.input_range = input_range
+            loo.interpolation = interpolation
             master.leave_one_out[selection_.indices[k]] = loo
         master.qa["leave_one_out"] = True
     return master
@@ -588,7 +608,30 @@ def _column_wavelengths(wave, valid):
     return np.sort(columns[np.isfinite(columns)])
 
 
-def _bin_slits(arrays, masks, grid_wave, options):
+def _grid_policy(columns):
+    """How the master is sampled and expanded, from the native sampling of the columns.
+
+    Where the dispersion varies across the band (the prism), the grid follows
+    the local native step with `VARYING_DISPERSION_OVERSAMPLE` samples per
+    pixel and the master is interpolated with a cubic spline, so a line ~2
+    pixels wide keeps the accuracy of the continuum. Elsewhere a uniform grid
+    at the median native step and linear interpolation, as before.
+    """
+    ratio = grid.native_step_ratio(columns)
+    if np.isfinite(ratio) and ratio > DISPERSION_VARIES:
+        log.info(
+            "Native sampling varies %.1fx across the band: the master's grid follows the "
+            "local dispersion (%d samples per pixel), expanded with a cubic spline.",
+            ratio,
+            VARYING_DISPERSION_OVERSAMPLE,
+        )
+        return {"sampling": "native", "oversample": VARYING_DISPERSION_OVERSAMPLE,
+                "interpolation": "cubic", "native_step_ratio": float(ratio)}
+    return {"sampling": "linear", "oversample": 1, "interpolation": "linear",
+            "native_step_ratio": float(ratio)}
+
+
+def _bin_slits(arrays, masks, grid_wave, options, interpolation="linear"):
     """One 1-D spectrum per slitlet from all of its valid, unmasked pixels."""
     edges = grid.grid_edges(grid_wave)
     flux = np.full((len(arrays), grid_wave.size), np.nan)
@@ -610,6 +653,13 @@ def _bin_slits(arrays, masks, grid_wave, options):
         flux[k], var[k] = grid.resample_spectrum(
             w[increasing], f[increasing], v[increasing], grid_wave
         )
+        if interpolation == "cubic":
+            # The values by spline (a narrow line keeps its peak), the variance
+            # with the linear weights.
+            cubic, _ = expand.expand_to_2d(
+                grid_wave, w[increasing], f[increasing], interpolation="cubic"
+            )
+            flux[k] = np.where(np.isfinite(flux[k]), cubic, np.nan)
     return flux, var
 
 
@@ -651,7 +701,8 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
     for k in np.flatnonzero(accepted):
         wave, sb, var, valid = arrays[k]
         model, _ = expand.expand_to_2d(
-            wave, master.wavelength, master.surf_bright * factors[k], edge="nan"
+            wave, master.wavelength, master.surf_bright * factors[k], edge="nan",
+            interpolation=master.interpolation,
         )
         result = profiles.row_profile(sb, var, model, valid & ~masks[k])
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
@@ -721,7 +772,8 @@ def _coefficient_of_variation(flux):
 def _pixel_outliers(arrays, master, options, factor=1.0):
     wave, sb, var, valid = arrays
     model, model_var = expand.expand_to_2d(
-        wave, master.wavelength, master.surf_bright * factor, master.var * factor**2, edge="nan"
+        wave, master.wavelength, master.surf_bright * factor, master.var * factor**2, edge="nan",
+        interpolation=master.interpolation,
     )
     return outliers.find_pixel_outliers(
         sb, var, model, model_var, sigma=options.pixel_sigma, dq_mask=~valid
@@ -827,7 +879,8 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         # Inside the inputs' range every pixel gets a background (the master's
         # samples may stop a fraction of a sample short of it).
         bkg_cal, bkg_var_cal = expand.expand_to_2d(
-            wave, this.wavelength, this.surf_bright, this.var, edge="nearest"
+            wave, this.wavelength, this.surf_bright, this.var, edge="nearest",
+            interpolation=this.interpolation,
         )
         if options.spatial_model != "none" or options.slit_scale:
             bkg_cal, bkg_var_cal, record = _scale_locally(
