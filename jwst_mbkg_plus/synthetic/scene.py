@@ -316,7 +316,7 @@ class Scene:
             wave, flux = builtin_sky(self.background)
             values = np.interp(lam, wave, flux, left=np.nan, right=np.nan)
         else:
-            wave, flux = _read_spectrum_csv(self.background)
+            wave, flux = read_spectrum_csv(self.background)
             values = np.interp(lam, wave, flux, left=np.nan, right=np.nan)
         return self.background_scale * values
 
@@ -461,9 +461,27 @@ class Scene:
         return slitlets
 
 
-def _read_spectrum_csv(path):
+def read_spectrum_csv(path):
+    """
+    Read a sky spectrum CSV file (columns ``wave`` [micron] and ``flux`` [MJy/sr]).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    wave, flux : ndarray
+        Finite rows, sorted by wavelength.
+
+    Raises
+    ------
+    ValueError
+        If the columns are missing.
+    """
     data = np.genfromtxt(path, delimiter=",", names=True)
-    names = [n.lower() for n in data.dtype.names]
+    names = [n.lower() for n in (data.dtype.names or ())]
     if "wave" not in names or "flux" not in names:
         raise ValueError(f"{path}: needs columns 'wave' [micron] and 'flux' [MJy/sr]")
     wave = np.asarray(data[data.dtype.names[names.index("wave")]], dtype=float)
