@@ -405,7 +405,7 @@ def master_from_slits(step, cal_model, options):
                 return master
             flux, var = grid.resample_spectra(spec_wave, spec_flux, spec_var, grid_wave)
         else:
-            flux, var = _bin_slits(arrays, masks, grid_wave, options, interpolation)
+            flux, var = _bin_slits(arrays, masks, grid_wave, options)
 
         if positions is None:
             accepted, vet_qa = _vet(flux, var, labels, options, spatial_rejects)
@@ -631,7 +631,7 @@ def _grid_policy(columns):
             "native_step_ratio": float(ratio)}
 
 
-def _bin_slits(arrays, masks, grid_wave, options, interpolation="linear"):
+def _bin_slits(arrays, masks, grid_wave, options):
     """One 1-D spectrum per slitlet from all of its valid, unmasked pixels."""
     edges = grid.grid_edges(grid_wave)
     flux = np.full((len(arrays), grid_wave.size), np.nan)
@@ -653,13 +653,7 @@ def _bin_slits(arrays, masks, grid_wave, options, interpolation="linear"):
         flux[k], var[k] = grid.resample_spectrum(
             w[increasing], f[increasing], v[increasing], grid_wave
         )
-        if interpolation == "cubic":
-            # The values by spline (a narrow line keeps its peak), the variance
-            # with the linear weights.
-            cubic, _ = expand.expand_to_2d(
-                grid_wave, w[increasing], f[increasing], interpolation="cubic"
-            )
-            flux[k] = np.where(np.isfinite(flux[k]), cubic, np.nan)
+
     return flux, var
 
 

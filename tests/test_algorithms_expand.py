@@ -123,10 +123,25 @@ def test_cubic_variance_and_edges():
     linear, lvar = expand_to_2d(at, grid, sky, var, edge="nearest")
     np.testing.assert_array_equal(np.isfinite(cubic), np.isfinite(linear))
     assert np.isnan(cubic[5]) and np.isfinite(cubic[4])
-    # Outside the samples the edge policy's values; between samples the variance
-    # is interpolated (not reduced by the (1 - t)^2 + t^2 weights).
+    # Outside the samples the edge policy's values; at a sample its variance.
     assert cubic[0] == linear[0] and cubic[-1] == linear[-1]
-    np.testing.assert_allclose(cvar[np.isfinite(cvar)], 4e-4)
-    assert lvar[3] == pytest.approx(4e-4) and lvar[2] < 4e-4
+    assert cvar[3] == pytest.approx(4e-4) == lvar[3]
+    assert lvar[2] < cvar[2] < 4e-4
     with pytest.raises(ValueError, match="interpolation must be one of"):
         expand_to_2d(at, grid, sky, interpolation="quadratic")
+
+
+def test_cubic_variance_matches_monte_carlo():
+    """The spline's variance between independent noisy samples (0.756 v half-way)."""
+    rng = np.random.default_rng(5)
+    grid = np.arange(40.0)
+    at = np.array([20.0, 20.25, 20.5, 20.75])
+    sigma = 0.01
+    values = np.array([
+        expand_to_2d(at, grid, 1 + rng.normal(0, sigma, grid.size), interpolation="cubic")[0]
+        for _ in range(4000)
+    ])
+    _, cvar = expand_to_2d(at, grid, np.ones(grid.size), np.full(grid.size, sigma**2),
+                           interpolation="cubic")
+    np.testing.assert_allclose(values.var(axis=0), cvar, rtol=0.08)
+    assert cvar[2] == pytest.approx(0.756 * sigma**2, rel=0.01)

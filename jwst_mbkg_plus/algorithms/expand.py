@@ -25,6 +25,7 @@ error; see `jwst_mbkg_plus.algorithms.errors` for how to propagate it into
 extracted column sums.
 """
 
+import functools
 import logging
 
 import numpy as np
@@ -66,10 +67,10 @@ def expand_to_2d(wavelength_2d, master_wave, master_flux, master_var=None, *, ed
         micron on the prism) by ~t(1 - t)/2 of its curvature times the step
         squared, a few tenths of a percent of the background; the cubic's error
         is of fourth order. Outside the range and next to NaN samples the
-        result is the linear one (NaN where that is NaN); between samples the
-        variance is the samples' variance interpolated linearly (neighbouring
-        samples of a finely sampled master are correlated, and the spline's
-        noise gain is larger than the line's).
+        result is the linear one (NaN where that is NaN). The variance is the
+        spline's noise gain for independent samples on a locally uniform grid
+        (the sum of its squared weights: 1 at a sample, 0.756 half-way, where
+        a straight line gives 0.5) times the local sample variance.
 
     Returns
     -------
@@ -118,11 +119,7 @@ def expand_to_2d(wavelength_2d, master_wave, master_flux, master_var=None, *, ed
     if interpolation == "cubic":
         bkg = _cubic_inside(mw, mf, wave, bkg)
         if var is not None:
-            # Neighbouring samples of a finely sampled master are correlated
-            # and the spline's noise gain exceeds the straight line's: take
-            # the variance between samples as their interpolated variance
-            # (exact for fully correlated neighbours), not (1-t)^2 v0 + t^2 v1.
-            var = _interp_variance(mw, mv, wave, var)
+            var = _cubic_variance(mw, mv, wave, var)
     log.debug("expand_to_2d: %d of %d pixels defined (edge=%s)", int(np.isfinite(bkg).sum()),
               bkg.size, edge)
     return bkg, var
@@ -143,13 +140,34 @@ def _cubic_inside(mw, mf, wave, linear):
     return out
 
 
-def _interp_variance(mw, mv, wave, linear_var):
-    """Variances interpolated linearly where the linear-weight ones are defined."""
+@functools.cache
+def _spline_noise_gain():
+    """Sum of squared cubic-spline weights at fraction t between two samples.
+
+    For independent samples of equal variance ``v`` on a uniform grid, the
+    spline's value at ``t`` has variance ``gain(t) * v``: 1 at the samples,
+    0.756 half-way (a straight line gives ``(1 - t)**2 + t**2``, 0.5). Computed
+    once from the splines of unit impulses on an interior stretch of grid.
+    """
+    from scipy.interpolate import CubicSpline
+
+    n = 41
+    grid = np.arange(n, dtype=np.float64)
+    t = np.linspace(0.0, 1.0, 201)
+    weights = CubicSpline(grid, np.eye(n), axis=0)(n // 2 + t)  # (t, impulse)
+    return t, np.sum(weights**2, axis=1)
+
+
+def _cubic_variance(mw, mv, wave, linear_var):
+    """Variance of the spline's value: its noise gain times the local sample variance."""
     out = linear_var.copy()
-    ok = np.isfinite(linear_var)
-    inside = ok & (wave >= mw[0]) & (wave <= mw[-1])
-    good = np.isfinite(mv)
-    out[inside] = np.interp(wave[inside], mw[good], mv[good])
+    inside = np.isfinite(linear_var) & (wave >= mw[0]) & (wave <= mw[-1])
+    x = wave[inside]
+    i = np.clip(np.searchsorted(mw, x, side="right") - 1, 0, mw.size - 2)
+    t = (x - mw[i]) / (mw[i + 1] - mw[i])
+    level = (1 - t) * mv[i] + t * mv[i + 1]
+    tt, gain = _spline_noise_gain()
+    out[inside] = np.interp(t, tt, gain) * level
     return out
 
 
