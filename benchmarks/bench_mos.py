@@ -1,7 +1,8 @@
 """Benchmark jwst's MOS master background against the plus step, and calwebb_spec2 against plus.
 
-Builds synthetic NIRSpec MOS exposures (G235M, NRS1) of several sizes with the
-project's generator, runs jwst's front end (assign_wcs, msaflagopen,
+Builds synthetic NIRSpec MOS exposures (NRS1; G235M by default, any disperser
+with ``--grating``, e.g. PRISM on the built-in real PRISM sky) of several sizes
+with the project's generator, runs jwst's front end (assign_wcs, msaflagopen,
 extract_2d, srctype) once per size, and then times, each in a fresh
 subprocess on the same inputs:
 
@@ -21,7 +22,8 @@ the number of pixels finite in one only.
 Usage::
 
     python benchmarks/bench_mos.py [--sizes 20,60,150] [--pipeline-sizes 60]
-        [--shutters 1] [--work /tmp/mbkg_bench] [--out benchmarks/results.json]
+        [--shutters 1] [--grating G235M] [--sky default|prism_sky|FILE.csv]
+        [--work /tmp/mbkg_bench] [--out benchmarks/results.json]
 
 One subprocess per measurement keeps peak memory separate; the whole run at the
 default sizes takes about half an hour on two cores. ``--profile`` writes a
@@ -57,7 +59,7 @@ def _instrument(work):
     return build_instrument(default_instrument_path())
 
 
-def _scene(n_slitlets, shutters):
+def _scene(n_slitlets, shutters, grating="G235M", sky="default"):
     from jwst_mbkg_plus.synthetic import Scene
 
     n_background = max(2, n_slitlets // 4)
@@ -68,12 +70,14 @@ def _scene(n_slitlets, shutters):
         n_extended=n_slitlets - n_background - n_point,
         shutters_per_slitlet=shutters,
         detectors=("NRS1",),
+        grating=grating,
+        background=sky,
         noise_fraction=0.02,
         seed=3,
     )
 
 
-def prepare(n_slitlets, shutters, work, instrument):
+def prepare(n_slitlets, shutters, work, instrument, grating="G235M", sky="default"):
     """Build one exposure and its extracted slits; return (rate path, slits path)."""
     from jwst.assign_wcs import AssignWcsStep
     from jwst.extract_2d import Extract2dStep
@@ -82,8 +86,9 @@ def prepare(n_slitlets, shutters, work, instrument):
 
     from jwst_mbkg_plus.synthetic import local_crds_context, make_exposure
 
-    folder = Path(work) / f"n{n_slitlets}_s{shutters}"
-    exposure = make_exposure(_scene(n_slitlets, shutters), folder, instrument=instrument)
+    folder = Path(work) / f"{grating.lower()}_n{n_slitlets}_s{shutters}"
+    scene = _scene(n_slitlets, shutters, grating, sky)
+    exposure = make_exposure(scene, folder, instrument=instrument)
     slits_path = folder / "slits_srctype.fits"
     if not slits_path.is_file():
         with local_crds_context(instrument):
@@ -303,6 +308,10 @@ def main(argv=None):
     parser.add_argument("--shutters", type=int, default=1)
     parser.add_argument("--work", default="/tmp/mbkg_bench")
     parser.add_argument("--out", default="benchmarks/results.json")
+    parser.add_argument("--grating", default="G235M", help="G235M, G395M, PRISM, ...")
+    parser.add_argument("--sky", default=None,
+                        help="'default', 'prism_sky' or a CSV (wave [micron], flux [MJy/sr]); "
+                        "default prism_sky for PRISM, else 'default'")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--worker", nargs=4, metavar=("KIND", "IMPL", "SOURCE", "OUTPUT"))
     args = parser.parse_args(argv)
@@ -315,10 +324,15 @@ def main(argv=None):
     _quiet()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     pipeline_sizes = [int(s) for s in args.pipeline_sizes.split(",") if s]
-    results = {"shutters_per_slitlet": args.shutters, "step": {}, "pipeline": {}}
+    sky = args.sky or ("prism_sky" if args.grating == "PRISM" else "default")
+    if sky not in ("default", "prism_sky"):
+        sky = str(Path(sky).resolve())
+    results = {"grating": args.grating, "sky": sky, "shutters_per_slitlet": args.shutters,
+               "step": {}, "pipeline": {}}
     for n in sorted(set(sizes) | set(pipeline_sizes)):
         t0 = time.perf_counter()
-        rate_path, slits_path = prepare(n, args.shutters, args.work, instrument)
+        rate_path, slits_path = prepare(n, args.shutters, args.work, instrument, args.grating,
+                                        sky)
         print(f"{n} slitlets: inputs ready in {time.perf_counter() - t0:.0f} s", flush=True)
         folder = slits_path.parent
         if n in sizes:

@@ -85,7 +85,30 @@ def _qa_summary(folder):
             f"{flagged.get('total', 0)} rejected pixels flagged OUTLIER + DO_NOT_USE")
 
 
-def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True, seed=1):
+def _demo_sky(grating, sky):
+    """The demo's injected background: a built-in name or a checked CSV path."""
+    from jwst_mbkg_plus.synthetic.scene import read_spectrum_csv
+    from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES
+
+    if sky is None:
+        return "prism_sky" if grating == "PRISM" else "default"
+    if sky in ("default", *BUILTIN_SKIES):
+        return sky
+    path = Path(sky).expanduser().resolve()
+    if not path.is_file():
+        raise _UsageError(sky, "no such sky file; give a CSV with columns wave [micron] and "
+                          "flux [MJy/sr], 'prism_sky' or 'default'")
+    try:
+        wave, _ = read_spectrum_csv(path)
+    except ValueError as err:
+        raise _UsageError(sky, str(err).removeprefix(f"{path}: ")) from None
+    if wave.size < 2:
+        raise _UsageError(sky, "fewer than two finite (wave, flux) rows")
+    return str(path)
+
+
+def run_demo(workdir, *, grating="PRISM", sky=None, n_background=6, noise=0.2,
+             n_contaminated=1, stock=True, seed=1):
     """
     Run the demo: synthetic exposure, calwebb_spec2 stock and plus, residuals.
 
@@ -93,6 +116,13 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
     ----------
     workdir : str or pathlib.Path
         Folder for the exposure and all products (created).
+    grating : str, optional
+        Disperser of the synthetic exposure: "PRISM" (CLEAR, the STScI
+        notebook's mode), "G235M" (F170LP) or "G395M" (F290LP).
+    sky : str or pathlib.Path or None, optional
+        Injected background: a CSV file (wave [micron], flux [MJy/sr]),
+        "prism_sky" (the built-in real PRISM sky) or "default" (analytic);
+        None: "prism_sky" for the prism, "default" for the gratings.
     n_background : int, optional
         Background slitlets in the scene.
     noise : float, optional
@@ -110,7 +140,11 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
         Per pipeline: run time in seconds and per-slit residuals in percent.
     """
     from jwst_mbkg_plus.offline import configure_offline_crds
+    from jwst_mbkg_plus.synthetic.instrument import GRATINGS
 
+    if grating not in GRATINGS:
+        raise _UsageError(grating, f"unknown grating; choose from {', '.join(GRATINGS)}")
+    sky = _demo_sky(grating, sky)
     workdir = Path(workdir).expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     configure_offline_crds(workdir / "crds_base")
@@ -133,8 +167,12 @@ def run_demo(workdir, *, n_background=6, noise=0.2, n_contaminated=1, stock=True
     _say(f"      reference files and local CRDS context in {instrument.crds_path}"
          f" ({time.perf_counter() - t0:.1f} s)")
 
-    _say(f"[2/{total}] Painting a G235M exposure on NRS1 with a known background ...")
+    sky_text = {"default": "the analytic sky", "prism_sky": "a real PRISM sky (CEERS)"}
+    _say(f"[2/{total}] Painting a {grating} exposure on NRS1 with a known background: "
+         f"{sky_text.get(sky, Path(sky).name)} ...")
     scene = Scene(
+        grating=grating,
+        background=sky,
         n_background=n_background,
         n_point=2,
         n_extended=1,
@@ -216,6 +254,13 @@ def _build_parser():
         description=run_demo.__doc__.splitlines()[1].strip(),
     )
     demo.add_argument("--workdir", default="mbkg_plus_demo", help="output folder")
+    from jwst_mbkg_plus.synthetic.instrument import GRATINGS
+
+    demo.add_argument("--grating", default="PRISM", choices=tuple(GRATINGS),
+                      help="disperser (default PRISM/CLEAR, the notebook's mode)")
+    demo.add_argument("--sky", default=None, metavar="FILE",
+                      help="CSV (wave [micron], flux [MJy/sr]) injected as the background; "
+                      "default: the built-in real PRISM sky for PRISM, an analytic sky else")
     demo.add_argument("--background-slitlets", type=int, default=6)
     demo.add_argument("--noise", type=float, default=0.2, help="per-pixel noise / background")
     demo.add_argument("--contaminated", type=int, default=1)
@@ -443,14 +488,19 @@ def handle_args(argv):
         problem = _demo_folder_problem(args.workdir)
         if problem:
             return _error(args.workdir, problem)
-        run_demo(
-            args.workdir,
-            n_background=args.background_slitlets,
-            noise=args.noise,
-            n_contaminated=args.contaminated,
-            stock=not args.no_stock,
-            seed=args.seed,
-        )
+        try:
+            run_demo(
+                args.workdir,
+                grating=args.grating,
+                sky=args.sky,
+                n_background=args.background_slitlets,
+                noise=args.noise,
+                n_contaminated=args.contaminated,
+                stock=not args.no_stock,
+                seed=args.seed,
+            )
+        except _UsageError as err:
+            return _error(err.path, err.reason)
         return 0
     from jwst_mbkg_plus.tools import ToolInputError
     from jwst_mbkg_plus.user_background import UserBackgroundError

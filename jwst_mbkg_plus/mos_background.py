@@ -87,6 +87,12 @@ log = logging.getLogger(__name__)
 #: (``flag_rejected``): OUTLIER, as jwst's outlier_detection sets, and
 #: DO_NOT_USE, so that resample_spec and extract_1d leave them out.
 REJECTED_DQ = dqflags.pixel["OUTLIER"] | dqflags.pixel["DO_NOT_USE"]
+#: Native-step ratio (largest / smallest) above which the master's grid follows
+#: the local dispersion (the prism: 4.7x; the gratings: < 1.3x).
+DISPERSION_VARIES = 1.5
+#: Grid samples per native pixel where the dispersion varies: He I 1.083 micron
+#: is only ~2 prism pixels wide, and bins of one pixel smooth it by ~1%.
+VARYING_DISPERSION_OVERSAMPLE = 2
 
 
 class MasterBackgroundError(RuntimeError):
@@ -203,6 +209,9 @@ class MasterBackground:
     flag_masks : dict
         The subset of ``rejected_masks`` to flag in the output DQ
         (``flag_rejected``): the slitlets that went into the master.
+    interpolation : str
+        How the master is expanded to pixels: ``"linear"``, or ``"cubic"``
+        where its grid follows a varying dispersion (the prism).
     """
 
     wavelength: np.ndarray
@@ -217,6 +226,7 @@ class MasterBackground:
     spatial_chromatic: object = None
     rejected_masks: dict = field(default_factory=dict)
     flag_masks: dict = field(default_factory=dict)
+    interpolation: str = "linear"
 
     def spatial_factors(self, positions, wavelength):
         """
@@ -413,7 +423,13 @@ def master_from_slits(step, cal_model, options):
     )
 
     # One wavelength per detector column and slit sets the native sampling.
-    grid_wave = grid.common_wavelength_grid([_column_wavelengths(a[0], a[3]) for a in arrays])
+    columns = [_column_wavelengths(a[0], a[3]) for a in arrays]
+    grid_qa = _grid_policy(columns)
+    grid_wave = grid.common_wavelength_grid(
+        columns, sampling=grid_qa["sampling"], oversample=grid_qa["oversample"]
+    )
+    interpolation = grid_qa["interpolation"]
+    grid_qa["n_samples"] = int(grid_wave.size)
     masks = [np.zeros(a[1].shape, dtype=bool) for a in arrays]
     # slit position in the selection -> reason (a source in it)
     spatial_rejects = {}
@@ -426,6 +442,7 @@ def master_from_slits(step, cal_model, options):
         "excluded_by_parameter": list(selection_.excluded),
         "bkg_method": options.bkg_method,
         "combine_method": options.combine_method,
+        "grid": grid_qa,
     }
 
     bkg_x1d = None
@@ -470,6 +487,7 @@ def master_from_slits(step, cal_model, options):
             factors, _ = master.spatial_factors(positions, master.wavelength)
         master.qa.update(qa)
         master.input_range = input_range
+        master.interpolation = interpolation
         master.qa["input_range_um"] = list(input_range)
         master.qa["vetting"] = vet_qa
         master.qa["iterations"] = iteration
@@ -549,6 +567,7 @@ def master_from_slits(step, cal_model, options):
                 loo = _leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
                                              options, master.spatial, master.spatial_chromatic)
             loo.input_range = input_range
+            loo.interpolation = interpolation
             master.leave_one_out[selection_.indices[k]] = loo
         master.qa["leave_one_out"] = True
     master.qa["regime"] = _regime(master, options, int(accepted.sum()))
@@ -818,6 +837,29 @@ def _column_wavelengths(wave, valid):
     return np.sort(columns[np.isfinite(columns)])
 
 
+def _grid_policy(columns):
+    """How the master is sampled and expanded, from the native sampling of the columns.
+
+    Where the dispersion varies across the band (the prism), the grid follows
+    the local native step with `VARYING_DISPERSION_OVERSAMPLE` samples per
+    pixel and the master is interpolated with a cubic spline, so a line ~2
+    pixels wide keeps the accuracy of the continuum. Elsewhere a uniform grid
+    at the median native step and linear interpolation, as before.
+    """
+    ratio = grid.native_step_ratio(columns)
+    if np.isfinite(ratio) and ratio > DISPERSION_VARIES:
+        log.info(
+            "Native sampling varies %.1fx across the band: the master's grid follows the "
+            "local dispersion (%d samples per pixel), expanded with a cubic spline.",
+            ratio,
+            VARYING_DISPERSION_OVERSAMPLE,
+        )
+        return {"sampling": "native", "oversample": VARYING_DISPERSION_OVERSAMPLE,
+                "interpolation": "cubic", "native_step_ratio": float(ratio)}
+    return {"sampling": "linear", "oversample": 1, "interpolation": "linear",
+            "native_step_ratio": float(ratio)}
+
+
 def _bin_slits(arrays, masks, grid_wave, options):
     """One 1-D spectrum per slitlet from all of its valid, unmasked pixels."""
     edges = grid.grid_edges(grid_wave)
@@ -842,6 +884,7 @@ def _bin_slits(arrays, masks, grid_wave, options):
         flux[k], var[k] = grid.resample_spectrum(
             w[increasing], f[increasing], v[increasing], grid_wave
         )
+
     return flux, var
 
 
@@ -994,7 +1037,8 @@ def _undeclared_sources(arrays, masks, master, accepted, options, factors):
     for k in np.flatnonzero(accepted):
         wave, sb, var, valid = arrays[k]
         model, _ = expand.expand_to_2d(
-            wave, master.wavelength, master.surf_bright * factors[k], edge="nan"
+            wave, master.wavelength, master.surf_bright * factors[k], edge="nan",
+            interpolation=master.interpolation,
         )
         result = profiles.row_profile(sb, var, model, valid & ~masks[k])
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
@@ -1097,7 +1141,8 @@ def _coefficient_of_variation(flux):
 def _pixel_outliers(arrays, master, options, factor=1.0):
     wave, sb, var, valid = arrays
     model, model_var = expand.expand_to_2d(
-        wave, master.wavelength, master.surf_bright * factor, master.var * factor**2, edge="nan"
+        wave, master.wavelength, master.surf_bright * factor, master.var * factor**2, edge="nan",
+        interpolation=master.interpolation,
     )
     return outliers.find_pixel_outliers(
         sb, var, model, model_var, sigma=options.pixel_sigma, dq_mask=~valid
@@ -1209,7 +1254,8 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         # Inside the inputs' range every pixel gets a background (the master's
         # samples may stop a fraction of a sample short of it).
         bkg_cal, bkg_var_cal = expand.expand_to_2d(
-            wave, this.wavelength, this.surf_bright, this.var, edge="nearest"
+            wave, this.wavelength, this.surf_bright, this.var, edge="nearest",
+            interpolation=this.interpolation,
         )
         if options.spatial_model != "none" or options.slit_scale:
             bkg_cal, bkg_var_cal, record = _scale_locally(

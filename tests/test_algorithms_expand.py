@@ -92,3 +92,56 @@ def test_subtract_returns_new_arrays():
     assert nv3 is not var
     with pytest.raises(ValueError, match="does not broadcast"):
         subtract_background(data, var, np.ones(7))
+
+
+def _prism_like_master(samples_per_pixel):
+    """He I-like line (sigma 0.85 px, 18% of the continuum) on a sloped continuum."""
+    grid = np.arange(0, 60.001, 1 / samples_per_pixel)
+    sky = 1.0 + 0.002 * grid + 0.18 * np.exp(-0.5 * ((grid - 30) / 0.85) ** 2)
+    pixels = np.linspace(20, 40, 2001)
+    truth = 1.0 + 0.002 * pixels + 0.18 * np.exp(-0.5 * ((pixels - 30) / 0.85) ** 2)
+    return grid, sky, pixels, truth
+
+
+def test_cubic_keeps_a_narrow_line_at_continuum_accuracy():
+    """Two samples per pixel: the spline misses the line by < 0.05%, the line by > 0.5%."""
+    grid, sky, pixels, truth = _prism_like_master(2)
+    cubic, _ = expand_to_2d(pixels, grid, sky, interpolation="cubic")
+    linear, _ = expand_to_2d(pixels, grid, sky)
+    assert np.max(np.abs(cubic / truth - 1)) < 5e-4
+    assert np.max(np.abs(linear / truth - 1)) > 5e-3
+
+
+def test_cubic_variance_and_edges():
+    grid, sky, pixels, _ = _prism_like_master(2)
+    var = np.full(grid.size, 4e-4)
+    var[30] = np.nan  # an unusable sample (at 15.0): NaN wherever the line would use it
+    sky = sky.copy()
+    sky[30] = np.nan
+    at = np.array([-1.0, 0.0, 4.9, 5.0, 5.25, 15.2, 60.5])
+    cubic, cvar = expand_to_2d(at, grid, sky, var, interpolation="cubic", edge="nearest")
+    linear, lvar = expand_to_2d(at, grid, sky, var, edge="nearest")
+    np.testing.assert_array_equal(np.isfinite(cubic), np.isfinite(linear))
+    assert np.isnan(cubic[5]) and np.isfinite(cubic[4])
+    # Outside the samples the edge policy's values; at a sample its variance.
+    assert cubic[0] == linear[0] and cubic[-1] == linear[-1]
+    assert cvar[3] == pytest.approx(4e-4) == lvar[3]
+    assert lvar[2] < cvar[2] < 4e-4
+    with pytest.raises(ValueError, match="interpolation must be one of"):
+        expand_to_2d(at, grid, sky, interpolation="quadratic")
+
+
+def test_cubic_variance_matches_monte_carlo():
+    """The spline's variance between independent noisy samples (0.756 v half-way)."""
+    rng = np.random.default_rng(5)
+    grid = np.arange(40.0)
+    at = np.array([20.0, 20.25, 20.5, 20.75])
+    sigma = 0.01
+    values = np.array([
+        expand_to_2d(at, grid, 1 + rng.normal(0, sigma, grid.size), interpolation="cubic")[0]
+        for _ in range(4000)
+    ])
+    _, cvar = expand_to_2d(at, grid, np.ones(grid.size), np.full(grid.size, sigma**2),
+                           interpolation="cubic")
+    np.testing.assert_allclose(values.var(axis=0), cvar, rtol=0.08)
+    assert cvar[2] == pytest.approx(0.756 * sigma**2, rel=0.01)

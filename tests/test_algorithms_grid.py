@@ -6,6 +6,7 @@ import pytest
 from jwst_mbkg_plus.algorithms.grid import (
     common_wavelength_grid,
     grid_edges,
+    native_step_ratio,
     resample_spectra,
     resample_spectrum,
 )
@@ -123,3 +124,12 @@ def test_grid_edges():
     np.testing.assert_allclose(grid_edges(g), [0.5, 1.5, 3.0, 5.0])
     with pytest.raises(ValueError, match="strictly increasing"):
         grid_edges([2.0, 1.0])
+
+
+def test_native_step_ratio_tells_prism_from_grating():
+    lam = np.linspace(0.6, 5.3, 400)
+    prism_like = np.cumsum(0.0044 + 0.016 * np.exp(-0.5 * ((lam - 1.54) / 0.9) ** 2))
+    grating_like = 1.66 + 0.0011 * np.arange(1380) * (1 + 0.1 * np.linspace(0, 1, 1380))
+    assert native_step_ratio([prism_like, prism_like + 0.001]) > 3
+    assert native_step_ratio([grating_like]) < 1.3
+    assert np.isnan(native_step_ratio([np.array([1.0])]))

@@ -106,7 +106,7 @@ def test_build_reuses_and_shares_files(refs_nrs1):
 
 def test_unsupported_mode_raises(tmp_path):
     with pytest.raises(ValueError, match="unsupported mode"):
-        build_calibration_refs(tmp_path, detector="NRS1", filter="CLEAR", grating="PRISM")
+        build_calibration_refs(tmp_path, detector="NRS1", filter="F100LP", grating="G140M")
     with pytest.raises(ValueError, match="NRS1 or NRS2"):
         build_calibration_refs(tmp_path, detector="NRS3", filter="F170LP", grating="G235M")
 

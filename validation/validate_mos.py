@@ -1,13 +1,15 @@
 """Validate MasterBackgroundMosPlusStep against the truth, side by side with jwst's step.
 
-Builds synthetic NIRSpec MOS exposures (9 background slitlets, G235M, NRS1)
-with the project's generator, runs jwst's stock ``MasterBackgroundMosStep`` and
+Builds synthetic NIRSpec MOS exposures (9 background slitlets, NRS1; G235M by
+default, any disperser with ``--grating``, any sky with ``--sky``) with the
+project's generator, runs jwst's stock ``MasterBackgroundMosStep`` and
 ``MasterBackgroundMosPlusStep`` on the same extracted slits in one process, and
 prints, for each scene and noise level:
 
 * bias: median over wavelength of (master / truth - 1);
 * source residual: median over source-slitlet pixels of the noise-free residual
-  (subtracted background / true background - 1);
+  (subtracted background / true background - 1), per slitlet and over all
+  source pixels, and in ten equal wavelength bands spanning the disperser's range;
 * pulls of the background slitlets after subtraction: std of residual / ERR
   per pixel and of column sums / their propagated error;
 * science pixels turned NaN by the step;
@@ -18,7 +20,10 @@ prints, for each scene and noise level:
 Usage::
 
     python validation/validate_mos.py [--scenes clean,contaminated,hot] [--noise 0.02,0.2]
+        [--grating G235M] [--sky default|prism_sky|FILE.csv]
         [--out validation/results_mos.json] [--work /tmp/mbkg_validation]
+
+``--grating PRISM`` injects the built-in real PRISM sky unless ``--sky`` says otherwise.
 """
 
 import argparse
@@ -45,7 +50,11 @@ def _read_master(folder):
         return np.asarray(table["WAVELENGTH"], float), np.asarray(table["SURF_BRIGHT"], float)
 
 
-def _metrics(name, slits_in, slits_out, master, truth, qa=None):
+#: Number of equal wavelength bands of the per-band source residual.
+N_BANDS = 10
+
+
+def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
     wave_t, sb_t = truth.background_1d()
     wave_m, sb_m = master
     good = np.isfinite(sb_m) & (sb_m != 0)
@@ -53,6 +62,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None):
     has_hot = any(truth.hot_pixel_positions(n) for n in truth.background_names())
     out = {"bias": float(np.median(ratio))}
     src_res, pulls, col_pulls, n_nan, worst_hot = [], [], [], 0, np.inf
+    src_pixels, src_waves = [], []
     for slit_in, slit_out in zip(slits_in, slits_out, strict=True):
         t = truth.slit(slit_in.name)
         true_rate = truth.cutout(slit_in.name, "background", slit_in) / truth.cutout(
@@ -79,12 +89,25 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None):
             col_pulls.append(column[has] / np.sqrt(column_var[has]))
         else:
             src_res.append(np.median(subtracted[ok] / true_rate[ok] - 1))
+            src_pixels.append(subtracted[ok] / true_rate[ok] - 1)
+            src_waves.append(truth.cutout(slit_in.name, "wavelength", slit_in)[ok])
             with np.errstate(divide="ignore", invalid="ignore"):
                 sigma = (true_rate - subtracted) / slit_out.err
             if has_hot:
                 worst_hot = min(worst_hot, float(np.nanmin(np.where(ok, sigma, np.inf))))
     out["source_residual_median"] = float(np.median(src_res))
     out["source_residual_max_abs"] = float(np.max(np.abs(src_res)))
+    src_pixels = np.concatenate(src_pixels)
+    src_waves = np.concatenate(src_waves)
+    out["source_residual_all_pixels"] = float(np.median(src_pixels))
+    if band is not None:
+        edges = np.linspace(band[0], band[1], N_BANDS + 1)
+        which = np.digitize(src_waves, edges) - 1
+        out["band_edges_um"] = edges.tolist()
+        out["source_residual_bands"] = [
+            float(np.median(src_pixels[which == k])) if np.any(which == k) else float("nan")
+            for k in range(N_BANDS)
+        ]
     pulls = np.concatenate(pulls)
     col_pulls = np.concatenate(col_pulls)
     out["pull_std"] = float(np.std(pulls))
@@ -98,7 +121,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None):
     return out
 
 
-def run_scene(label, noise, work, instrument):
+def run_scene(label, noise, work, instrument, *, grating="G235M", sky="default"):
     """Build one scene, run both steps, return their metrics."""
     import asdf
     from jwst.master_background import MasterBackgroundMosStep
@@ -111,17 +134,20 @@ def run_scene(label, noise, work, instrument):
         local_crds_context,
         make_exposure,
     )
+    from jwst_mbkg_plus.synthetic import instrument as instrument_module
 
     scene = Scene(
         n_background=9,
         n_point=3,
         n_extended=2,
         detectors=("NRS1",),
+        grating=grating,
+        background=sky,
         noise_fraction=noise,
         seed=7,
         **SCENES[label],
     )
-    folder = Path(work) / f"{label}_{noise}"
+    folder = Path(work) / f"{grating}_{Path(str(sky)).stem}_{label}_{noise}"
     exposure = make_exposure(scene, folder, instrument=instrument)
     truth = load_truth(exposure.truth_path)
     results = {}
@@ -138,7 +164,10 @@ def run_scene(label, noise, work, instrument):
             if name == "plus":
                 with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
                     qa = dict(af["master_background_qa"])
-            metrics = _metrics(name, slits.slits, result.slits, _read_master(out_dir), truth, qa)
+            band = tuple(w * 1e6 for w in instrument_module.GRATINGS[grating]["wrange"])
+            metrics = _metrics(
+                name, slits.slits, result.slits, _read_master(out_dir), truth, qa, band=band
+            )
             metrics["seconds"] = seconds
             results[name] = metrics
             result.close()
@@ -150,6 +179,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", default="clean,contaminated,hot")
     parser.add_argument("--noise", default="0.02,0.2")
+    parser.add_argument("--grating", default="G235M", help="G235M, G395M, PRISM, ...")
+    parser.add_argument(
+        "--sky",
+        default=None,
+        help="'default' (analytic), 'prism_sky' (built-in real PRISM sky) or a CSV file "
+        "(wave [micron], flux [MJy/sr]); default prism_sky for PRISM, else 'default'",
+    )
     parser.add_argument("--work", default="/tmp/mbkg_validation")
     parser.add_argument("--out", default="validation/results_mos.json")
     args = parser.parse_args(argv)
@@ -162,11 +198,16 @@ def main(argv=None):
     from jwst_mbkg_plus.synthetic import build_instrument
 
     instrument = build_instrument(Path(args.work) / "synthetic_crds")
+    sky = args.sky or ("prism_sky" if args.grating == "PRISM" else "default")
+    if sky not in ("default", "prism_sky"):
+        sky = str(Path(sky).resolve())
     table = {}
     for label in args.scenes.split(","):
         for noise in (float(n) for n in args.noise.split(",")):
             key = f"{label}@{noise:g}"
-            table[key] = run_scene(label, noise, args.work, instrument)
+            table[key] = run_scene(
+                label, noise, args.work, instrument, grating=args.grating, sky=sky
+            )
             for name, m in table[key].items():
                 print(
                     f"{key:18s} {name:5s} bias {100 * m['bias']:+7.3f}%  "
@@ -179,6 +220,13 @@ def main(argv=None):
                     f"{m['seconds']:.0f}s",
                     flush=True,
                 )
+                if "source_residual_bands" in m:
+                    bands = " ".join(f"{100 * v:+.3f}" for v in m["source_residual_bands"])
+                    overall = 100 * m["source_residual_all_pixels"]
+                    print(
+                        f"{'':18s} {name:5s} all src px {overall:+.3f}%  bands [%] {bands}",
+                        flush=True,
+                    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(table, indent=1))
     print(f"wrote {args.out}")

@@ -32,6 +32,7 @@ from jwst_mbkg_plus.algorithms._stats import nanmedian
 __all__ = [
     "common_wavelength_grid",
     "grid_edges",
+    "native_step_ratio",
     "resample_spectra",
     "resample_spectrum",
 ]
@@ -142,6 +143,31 @@ def common_wavelength_grid(waves, *, min_spectra=1, spacing=None, sampling="line
     u = np.concatenate([[0.0], np.cumsum(0.5 * (1 / step[1:] + 1 / step[:-1]) * np.diff(fine))])
     n = int(np.floor(u[-1] * (1 + 1e-12))) + 1
     return np.interp(np.arange(n, dtype=np.float64), u, fine)
+
+
+def native_step_ratio(waves, *, percentiles=(5, 95)):
+    """How much the native wavelength step varies across the spectra.
+
+    Parameters
+    ----------
+    waves : sequence of array_like
+        Wavelength arrays of the input spectra (any order; non-finite ignored).
+    percentiles : tuple of float, optional
+        The step's percentiles compared (robust to a few odd steps at gaps).
+
+    Returns
+    -------
+    float
+        High over low percentile of the positive native steps, pooled over the
+        spectra (NIRSpec: ~4.7 for the prism, < 1.3 for the gratings); NaN if
+        no spectrum has two distinct wavelengths.
+    """
+    steps = [_native_spacing(_finite_sorted(w)) for w in waves]
+    steps = np.concatenate([s for s in steps if s.size] or [np.zeros(0)])
+    if steps.size == 0:
+        return float("nan")
+    lo, hi = np.percentile(steps, percentiles)
+    return float(hi / lo) if lo > 0 else float("nan")
 
 
 def grid_edges(grid):

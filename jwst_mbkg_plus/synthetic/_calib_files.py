@@ -54,9 +54,16 @@ MSA_ROWS = 171
 DETECTOR_SIZE = 2048
 
 
-def _wave_grid(step):
-    n = int(round((cf.WAVE_MAX - cf.WAVE_MIN) / step)) + 1
-    return cf.WAVE_MIN + step * np.arange(n, dtype=np.float64)
+#: Margin (micron) by which the flats' fast tables extend beyond 0.6-5.3 micron:
+#: flat_field averages them over each pixel's width (up to 0.02 micron for the
+#: prism), so a pixel just inside the band must not reach beyond the table.
+#: Beyond the band photom's table ends and jwst gives NaN, as in real PRISM data.
+FAST_TABLE_MARGIN = 0.05
+
+
+def _wave_grid(step, margin=0.0):
+    n = int(round((cf.WAVE_MAX - cf.WAVE_MIN + 2 * margin) / step)) + 1
+    return cf.WAVE_MIN - margin + step * np.arange(n, dtype=np.float64)
 
 
 def _set_meta(model, *, reftype, description, detector="ANY", filter_name=None, grating=None):
@@ -111,7 +118,7 @@ def _save(model, path):
 
 def _fast_table(values_fn):
     """One-row FAST_VARIATION table sampled on the fast wavelength grid."""
-    wave = _wave_grid(FAST_WAVE_STEP)
+    wave = _wave_grid(FAST_WAVE_STEP, FAST_TABLE_MARGIN)
     n = wave.size
     dtype = [
         ("slit_name", "S15"),

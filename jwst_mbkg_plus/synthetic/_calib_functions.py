@@ -58,6 +58,12 @@ MODE_PARAMETERS = {
         "photmj": 2.2e-12,
         "area_scale": 1.03,
     },
+    ("CLEAR", "PRISM"): {
+        "wave_range": (0.6, 5.3),
+        "phase": 2.6,
+        "photmj": 4.1e-12,
+        "area_scale": 0.98,
+    },
 }
 
 _DETECTOR_PHASE = {"NRS1": 0.0, "NRS2": 1.3}

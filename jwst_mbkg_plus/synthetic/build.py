@@ -170,9 +170,11 @@ def _modes(gratings):
     return tuple((_inst.GRATINGS[g]["filter"], g) for g in gratings)
 
 
-def build_instrument(
-    crds_path, *, gratings=("G235M", "G395M"), detectors=("NRS1", "NRS2"), force=False
-):
+#: Every disperser of the synthetic instrument, each with its filter.
+ALL_GRATINGS = tuple(_inst.GRATINGS)
+
+
+def build_instrument(crds_path, *, gratings=ALL_GRATINGS, detectors=("NRS1", "NRS2"), force=False):
     """
     Build (or reuse) the synthetic instrument in a CRDS cache folder.
 
@@ -181,7 +183,8 @@ def build_instrument(
     crds_path : str or pathlib.Path
         CRDS cache folder (``CRDS_PATH``); created.
     gratings : sequence of str, optional
-        Gratings to support (each with its filter).
+        Dispersers to support (each with its filter); default all of
+        `~jwst_mbkg_plus.synthetic.instrument.GRATINGS`.
     detectors : sequence of str, optional
         Detectors to support.
     force : bool, optional
@@ -301,7 +304,7 @@ def _params(gratings, detectors):
     }
 
 
-def default_instrument_path(*, gratings=("G235M", "G395M"), detectors=("NRS1", "NRS2")):
+def default_instrument_path(*, gratings=ALL_GRATINGS, detectors=("NRS1", "NRS2")):
     """
     Return a cache folder dedicated to this generator version and these options.
 

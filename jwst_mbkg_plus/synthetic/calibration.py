@@ -83,7 +83,7 @@ A2_TO_SR = (np.pi / (180.0 * 3600.0)) ** 2
 
 # Bump when any function or file layout changes: it is part of every file
 # name, so stale cached files are never reused.
-_GENERATOR_VERSION = "calib-2"
+_GENERATOR_VERSION = "calib-3"
 
 
 def _check_detector(detector):
@@ -125,7 +125,7 @@ def build_calibration_refs(folder, *, detector, filter, grating, overwrite=False
     Write the synthetic MOS calibration reference files for one detector and mode.
 
     File names encode only what a file depends on plus a generator version,
-    e.g. ``synth_nirspec_dflat_nrs1_calib-2.fits``; a file that already exists
+    e.g. ``synth_nirspec_dflat_nrs1_calib-3.fits``; a file that already exists
     under its name is reused (so calls for NRS1 and NRS2 share the
     detector-independent files), unless ``overwrite``.
 

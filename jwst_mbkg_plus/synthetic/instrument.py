@@ -41,10 +41,15 @@ __all__ = [
     "N_ROWS",
     "OTE_SCALE",
     "PIXEL_SIZE",
+    "PRISM_KCOEF",
+    "PRISM_LCOEF",
+    "PRISM_TCOEF",
     "QUADRANT_GAP",
     "V2V3_CENTER",
     "build_instrument_refs",
     "detector_of_shutter",
+    "dispersed_x",
+    "is_prism",
     "quadrant_origin",
     "shutter_center_msa",
     "spectrum_pixel_range",
@@ -79,17 +84,44 @@ OTE_SCALE = 2600.0
 
 #: Outgoing direction cosine of mid-band light from a centred shutter.
 _ALPHA_MID = 0.2174
-#: Filter/grating pairs: groove density [1/m] and wavelength range [m].
+#: Real CaF2 Sellmeier coefficients of the NIRSpec prism (CRDS
+#: ``jwst_nirspec_disperser_0065.asdf``, read from the Snell model in the WCS of
+#: real CEERS PRISM cutouts): n^2 = 1 + sum K_i l^2 / (l^2 - L_i), l in micron.
+PRISM_KCOEF = (1.03293407, 0.01233043, 4.09337187)
+PRISM_LCOEF = (5.45608159e-3, 3.88174430e-2, 1.26400781e3)
+PRISM_TCOEF = (-2.66e-5, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+#: Dispersers: filter, wavelength range [m] and spectral order of each mode;
+#: gratings have a groove density [1/m], the prism its angle [deg], glass and
+#: the GWA tilt ``tilt_y`` [deg] that brings its deviated beam back on axis.
+#: The prism angle is steeper than the real -16.5 deg because the synthetic
+#: camera is shorter: with -28.0 deg, 0.6-5.3 micron span ~400 px and dlambda
+#: per pixel follows the real curve (0.0044 / 0.0205 / 0.0075 micron at
+#: 0.6 / 1.54 / 5.3 micron).
 GRATINGS = {
     "G235M": {
         "filter": "F170LP",
         "groovedensity": _ALPHA_MID / 2.415e-6,
         "wrange": (1.66e-6, 3.17e-6),
+        "order": -1,
     },
     "G395M": {
         "filter": "F290LP",
         "groovedensity": _ALPHA_MID / 4.07e-6,
         "wrange": (2.87e-6, 5.27e-6),
+        "order": -1,
+    },
+    "PRISM": {
+        "filter": "CLEAR",
+        "wrange": (0.6e-6, 5.3e-6),
+        "order": 0,
+        "angle": -28.0,
+        "tilt_y": 48.18,
+        "kcoef": PRISM_KCOEF,
+        "lcoef": PRISM_LCOEF,
+        "tcoef": PRISM_TCOEF,
+        "tref": 35.0,
+        "pref": 0.0,
     },
 }
 #: Unitless camera direction of the optical axis: mid-band of a centred
@@ -164,13 +196,72 @@ def shutter_center_msa(quadrant, row, column):
     return x0 + (np.asarray(row) - 1) * MSA_PITCH[0], y0 + (np.asarray(column) - 1) * MSA_PITCH[1]
 
 
-def _grating_equation_x(x_msa, wavelength, grating):
-    """Focal plane x [m] of a wavelength from an MSA x position (y = 0 approximation)."""
-    groove = GRATINGS[grating]["groovedensity"]
-    u_in = x_msa / COLLIMATOR_FOCAL_LENGTH[0]
-    alpha_in = u_in / np.sqrt(1 + u_in**2)
-    alpha_out = groove * np.asarray(wavelength) - alpha_in
-    u_out = alpha_out / np.sqrt(1 - alpha_out**2)
+def is_prism(grating):
+    """
+    Whether a disperser of `GRATINGS` is the prism.
+
+    Parameters
+    ----------
+    grating : str
+        Disperser name.
+
+    Returns
+    -------
+    bool
+        True for the prism.
+    """
+    return "groovedensity" not in GRATINGS[grating]
+
+
+def dispersed_x(x_msa, wavelength, grating, y_msa=0.0):
+    """
+    Focal-plane x [m] of a wavelength from an MSA position.
+
+    The gratings use the grating equation with the synthetic zero angles; the
+    prism goes through the same models jwst's WCS uses (GWA rotation with
+    ``tilt_y``, `~stdatamodels.jwst.transforms.models.Snell`, rotation back).
+
+    Parameters
+    ----------
+    x_msa : float or ndarray
+        MSA x position [m].
+    wavelength : float or ndarray
+        Wavelength [m].
+    grating : str
+        Disperser, a key of `GRATINGS`.
+    y_msa : float or ndarray, optional
+        MSA y position [m] (the gratings ignore it).
+
+    Returns
+    -------
+    ndarray
+        Focal-plane x [m] (0 = between the detectors).
+    """
+    u_in = np.asarray(x_msa, dtype=float) / COLLIMATOR_FOCAL_LENGTH[0]
+    lam = np.asarray(wavelength, dtype=float)
+    if not is_prism(grating):
+        groove = GRATINGS[grating]["groovedensity"]
+        alpha_in = u_in / np.sqrt(1 + u_in**2)
+        alpha_out = groove * lam - alpha_in
+        u_out = alpha_out / np.sqrt(1 - alpha_out**2)
+        return (u_out - _U0) * CAMERA_FOCAL_LENGTH
+    from stdatamodels.jwst.transforms.models import (
+        DirCos2Unitless,
+        Rotation3DToGWA,
+        Snell,
+        Unitless2DirCos,
+    )
+
+    p = GRATINGS[grating]
+    v_in = np.asarray(y_msa, dtype=float) / COLLIMATOR_FOCAL_LENGTH[1]
+    rotation = Rotation3DToGWA([0.0, 0.0, 0.0, p["tilt_y"]], axes_order="xyzy")
+    snell = Snell(
+        p["angle"], p["kcoef"], p["lcoef"], p["tcoef"], p["tref"], p["pref"], 37.0, p["pref"]
+    )
+    u_in, v_in, lam = np.broadcast_arrays(u_in, v_in, lam)
+    a, b, g = rotation(*Unitless2DirCos()(u_in, v_in))
+    a, b, g = snell(lam, a, b, g)
+    u_out, _ = DirCos2Unitless()(*rotation.inverse(a, b, g))
     return (u_out - _U0) * CAMERA_FOCAL_LENGTH
 
 
@@ -183,12 +274,14 @@ def _fpa_x_to_detector(x_fpa):
     return x1, x2
 
 
-def spectrum_pixel_range(quadrant, row, grating):
+def spectrum_pixel_range(quadrant, row, grating, column=None):
     """
     Approximate DMS x range of a shutter's spectrum on each detector.
 
-    A fast analytic approximation (ignores the small y dependence) used to
-    choose shutters; the real geometry is jwst's WCS built from the reference files.
+    A fast analytic approximation used to choose shutters; the real geometry is
+    jwst's WCS built from the reference files. The gratings' helper ignores the
+    small y dependence; the prism's spectra shift by up to ~40 px along the
+    quadrant's columns, so without ``column`` the range covers all of them.
 
     Parameters
     ----------
@@ -198,6 +291,9 @@ def spectrum_pixel_range(quadrant, row, grating):
         ``shutter_row`` (1..365).
     grating : str
         Grating name, a key of `GRATINGS`.
+    column : int or None, optional
+        ``shutter_column`` (1..171); None: the envelope over the quadrant's
+        first, middle and last columns.
 
     Returns
     -------
@@ -205,8 +301,11 @@ def spectrum_pixel_range(quadrant, row, grating):
         ``{"NRS1": (xmin, xmax), "NRS2": (xmin, xmax)}`` in DMS pixels, not
         clipped to the detector.
     """
-    x_msa, _ = shutter_center_msa(quadrant, row, 1)
-    x_fpa = _grating_equation_x(x_msa, np.array(GRATINGS[grating]["wrange"]), grating)
+    columns = np.array([1, (N_COLUMNS + 1) // 2, N_COLUMNS] if column is None else [column])
+    x_msa, y_msa = shutter_center_msa(quadrant, row, columns)
+    # x grows monotonically with wavelength: the range ends give the pixel range.
+    lam = np.array(GRATINGS[grating]["wrange"])[:, np.newaxis]
+    x_fpa = dispersed_x(x_msa, lam, grating, y_msa)
     x1, x2 = _fpa_x_to_detector(x_fpa)
     return {"NRS1": (float(x1.min()), float(x1.max())), "NRS2": (float(x2.min()), float(x2.max()))}
 
@@ -304,23 +403,43 @@ def _write_disperser(path, grating):
         "temperatures": [40.0],
         "unit": "arcsec",
     }
-    model = datamodels.DisperserModel(
-        groovedensity=float(GRATINGS[grating]["groovedensity"]),
-        angle=0.0,
-        kcoef=[0.0, 0.0, 0.0],
-        lcoef=[0.0, 0.0, 0.0],
-        tcoef=[0.0] * 6,
-        pref=0.0,
-        tref=35.0,
-        theta_x=0.0,
-        theta_y=0.0,
-        theta_z=0.0,
-        gwa_tiltx=dict(tilt),
-        gwa_tilty=dict(tilt),
-    )
+    p = GRATINGS[grating]
+    common = {
+        "theta_x": 0.0,
+        "theta_y": 0.0,
+        "theta_z": 0.0,
+        "gwa_tiltx": dict(tilt),
+        "gwa_tilty": dict(tilt),
+    }
+    if is_prism(grating):
+        # The fields jwst's Snell model reads; no groove density.
+        model = datamodels.DisperserModel(
+            angle=float(p["angle"]),
+            kcoef=list(p["kcoef"]),
+            lcoef=list(p["lcoef"]),
+            tcoef=list(p["tcoef"]),
+            pref=float(p["pref"]),
+            tref=float(p["tref"]),
+            **common,
+        )
+        model.tilt_y = float(p["tilt_y"])
+        model.wbound = list(p["wrange"])
+        description = f"Synthetic NIRSpec {grating} (CaF2, real Sellmeier coefficients)"
+    else:
+        model = datamodels.DisperserModel(
+            groovedensity=float(p["groovedensity"]),
+            angle=0.0,
+            kcoef=[0.0, 0.0, 0.0],
+            lcoef=[0.0, 0.0, 0.0],
+            tcoef=[0.0] * 6,
+            pref=0.0,
+            tref=35.0,
+            **common,
+        )
+        model.tilt_y = 0.0
+        description = f"Synthetic NIRSpec {grating} grating"
     model.tilt_x = 0.0
-    model.tilt_y = 0.0
-    _set_ref_meta(model, description=f"Synthetic NIRSpec {grating} grating")
+    _set_ref_meta(model, description=description)
     model.meta.instrument.grating = grating
     model.meta.instrument.p_grating = f"{grating}|"
     model.save(path)
@@ -400,7 +519,10 @@ def _write_wavelengthrange(path):
     selector = [f"{v['filter']}_{g}" for g, v in GRATINGS.items()]
     wrange = [list(v["wrange"]) for v in GRATINGS.values()]
     model = datamodels.WavelengthrangeModel(
-        wrange_selector=selector, wrange=wrange, order=[-1] * len(selector), wunits=u.m
+        wrange_selector=selector,
+        wrange=wrange,
+        order=[v["order"] for v in GRATINGS.values()],
+        wunits=u.m,
     )
     _set_ref_meta(model, description="Synthetic NIRSpec wavelength ranges")
     model.save(path)
@@ -439,7 +561,7 @@ def _write_msaoper(path, failed_open):
 FAILED_OPEN = ((1, 20, 150), (4, 350, 20))
 
 
-def build_instrument_refs(folder, *, gratings=("G235M", "G395M")):
+def build_instrument_refs(folder, *, gratings=tuple(GRATINGS)):
     """
     Write the WCS reference files of the synthetic instrument.
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from jwst_mbkg_plus.synthetic import instrument
+from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES, builtin_sky
 
 __all__ = ["Scene", "Slitlet", "default_background"]
 
@@ -134,10 +135,13 @@ class Scene:
     detectors : tuple of str
         Detectors that get spectra ("NRS1", "NRS2"); slitlets are dealt to them in turn.
     grating : str
-        "G235M" (with F170LP) or "G395M" (with F290LP).
+        A disperser of `~jwst_mbkg_plus.synthetic.instrument.GRATINGS`: "G235M"
+        (with F170LP), "G395M" (with F290LP) or "PRISM" (with CLEAR).
     background : str or pathlib.Path
-        "default" for :func:`default_background`, or a CSV file with columns
-        ``wave`` [micron] and ``flux`` [MJy/sr] (e.g. the real ``msa_sky`` spectra).
+        "default" for :func:`default_background`, the name of a built-in real
+        sky spectrum (``"prism_sky"``, `~jwst_mbkg_plus.synthetic.sky`), or a CSV
+        file with columns ``wave`` [micron] and ``flux`` [MJy/sr] (e.g. a real
+        ``msa_sky`` spectrum); usable with every disperser.
     background_scale : float
         Multiplies the background spectrum.
     line_center : float or None
@@ -239,8 +243,13 @@ class Scene:
             raise ValueError(f"detectors must be a non-empty subset of {instrument.DETECTORS}")
         if len(set(self.detectors)) != len(self.detectors):
             raise ValueError("detectors must not repeat")
-        if self.background != "default" and not Path(self.background).is_file():
-            raise ValueError(f"background must be 'default' or a CSV file, got {self.background!r}")
+        if self.background not in ("default", *BUILTIN_SKIES) and not Path(
+            self.background
+        ).is_file():
+            raise ValueError(
+                f"background must be 'default', one of {BUILTIN_SKIES} or a CSV file, "
+                f"got {self.background!r}"
+            )
         object.__setattr__(self, "quadrant_offsets", tuple(float(q) for q in self.quadrant_offsets))
         if len(self.quadrant_offsets) != 4:
             raise ValueError("quadrant_offsets needs 4 values")
@@ -298,7 +307,7 @@ class Scene:
 
     def digest(self):
         """
-        Return a short hash of the parameters (and of the background file's content).
+        Return a short hash of the parameters (and of the background spectrum's content).
 
         Returns
         -------
@@ -306,7 +315,10 @@ class Scene:
             16 hexadecimal digits.
         """
         payload = json.dumps(self.to_dict(), sort_keys=True)
-        if self.background != "default":
+        if self.background in BUILTIN_SKIES:
+            table = np.concatenate(builtin_sky(self.background))
+            payload += hashlib.sha1(table.tobytes()).hexdigest()
+        elif self.background != "default":
             payload += hashlib.sha1(Path(self.background).read_bytes()).hexdigest()
         return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
@@ -332,8 +344,11 @@ class Scene:
                 lo, hi = instrument.GRATINGS[self.grating]["wrange"]
                 center = (lo + 0.4 * (hi - lo)) * 1e6
             values = default_background(lam, line_center=center)
+        elif self.background in BUILTIN_SKIES:
+            wave, flux = builtin_sky(self.background)
+            values = np.interp(lam, wave, flux, left=np.nan, right=np.nan)
         else:
-            wave, flux = _read_spectrum_csv(self.background)
+            wave, flux = read_spectrum_csv(self.background)
             values = np.interp(lam, wave, flux, left=np.nan, right=np.nan)
         return self.background_scale * values
 
@@ -492,9 +507,27 @@ class Scene:
         return slitlets
 
 
-def _read_spectrum_csv(path):
+def read_spectrum_csv(path):
+    """
+    Read a sky spectrum CSV file (columns ``wave`` [micron] and ``flux`` [MJy/sr]).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+
+    Returns
+    -------
+    wave, flux : ndarray
+        Finite rows, sorted by wavelength.
+
+    Raises
+    ------
+    ValueError
+        If the columns are missing.
+    """
     data = np.genfromtxt(path, delimiter=",", names=True)
-    names = [n.lower() for n in data.dtype.names]
+    names = [n.lower() for n in (data.dtype.names or ())]
     if "wave" not in names or "flux" not in names:
         raise ValueError(f"{path}: needs columns 'wave' [micron] and 'flux' [MJy/sr]")
     wave = np.asarray(data[data.dtype.names[names.index("wave")]], dtype=float)
