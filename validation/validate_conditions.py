@@ -36,11 +36,10 @@ Results are merged into ``--out`` under ``<scene>/<n_background>/<seed>`` keys.
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
-from validate_spatial import _master, metrics
+from validate_spatial import run_settings
 
 CHROMATIC = {
     "chromatic_quadrants": ((0.0, 0.0), (0.0, 0.0), (-0.08, -0.02), (0.01, 0.0)),
@@ -64,51 +63,27 @@ SETTINGS = {"stock": None, "plus": {}, "plus_none": {"spatial_model": "none"}}
 WITH_NONE = ("uniform", "photon", "uniform_20")
 
 
+def _qa_fields(qa):
+    spatial = qa.get("spatial_model") or {}
+    return {
+        "spatial_model": spatial.get("model"),
+        "chromatic_order": spatial.get("wavelength_order"),
+        "rejected": sorted((qa.get("vetting") or {}).get("rejected", {})),
+        "master_variance": qa.get("master_variance"),
+    }
+
+
 def run_scene(label, n_background, seed, work, instrument, settings):
     """Build one scene, run every setting on the same slits, return their metrics."""
-    import asdf
-    from jwst.master_background import MasterBackgroundMosStep
-
-    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
+    from jwst_mbkg_plus.synthetic import Scene
 
     scene = Scene(n_background=n_background, n_point=4, n_extended=2, detectors=("NRS1",),
                   seed=seed, **SCENES[label])
     folder = Path(work) / f"{label}_{n_background}_{seed}"
-    exposure = make_exposure(scene, folder, instrument=instrument)
-    truth = load_truth(exposure.truth_path)
-    results = {}
     if label in WITH_NONE and "plus_none" not in settings:
         settings = [*settings, "plus_none"]
-    with local_crds_context(instrument):
-        slits = extract_slits(exposure.rate_path)
-        for name in settings:
-            pars = SETTINGS[name]
-            out_dir = folder / name
-            out_dir.mkdir(exist_ok=True)
-            cls = MasterBackgroundMosStep if pars is None else MasterBackgroundMosPlusStep
-            t0 = time.perf_counter()
-            result = cls.call(slits, save_background=True, output_dir=str(out_dir), **(pars or {}))
-            seconds = time.perf_counter() - t0
-            m = metrics(slits.slits, result.slits, truth, _master(out_dir))
-            m["seconds"] = seconds
-            if pars is not None:
-                with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
-                    qa = af["master_background_qa"]
-                    spatial = qa.get("spatial_model") or {}
-                    m["spatial_model"] = spatial.get("model")
-                    m["chromatic_order"] = spatial.get("wavelength_order")
-                    m["rejected"] = sorted((qa.get("vetting") or {}).get("rejected", {}))
-                    m["master_variance"] = qa.get("master_variance")
-            results[name] = m
-            result.close()
-    return results
+    return run_settings(scene, folder, instrument, {name: SETTINGS[name] for name in settings},
+                        qa_fields=_qa_fields)
 
 
 def main(argv=None):

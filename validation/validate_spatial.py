@@ -118,17 +118,7 @@ def metrics(slits_in, slits_out, truth, master=None):
 
 def run_scene(label, noise, work, instrument, settings, seed=7):
     """Build one scene, run every setting on the same slits, return their metrics."""
-    import asdf
-    from jwst.master_background import MasterBackgroundMosStep
-
-    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
+    from jwst_mbkg_plus.synthetic import Scene
 
     scene = Scene(
         n_background=8,
@@ -140,13 +130,57 @@ def run_scene(label, noise, work, instrument, settings, seed=7):
         **SCENES[label],
     )
     folder = Path(work) / f"{label}_{noise}_{seed}"
+    return run_settings(scene, folder, instrument, {name: SETTINGS[name] for name in settings})
+
+
+def _spatial_fields(qa):
+    spatial = qa.get("spatial_model")
+    if not spatial:
+        return {}
+    return {key: spatial.get(name) for key, name in
+            (("spatial_model", "model"), ("reduced_chi2", "reduced_chi2"),
+             ("parameters", "parameters"))}
+
+
+def run_settings(scene, folder, instrument, settings, qa_fields=_spatial_fields):
+    """
+    Paint ``scene`` in ``folder``, run each setting on the same extracted slits.
+
+    Parameters
+    ----------
+    scene : `~jwst_mbkg_plus.synthetic.Scene`
+        The scene.
+    folder : pathlib.Path
+        Work folder (one subfolder per setting).
+    instrument : `~jwst_mbkg_plus.synthetic.Instrument`
+        The synthetic instrument.
+    settings : dict
+        Name -> plus step parameters, or None for jwst's stock step.
+    qa_fields : callable, optional
+        QA record -> dict of entries to add to the plus step's metrics.
+
+    Returns
+    -------
+    dict
+        Name -> `metrics`, with the step's time (``seconds``) and the QA entries.
+    """
+    import asdf
+    from jwst.master_background import MasterBackgroundMosStep
+
+    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+    from jwst_mbkg_plus.synthetic import (
+        extract_slits,
+        load_truth,
+        local_crds_context,
+        make_exposure,
+    )
+
     exposure = make_exposure(scene, folder, instrument=instrument)
     truth = load_truth(exposure.truth_path)
     results = {}
     with local_crds_context(instrument):
         slits = extract_slits(exposure.rate_path)
-        for name in settings:
-            pars = SETTINGS[name]
+        for name, pars in settings.items():
             out_dir = folder / name
             out_dir.mkdir(exist_ok=True)
             cls = MasterBackgroundMosStep if pars is None else MasterBackgroundMosPlusStep
@@ -157,12 +191,7 @@ def run_scene(label, noise, work, instrument, settings, seed=7):
             m["seconds"] = seconds
             if pars is not None:
                 with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
-                    qa = af["master_background_qa"]
-                    spatial = qa.get("spatial_model")
-                    if spatial:
-                        m["spatial_model"] = spatial.get("model")
-                        m["reduced_chi2"] = spatial.get("reduced_chi2")
-                        m["parameters"] = spatial.get("parameters")
+                    m.update(qa_fields(af["master_background_qa"]))
             results[name] = m
             result.close()
     return results
