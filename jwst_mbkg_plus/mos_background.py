@@ -718,12 +718,12 @@ def _chromatic_fit(fit, positions, use, bands, grid_wave, order=None):
     )
 
 
-def _spatial_factors(fit, chromatic, positions, wavelength):
+def _spatial_factors(fit, chrom, positions, wavelength):
     """Factor and error, shape (n_positions, n_wavelengths); 1 and 0 where unusable."""
     positions = np.atleast_2d(np.asarray(positions, dtype=float))
     m = np.size(wavelength)
-    if chromatic is not None:
-        factor, error = chromatic.predict(
+    if chrom is not None:
+        factor, error = chrom.predict(
             positions[:, 0], positions[:, 1], positions[:, 2].astype(int), wavelength
         )
     elif fit is not None:

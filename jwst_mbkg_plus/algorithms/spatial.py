@@ -463,8 +463,6 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
             fit = _fit_once(name, x, y, quadrant, ratio, error, common, **once)
             if fit is None or (fits and fit["columns"] in [f["columns"] for f in fits.values()]):
                 continue
-            if fits and fit["dof"] < 1:
-                continue
             if fits and fit["dof"] < 2:
                 if not _significant(fit, fits["constant"]):
                     continue  # one degree of freedom left: only a decisive improvement counts
