@@ -160,12 +160,9 @@ class PlusMixin:
         if isinstance(data, str | os.PathLike):
             from stdatamodels.jwst import datamodels
 
-            try:
-                with reading(data, "input"):
-                    if not str(data).endswith(".json"):
-                        datamodels.open(data).close()
-            except InputFileError:
-                raise
+            with reading(data, "input"):
+                if not str(data).endswith(".json"):
+                    datamodels.open(data).close()
             if str(data).endswith(".json"):
                 _find_bad_member(data, None)
 
@@ -204,6 +201,35 @@ class PlusMixin:
         output_path = atomic_save_model(model, path)
         log.info("Saved model in %s", output_path)
         return output_path
+
+
+class PipelinePlusMixin(PlusMixin):
+    """`PlusMixin` for pipelines: check input and output folder before any work."""
+
+    def run(self, *args):
+        """
+        Run the jwst pipeline, after checking its input and that its products can be written.
+
+        Parameters
+        ----------
+        *args
+            As for the jwst pipeline's ``run``.
+
+        Returns
+        -------
+        object
+            As jwst's.
+
+        Raises
+        ------
+        OutputFolderError
+            If ``output_dir`` cannot be written to: before any work (and before
+            reference files are fetched), not after it.
+        InputFileError
+            If the input file, or a member of the input association, cannot be read.
+        """
+        self.check_before_run(args)
+        return super().run(*args)
 
 
 def _find_bad_member(asn_path, err):

@@ -11,7 +11,7 @@ import logging
 from jwst.flatfield import FlatFieldStep
 from jwst.pipeline import Spec2Pipeline, Spec3Pipeline
 
-from jwst_mbkg_plus.steps._common import PlusMixin
+from jwst_mbkg_plus.steps._common import PipelinePlusMixin, PlusMixin
 from jwst_mbkg_plus.steps.mos_step import MasterBackgroundMosPlusStep
 from jwst_mbkg_plus.steps.spec3_step import MasterBackgroundPlusStep
 
@@ -128,7 +128,7 @@ class FlatFieldReuseStep(PlusMixin, FlatFieldStep):
         return model
 
 
-class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
+class Spec2PipelinePlus(PipelinePlusMixin, Spec2Pipeline):
     """
     `~jwst.pipeline.Spec2Pipeline` with `MasterBackgroundMosPlusStep`.
 
@@ -149,31 +149,6 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
         "master_background_mos": MasterBackgroundMosPlusStep,
         "flat_field": FlatFieldReuseStep,
     }
-
-    def run(self, *args):
-        """
-        Run calwebb_spec2, after checking that its products can be written.
-
-        Parameters
-        ----------
-        *args
-            As for `~jwst.pipeline.Spec2Pipeline.run`.
-
-        Returns
-        -------
-        list
-            As jwst's.
-
-        Raises
-        ------
-        OutputFolderError
-            If ``output_dir`` cannot be written to: before any work (and before
-            reference files are fetched), not after it.
-        InputFileError
-            If the input file, or a member of the input association, cannot be read.
-        """
-        self.check_before_run(args)
-        return super().run(*args)
 
     def process_exposure_product(self, *args, **kwargs):
         """
@@ -201,7 +176,7 @@ class Spec2PipelinePlus(PlusMixin, Spec2Pipeline):
             handover.close()
 
 
-class Spec3PipelinePlus(PlusMixin, Spec3Pipeline):
+class Spec3PipelinePlus(PipelinePlusMixin, Spec3Pipeline):
     """
     `~jwst.pipeline.Spec3Pipeline` with `MasterBackgroundPlusStep`.
 
@@ -212,27 +187,3 @@ class Spec3PipelinePlus(PlusMixin, Spec3Pipeline):
 
     step_defs = {**Spec3Pipeline.step_defs, "master_background": MasterBackgroundPlusStep}
 
-    def run(self, *args):
-        """
-        Run calwebb_spec3, after checking that its products can be written.
-
-        Parameters
-        ----------
-        *args
-            As for `~jwst.pipeline.Spec3Pipeline.run`.
-
-        Returns
-        -------
-        object
-            As jwst's.
-
-        Raises
-        ------
-        OutputFolderError
-            If ``output_dir`` cannot be written to: before any work (and before
-            reference files are fetched), not after it.
-        InputFileError
-            If the input file, or a member of the input association, cannot be read.
-        """
-        self.check_before_run(args)
-        return super().run(*args)
