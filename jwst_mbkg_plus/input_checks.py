@@ -7,7 +7,7 @@ somewhere deep inside jwst, crds or numpy.
 
 import logging
 
-from jwst_mbkg_plus.adapters import BackgroundSelectionError, select_background_slits
+from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits
 
 __all__ = [
     "MOS_EXP_TYPES",

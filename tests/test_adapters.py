@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.adapters import (
+from jwst_mbkg_plus.io.products import masterbg1d_model
+from jwst_mbkg_plus.io.slits import (
     BackgroundSelectionError,
     is_msa_background,
     select_background_slits,
     slit_variance,
 )
-from jwst_mbkg_plus.calibration_pass import correction_factors
-from jwst_mbkg_plus.products import masterbg1d_model
+from jwst_mbkg_plus.mos.calibration import correction_factors
 
 
 def _slits():
@@ -114,7 +114,7 @@ def test_masterbg1d_reads_back_in_jwst_and_here(tmp_path):
         bkg = expand_to_2d(science, reread)
     np.testing.assert_allclose(bkg.data[0], 0.5 + 0.1 * np.array([2.0, 2.5]), rtol=1e-6)
 
-    from jwst_mbkg_plus.user_background import read_user_background
+    from jwst_mbkg_plus.io.user_background import read_user_background
 
     user = read_user_background(path)
     np.testing.assert_allclose(user.surf_bright, sb)

@@ -29,10 +29,16 @@ from jwst_mbkg_plus import (
     Spec2PipelinePlus,
     input_checks,
 )
-from jwst_mbkg_plus import spec3_background as engine
 from jwst_mbkg_plus.algorithms import source_evidence
 from jwst_mbkg_plus.cli import handle_args
 from jwst_mbkg_plus.input_checks import ParameterError
+from jwst_mbkg_plus.io.user_background import (
+    UserBackgroundFileNotFoundError,
+    UserBackgroundFormatError,
+    UserBackgroundUnreadableError,
+    read_user_background,
+    write_user_background,
+)
 from jwst_mbkg_plus.safe_io import (
     PARTIAL_TAG,
     InputFileError,
@@ -42,19 +48,13 @@ from jwst_mbkg_plus.safe_io import (
     check_output_folder,
     reading,
 )
+from jwst_mbkg_plus.spec3 import master as engine
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     make_container,
     make_spec3_inputs,
     write_association,
 )
 from jwst_mbkg_plus.tools import ToolInputError
-from jwst_mbkg_plus.user_background import (
-    UserBackgroundFileNotFoundError,
-    UserBackgroundFormatError,
-    UserBackgroundUnreadableError,
-    read_user_background,
-    write_user_background,
-)
 
 
 def _sha(path):

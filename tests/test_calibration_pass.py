@@ -10,8 +10,10 @@ import pytest
 from jwst.stpipe import Step
 from stpipe.step import preserve_step_pars
 
-from jwst_mbkg_plus import JWST_EQUIVALENT_SETTINGS, MasterBackgroundMosPlusStep, mos_background
-from jwst_mbkg_plus.calibration_pass import calibrate_as_extended, uncalibrate_like_jwst
+from jwst_mbkg_plus import JWST_EQUIVALENT_SETTINGS, MasterBackgroundMosPlusStep
+from jwst_mbkg_plus.mos.calibration import calibrate_as_extended, uncalibrate_like_jwst
+from jwst_mbkg_plus.mos.master import master_from_slits
+from jwst_mbkg_plus.mos.options import MasterOptions
 from jwst_mbkg_plus.synthetic import extract_slits
 
 HOOKED = ("flat_field", "pathloss", "barshadow")
@@ -39,8 +41,8 @@ def backgrounds(synthetic_instrument, small_mos_exposure):
         step = MasterBackgroundMosPlusStep(**JWST_EQUIVALENT_SETTINGS)
         with preserve_step_pars(step):
             forward = calibrate_as_extended(step, slits, keep_flat=True)
-            master = mos_background.master_from_slits(
-                step, forward.model, mos_background.MasterOptions.from_step(step)
+            master = master_from_slits(
+                step, forward.model, MasterOptions.from_step(step)
             )
             stored = uncalibrate_like_jwst(step, forward, master.wavelength, master.surf_bright)
         assert forward.flat is not None

@@ -14,11 +14,11 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.cli import handle_args
+from jwst_mbkg_plus.io.user_background import read_user_background
 from jwst_mbkg_plus.tools import ToolInputError
 from jwst_mbkg_plus.tools.hot_pixels import find_hot_pixels, flag_pixels, parse_pixel
 from jwst_mbkg_plus.tools.master import combine_background_spectra, make_master_background
 from jwst_mbkg_plus.tools.msa_select import msa_designations, select_msa_slitlets
-from jwst_mbkg_plus.user_background import read_user_background
 
 COMMANDS = ("demo", "master", "flag-pixels", "msa-select", "plot")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -363,7 +363,7 @@ def test_msa_select_seen_by_assign_wcs(noisy_mos_exposure, synthetic_crds, tmp_p
     from jwst.assign_wcs import AssignWcsStep
     from jwst.extract_2d import Extract2dStep
 
-    from jwst_mbkg_plus.adapters import is_msa_background
+    from jwst_mbkg_plus.io.slits import is_msa_background
 
     _, exposure = noisy_mos_exposure
     designation = msa_designations(fits.getdata(exposure.msa_path, "SHUTTER_INFO"))
@@ -424,7 +424,7 @@ def test_msa_select_real_program_2736(shared_data, tmp_path):
 
 
 def test_plot_command_writes_every_kind(x1d_files, tmp_path, capsys):
-    from jwst_mbkg_plus.mos_background import write_qa
+    from jwst_mbkg_plus.io.products import write_qa
 
     cal = _cal_file(tmp_path / "sub_cal.fits", n_slits=3, subtracted=True)
     master = tmp_path / "m_masterbg1d.fits"

@@ -83,7 +83,7 @@ def test_plus_classes_extend_jwst():
     assert issubclass(Spec3PipelinePlus, Spec3Pipeline)
     # Only the master background sub-steps differ; names are jwst's.
     assert set(Spec2PipelinePlus.step_defs) == set(Spec2Pipeline.step_defs)
-    from jwst_mbkg_plus.steps.pipelines import FlatFieldReuseStep
+    from jwst_mbkg_plus.pipelines import FlatFieldReuseStep
 
     for name, cls in Spec2Pipeline.step_defs.items():
         if name == "master_background_mos":
@@ -175,7 +175,7 @@ def test_export_config_asdf_round_trip(tmp_path):
     import asdf
 
     with asdf.open(params) as af:
-        assert af["class"] == "jwst_mbkg_plus.steps.pipelines.Spec2PipelinePlus"
+        assert af["class"] == "jwst_mbkg_plus.pipelines.Spec2PipelinePlus"
         mb_pars = next(s for s in af["steps"] if s["name"] == "master_background_mos")
         assert mb_pars["class"].endswith("MasterBackgroundMosPlusStep")
         assert mb_pars["parameters"]["save_background"] is True

@@ -344,7 +344,7 @@ def test_qa_pulls_are_robust_and_count_the_hot_pixels(noisy):
 
 def test_rejected_hot_pixels_flagged_in_dq(noisy):
     """flag_rejected (default): rejected hot pixels carry OUTLIER + DO_NOT_USE, nothing else."""
-    from jwst_mbkg_plus.mos_background import REJECTED_DQ
+    from jwst_mbkg_plus.mos.options import REJECTED_DQ
 
     qa, truth = noisy["qa"], noisy["truth"]
     n_hot = n_clean = n_clean_flagged = n_flagged = 0
@@ -369,7 +369,7 @@ def test_rejected_hot_pixels_flagged_in_dq(noisy):
 
 
 def test_flag_rejected_off_leaves_dq(synthetic_instrument, noisy):
-    from jwst_mbkg_plus.mos_background import REJECTED_DQ
+    from jwst_mbkg_plus.mos.options import REJECTED_DQ
     from jwst_mbkg_plus.synthetic import local_crds_context
 
     with local_crds_context(synthetic_instrument):
@@ -416,7 +416,7 @@ def test_flagged_pixels_reach_cal_and_x1d(pipeline_flags, noisy):
     of source slitlets are unchanged, those of the background slitlets lose the
     hot pixels' spikes.
     """
-    from jwst_mbkg_plus.mos_background import REJECTED_DQ
+    from jwst_mbkg_plus.mos.options import REJECTED_DQ
 
     truth = pipeline_flags["truth"]
     on, off = pipeline_flags[True], pipeline_flags[False]

@@ -142,12 +142,13 @@ def _two_spectra(level, contamination=0.0, seed=0, n=1500):
 
 def test_pair_of_spectra_verdicts_in_the_record(caplog):
     """The MOS engine's pair vetting: rejected and named, undecided and warned, or agreed."""
-    from jwst_mbkg_plus import mos_background
+    from jwst_mbkg_plus.mos import vetting
+    from jwst_mbkg_plus.mos.options import MasterOptions
 
-    options = mos_background.MasterOptions()
+    options = MasterOptions()
     labels = ["1:a", "2:b"]
     wave, flux, var = _two_spectra(0.0, contamination=0.3)
-    accepted, vet = mos_background._vet(flux, var, labels, options, {}, wave)
+    accepted, vet = vetting.vet_background_spectra(flux, var, labels, options, {}, wave)
     assert accepted.tolist() == [True, False]
     assert vet["pair"]["verdict"] == "contaminated"
     assert vet["pair"]["contaminated"] == "2:b"
@@ -155,14 +156,14 @@ def test_pair_of_spectra_verdicts_in_the_record(caplog):
 
     for level, verdict in ((0.03, "consistent"), (0.12, "undecided")):
         wave, flux, var = _two_spectra(level, seed=1)
-        accepted, vet = mos_background._vet(flux, var, labels, options, {}, wave)
+        accepted, vet = vetting.vet_background_spectra(flux, var, labels, options, {}, wave)
         assert accepted.all()
         assert vet["pair"]["verdict"] == verdict
         assert vet["pair"]["brighter"] == "2:b"
         assert vet["pair"]["level_difference"] == pytest.approx(level, abs=0.005)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="jwst_mbkg_plus"):
-            mos_background._report_vetting({"vetting": vet}, {}, {})
+            vetting.report_vetting({"vetting": vet}, {}, {})
         warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
         if verdict == "undecided":
             assert len(warnings) == 1

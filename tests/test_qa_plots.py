@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus import qa_plots
+from jwst_mbkg_plus import plots as qa_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -119,7 +119,7 @@ def test_matplotlib_only_imported_inside_functions():
 
 def test_master_spectrum_legend_says_what_it_is():
     """A masterbg1d spectrum has no slit name: its legend says 'master background', not '0'."""
-    from jwst_mbkg_plus.products import masterbg1d_model
+    from jwst_mbkg_plus.io.products import masterbg1d_model
 
     wave = np.linspace(1.7, 3.1, 50)
     master = masterbg1d_model(wave, 0.1 + 0 * wave, 0.01 + 0 * wave, np.ones(50))
@@ -137,7 +137,7 @@ def test_qa_record_plot_reads_mos_and_spec3_records(tmp_path):
     """Both steps' ASDF records (and an older spec3 JSON record) plot through read_qa."""
     import json
 
-    from jwst_mbkg_plus.mos_background import write_qa
+    from jwst_mbkg_plus.io.products import write_qa
 
     pulls = {"pull_spread": 0.98, "pull_outlier_fraction": 0.0, "median_relative": 0.001,
              "rejected_pixels": 3}

@@ -21,8 +21,8 @@ from jwst.master_background.create_master_bkg import create_background
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundPlusStep, Spec3PipelinePlus
-from jwst_mbkg_plus import spec3_background as engine
-from jwst_mbkg_plus.qa_plots import read_qa
+from jwst_mbkg_plus.plots import read_qa
+from jwst_mbkg_plus.spec3 import master as engine
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     MODES,
     injected_background,

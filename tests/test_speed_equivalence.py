@@ -18,7 +18,7 @@ from jwst_mbkg_plus import (
     MasterBackgroundMosPlusStep,
     Spec2PipelinePlus,
 )
-from jwst_mbkg_plus.calibration_pass import working_copy
+from jwst_mbkg_plus.mos.calibration import working_copy
 from jwst_mbkg_plus.synthetic import extract_slits
 
 SKIP_1D = {"resample_spec": {"skip": True}, "extract_1d": {"skip": True}}

@@ -167,7 +167,7 @@ def test_prism_calibrated_background_equals_truth(prism_chain, det):
 @pytest.mark.parametrize("det", ("NRS1", "NRS2"))
 def test_prism_band_edges_are_nan(prism_chain, det):
     """As in real data: pixels inside the bounding box but beyond 0.6-5.3 micron are NaN."""
-    from jwst_mbkg_plus.adapters import DO_NOT_USE
+    from jwst_mbkg_plus.io.slits import DO_NOT_USE
 
     for slit in prism_chain[det]["cal"].slits:
         wl = slit.wavelength

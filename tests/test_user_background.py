@@ -1,4 +1,4 @@
-"""Tests of jwst_mbkg_plus.user_background: formats, units, validation, writer."""
+"""Tests of jwst_mbkg_plus.io.user_background: formats, units, validation, writer."""
 
 import dataclasses
 import hashlib
@@ -11,7 +11,7 @@ from astropy.io import fits
 from astropy.table import Table
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.user_background import (
+from jwst_mbkg_plus.io.user_background import (
     UserBackgroundColumnError,
     UserBackgroundCoverageError,
     UserBackgroundError,
@@ -369,7 +369,7 @@ WARNING_CASES = [
 )
 def test_warning_cases(tmp_path, caplog, builder, kwargs, fragment):
     path = builder(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="jwst_mbkg_plus.user_background"):
+    with caplog.at_level(logging.WARNING, logger="jwst_mbkg_plus.io.user_background"):
         bkg = _read(path, **kwargs)
     hits = [w for w in bkg.warnings if fragment in w]
     assert hits, bkg.warnings

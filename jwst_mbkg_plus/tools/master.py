@@ -15,7 +15,7 @@ does the same with the package's algorithms:
 3. reject whole deviating spectra (:func:`~jwst_mbkg_plus.algorithms.selection.vet_spectra`);
 4. combine the rest per wavelength (:func:`~jwst_mbkg_plus.algorithms.combine.combine_spectra`),
    optionally smooth (:func:`~jwst_mbkg_plus.algorithms.smoothing.median_filter_nan`);
-5. write the result with :func:`~jwst_mbkg_plus.user_background.write_user_background`.
+5. write the result with :func:`~jwst_mbkg_plus.io.user_background.write_user_background`.
 """
 
 import logging
@@ -152,7 +152,7 @@ def _to_quantity(values, unit, default, path, column, equivalencies=None):
 
 
 def _spectra_from_x1d(model, path, column):
-    from jwst_mbkg_plus.adapters import spectrum_name
+    from jwst_mbkg_plus.io.slits import spectrum_name
 
     value_col, err_col = COLUMNS[column]
     out = []
@@ -191,7 +191,7 @@ def _spectra_from_x1d(model, path, column):
 def _spectra_from_slits(model, path, slits):
     from jwst.lib.wcs_utils import get_wavelengths
 
-    from jwst_mbkg_plus.adapters import (
+    from jwst_mbkg_plus.io.slits import (
         BackgroundSelectionError,
         select_background_slits,
         slit_label,
@@ -437,7 +437,7 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
         Options of `combine_background_spectra`.
     plot : str or `~pathlib.Path`, optional
         Also write a QA PNG here
-        (:func:`~jwst_mbkg_plus.qa_plots.plot_master_background`).
+        (:func:`~jwst_mbkg_plus.plots.plot_master_background`).
     overwrite : bool, optional
         Replace existing output files (never an input).
     progress : callable, optional
@@ -484,7 +484,7 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
         )
     except ValueError as err:
         raise ToolInputError(paths[0] if len(paths) == 1 else "inputs", str(err)) from None
-    from jwst_mbkg_plus.user_background import write_user_background
+    from jwst_mbkg_plus.io.user_background import write_user_background
 
     defined = np.isfinite(result.master)
     err = np.where(np.isfinite(result.master_err), result.master_err, np.nan)[defined]
@@ -492,7 +492,7 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
                           n_inputs=result.n_used[defined], overwrite=overwrite)
     written_plot = None
     if plot is not None:
-        from jwst_mbkg_plus.qa_plots import plot_master_background
+        from jwst_mbkg_plus.plots import plot_master_background
 
         written_plot = plot_master_background(
             result.wavelength, result.flux, result.accepted, result.master, result.master_err,

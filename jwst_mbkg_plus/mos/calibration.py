@@ -12,7 +12,7 @@ validation of each assignment into that copy (a copy of valid slits stays
 valid; the values stored are the same). On request it keeps the interpolated
 NIRSpec flat that flat_field built, so that calwebb_spec2 can apply the very
 same flat to the science instead of interpolating it again
-(:class:`~jwst_mbkg_plus.calibration_pass.FlatHandover`).
+(:class:`~jwst_mbkg_plus.mos.calibration.FlatHandover`).
 
 For jwst-equivalent runs, :func:`uncalibrate_like_jwst` un-calibrates the
 master instead with jwst's own float32 arithmetic (one float64 division by

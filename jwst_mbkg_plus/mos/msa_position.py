@@ -74,7 +74,7 @@ def source_distance(slit, *, column_step=16):
         ``|y_slit - source_ypos|`` per pixel (slit-frame units, NaN off the
         slit); ``inf`` everywhere for a background slitlet.
     """
-    from jwst_mbkg_plus.adapters import is_msa_background
+    from jwst_mbkg_plus.io.slits import is_msa_background
 
     shape = slit.data.shape
     if is_msa_background(slit):

@@ -649,7 +649,7 @@ def background_pulls(model, *, slits=None):
     dict of str to ndarray
         Slit label -> pulls of its valid pixels.
     """
-    from jwst_mbkg_plus.adapters import select_background_slits, slit_label
+    from jwst_mbkg_plus.io.slits import select_background_slits, slit_label
 
     chosen = select_background_slits(model.slits, include=slits or None)
     out = {}
@@ -673,7 +673,7 @@ def _slit_matches(slit, wanted):
 def _x1d_spectra(model):
     from stdatamodels.jwst import datamodels
 
-    from jwst_mbkg_plus.adapters import spectrum_name
+    from jwst_mbkg_plus.io.slits import spectrum_name
 
     out = []
     for i, spec in enumerate(model.spec):

@@ -1,11 +1,13 @@
-"""Output products of the plus steps, in jwst's own datamodels."""
+"""Output products of the plus steps: the ``masterbg1d`` model and the QA record file."""
 
 import logging
 
 import numpy as np
 from stdatamodels.jwst import datamodels
 
-__all__ = ["masterbg1d_model"]
+from jwst_mbkg_plus.safe_io import atomic_output
+
+__all__ = ["masterbg1d_model", "plain_record", "write_qa"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,44 @@ def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=Non
         model.update(template, only="PRIMARY")
     model.spec.append(spectrum)
     return model
+
+
+def write_qa(qa, path):
+    """
+    Write the QA record to an ASDF file.
+
+    Parameters
+    ----------
+    qa : dict
+        The record.
+    path : str
+        Output path.
+    """
+    import asdf
+
+    with atomic_output(path) as tmp:
+        asdf.AsdfFile({"master_background_qa": plain_record(qa)}).write_to(tmp)
+
+
+def plain_record(value):
+    """
+    Convert numpy scalars in a nested QA record to plain Python.
+
+    Parameters
+    ----------
+    value : dict, list, tuple or scalar
+        The record or a part of it.
+
+    Returns
+    -------
+    dict, list or scalar
+        The same content with string keys and Python scalars, as ASDF and
+        datamodel metadata store it.
+    """
+    if isinstance(value, dict):
+        return {str(k): plain_record(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain_record(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

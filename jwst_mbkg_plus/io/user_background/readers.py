@@ -987,7 +987,7 @@ def write_user_background(
     """Write a 1-D background that `read_user_background` and jwst both accept.
 
     The file is a ``masterbg1d`` product as jwst 3.0 writes it
-    (`~jwst_mbkg_plus.products.masterbg1d_model`: a
+    (`~jwst_mbkg_plus.io.products.masterbg1d_model`: a
     `~stdatamodels.jwst.datamodels.MultiCombinedSpecModel` with one spectrum)
     with WAVELENGTH [um], SURF_BRIGHT and SB_ERROR [MJy/sr], FLUX and ERROR
     [Jy] (NaN: a background has no point-source flux), DQ, WEIGHT and N_INPUT.
@@ -1020,7 +1020,7 @@ def write_user_background(
     ValueError
         If the arrays are not 1-D, differ in length, or hold invalid values.
     """
-    from jwst_mbkg_plus.products import masterbg1d_model
+    from jwst_mbkg_plus.io.products import masterbg1d_model
 
     path = Path(path)
     if path.exists() and not overwrite:

@@ -1,6 +1,6 @@
 """Engine of the calwebb_spec3 master background step, plus: the datamodel side.
 
-`MasterBackgroundPlusStep` (``jwst_mbkg_plus.steps.spec3_step``) validates its
+`MasterBackgroundPlusStep` (``jwst_mbkg_plus.spec3.step``) validates its
 input and calls :func:`run_master_background`, which
 
 1. collects the background spectra of the ``exptype: background`` ``x1d``
@@ -19,7 +19,7 @@ input and calls :func:`run_master_background`, which
    robust combination (`~jwst_mbkg_plus.algorithms.combine.combine_spectra`,
    exposure-time weights like jwst), optional NaN-aware running median
    (`~jwst_mbkg_plus.algorithms.smoothing.median_filter_nan`); or reads a
-   user background (`jwst_mbkg_plus.user_background.read_user_background`);
+   user background (`jwst_mbkg_plus.io.user_background.read_user_background`);
 3. for every science member, evaluates the master at each pixel's wavelength
    (:func:`pixel_wavelengths`: the slit ``wavelength`` array or the WCS via
    `jwst.lib.wcs_utils.get_wavelengths` for slits and images; the NIRSpec
@@ -525,8 +525,8 @@ def master_from_user_background(user_background, *, median_kernel=1):
 
     Parameters
     ----------
-    user_background : `~jwst_mbkg_plus.user_background.UserBackground`
-        From `~jwst_mbkg_plus.user_background.read_user_background`.
+    user_background : `~jwst_mbkg_plus.io.user_background.UserBackground`
+        From `~jwst_mbkg_plus.io.user_background.read_user_background`.
     median_kernel : int, optional
         Running-median width (1: none).
 
@@ -975,12 +975,12 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
     ------
     ValueError
         No usable background spectrum, or the combination failed.
-    jwst_mbkg_plus.user_background.UserBackgroundError
+    jwst_mbkg_plus.io.user_background.UserBackgroundError
         A bad user background.
     """
     wavelengths = [science_wavelengths(model) for model in science]
     if user_background is not None:
-        from jwst_mbkg_plus.user_background import read_user_background
+        from jwst_mbkg_plus.io.user_background import read_user_background
 
         user = read_user_background(
             user_background, science_wavelength_range=_wavelength_range(wavelengths),
