@@ -205,7 +205,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
         Returns
         -------
-        `~jwst_mbkg_plus.mos.calibration.FlatHandover` or None
+        `~jwst_mbkg_plus.mos.flat_handover.FlatHandover` or None
             The flat, or None if the last run kept none (run standalone, the
             nested flat_field skipped or given a user-supplied flat, or the
             step returned before calibrating).
