@@ -48,7 +48,8 @@ from jwst_mbkg_plus.safe_io import (
     check_output_folder,
     reading,
 )
-from jwst_mbkg_plus.spec3 import master as engine
+from jwst_mbkg_plus.spec3 import collect
+from jwst_mbkg_plus.spec3 import master as spec3_master
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     make_container,
     make_spec3_inputs,
@@ -539,10 +540,10 @@ def test_spec3_unreadable_user_background_fails(fs_inputs, masterbg1d, deny_read
 
 
 def test_spec3_engine_degenerate_spectra():
-    spectrum = engine.BackgroundSpectrum("a", np.array([]), np.array([]), None, "SURF_BRIGHT", 1)
+    spectrum = collect.BackgroundSpectrum("a", np.array([]), np.array([]), None, "SURF_BRIGHT", 1)
     assert spectrum.wavelength.size == 0
     with pytest.raises(ValueError, match="no background member has a usable spectrum"):
-        engine.build_master_background([])
+        spec3_master.build_master_background([])
 
 
 # --------------------------------------------------------------------------- source evidence

@@ -22,7 +22,8 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundPlusStep, Spec3PipelinePlus
 from jwst_mbkg_plus.plots import read_qa
-from jwst_mbkg_plus.spec3 import master as engine
+from jwst_mbkg_plus.spec3 import collect, run, subtract
+from jwst_mbkg_plus.spec3 import master as spec3_master
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     MODES,
     injected_background,
@@ -169,14 +170,14 @@ def test_spec3_pulls_measure_errors_not_spikes():
     column = inputs.column
     spiked = [_scaled_member(inputs.backgrounds[0], column, spikes=range(40, 400, 60))]
     spiked += inputs.backgrounds[1:]
-    qa = engine.run_master_background([m.copy() for m in inputs.science], spiked).master.qa
+    qa = run.run_master_background([m.copy() for m in inputs.science], spiked).master.qa
     first = qa["residuals"][qa["slits"][0]]
     assert first["rejected_pixels"] >= 6
     assert first["pull_outlier_fraction"] == 0.0
     assert qa["pull_summary"]["pull_spread"] == pytest.approx(1.0, abs=0.15)
     # All errors halved: the pulls double, and the record says so.
     halved = [_scaled_member(m, column, error_factor=0.5) for m in inputs.backgrounds]
-    qa = engine.run_master_background([m.copy() for m in inputs.science], halved).master.qa
+    qa = run.run_master_background([m.copy() for m in inputs.science], halved).master.qa
     assert qa["pull_summary"]["pull_spread"] == pytest.approx(2.0, abs=0.3)
 
 
@@ -241,8 +242,8 @@ def test_master_variance_reaches_err(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_clean_inputs_nothing_rejected(mode):
     inputs = make_spec3_inputs(mode, seed=3)
-    spectra = engine.collect_background_spectra(inputs.backgrounds)
-    master = engine.build_master_background(spectra)
+    spectra = collect.collect_background_spectra(inputs.backgrounds)
+    master = spec3_master.build_master_background(spectra)
     assert master.rejected == []
     assert all(e["column"] == inputs.column for e in master.qa["inputs"])
     # The master itself: bias and pull against the injected background.
@@ -258,9 +259,9 @@ def test_clean_inputs_nothing_rejected(mode):
 def test_vetting_finds_contamination_below_the_point_noise(mode):
     """+30 % at 20 % per-point noise: the per-wavelength clip alone keeps it, vetting does not."""
     inputs = make_spec3_inputs(mode, contaminate=CONTAMINATED, spectrum_noise=0.2, seed=0)
-    spectra = engine.collect_background_spectra(inputs.backgrounds)
-    vetted = engine.build_master_background(spectra)
-    clip_only = engine.build_master_background(spectra, vet=False)
+    spectra = collect.collect_background_spectra(inputs.backgrounds)
+    vetted = spec3_master.build_master_background(spectra)
+    clip_only = spec3_master.build_master_background(spectra, vet=False)
     assert vetted.rejected == [f"{inputs.backgrounds[CONTAMINATED].meta.filename}[0]"]
 
     def bias(master):
@@ -293,7 +294,7 @@ def test_background_column_is_jwsts():
                          ("NRS_IFU", True), ("MIR_LRS-FIXEDSLIT", False), ("MIR_MRS", False)]:
         inputs = make_spec3_inputs(mode, nodded=nodded, n_science=1, n_background=1)
         x1d = inputs.backgrounds[0]
-        ours = engine.collect_background_spectra([x1d])[0]
+        ours = collect.collect_background_spectra([x1d])[0]
         # jwst's own choice, replayed on a copy.
         copy = x1d.copy()
         spec = copy.spec[0]
@@ -389,7 +390,7 @@ def test_pixels_outside_master_range_are_flagged():
         table = x1d.spec[0].spec_table
         x1d.spec[0].spec_table = table[table["WAVELENGTH"] < 11.3]
     result = MasterBackgroundPlusStep.call(make_container(inputs))[0]
-    wl = engine.pixel_wavelengths(result)
+    wl = subtract.pixel_wavelengths(result)
     beyond = wl > 11.31
     assert beyond.any()
     assert np.isnan(result.data[beyond]).all()
@@ -418,7 +419,7 @@ def test_point_source_factor_is_jwsts():
 
     inputs = make_spec3_inputs("NRS_FIXEDSLIT", n_science=1, n_background=1)
     slit = inputs.science[0].slits[0]
-    factor = engine.point_source_factor(inputs.science[0], slit)
+    factor = subtract.point_source_factor(inputs.science[0], slit)
     names = ("pathloss_point", "pathloss_uniform", "flatfield_point", "flatfield_uniform",
              "photom_point", "photom_uniform")
     standalone = datamodels.SlitModel(data=np.array(slit.data),
@@ -427,7 +428,7 @@ def test_point_source_factor_is_jwsts():
     np.testing.assert_allclose(factor, reference, rtol=1e-5)
     extended = make_spec3_inputs("NRS_FIXEDSLIT", n_science=1, n_background=1,
                                  point_source=False)
-    assert engine.point_source_factor(extended.science[0], extended.science[0].slits[0]) is None
+    assert subtract.point_source_factor(extended.science[0], extended.science[0].slits[0]) is None
 
 
 # --------------------------------------------------------------------------- pipeline

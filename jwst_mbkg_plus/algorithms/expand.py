@@ -30,7 +30,7 @@ import logging
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms._interp import check_increasing, interp_linear
+from jwst_mbkg_plus.algorithms.interp import check_increasing, interp_linear
 
 __all__ = ["EDGE_POLICIES", "INTERPOLATIONS", "expand_to_2d", "subtract_background"]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = [
     "SPATIAL_MODELS",

@@ -65,7 +65,7 @@ def jwst_combination(bkg_x1d, options):
         wavelength=wave[order],
         surf_bright=sb,
         var=np.where(np.isfinite(err), err**2, 0.0),
-        n_input=n_input,
+        n_used=n_input,
         qa={"combine": "jwst combine_1d"},
     )
 

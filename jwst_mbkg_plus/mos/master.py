@@ -123,7 +123,7 @@ def master_from_user(path, cal_model, options):
         wavelength=user.wavelength,
         surf_bright=sb,
         var=var,
-        n_input=np.ones_like(sb),
+        n_used=np.ones_like(sb),
         qa=qa,
         input_range=(float(user.wavelength[0]), float(user.wavelength[-1])),
     )

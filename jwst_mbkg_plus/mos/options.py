@@ -13,6 +13,7 @@ import numpy as np
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.algorithms import chromatic
+from jwst_mbkg_plus.algorithms.master import MasterSpectrum, odd_kernel
 from jwst_mbkg_plus.io.products import masterbg1d_model
 
 __all__ = [
@@ -85,10 +86,7 @@ class MasterOptions:
         MasterOptions
             The options.
         """
-        kernel = step.median_kernel or 1
-        if kernel > 1 and kernel % 2 == 0:
-            log.info("Even median_kernel %d rounded down to %d, as jwst does.", kernel, kernel - 1)
-            kernel -= 1
+        kernel = odd_kernel(step.median_kernel)
         spatial_model = step.spatial_model
         if step.combine_method == "jwst" and spatial_model == "auto":
             # jwst's master has no spatial factor; 'auto' is the default, not a request.
@@ -117,7 +115,7 @@ class MasterOptions:
 
 
 @dataclass
-class MasterBackground:
+class MasterBackground(MasterSpectrum):
     """
     A 1-D master background with its provenance.
 
@@ -129,7 +127,7 @@ class MasterBackground:
         MJy/sr.
     var : ndarray
         Variance of ``surf_bright``, (MJy/sr)**2; zeros if unknown.
-    n_input : ndarray
+    n_used : ndarray
         Background spectra contributing at each wavelength.
     bkg_x1d : `~stdatamodels.jwst.datamodels.MultiSpecModel` or None
         The extracted background spectra (``bkg_method='extract_1d'``).
@@ -161,12 +159,7 @@ class MasterBackground:
         where its grid follows a varying dispersion (the prism).
     """
 
-    wavelength: np.ndarray
-    surf_bright: np.ndarray
-    var: np.ndarray
-    n_input: np.ndarray
     bkg_x1d: object = None
-    qa: dict = field(default_factory=dict)
     input_range: tuple | None = None
     leave_one_out: dict = field(default_factory=dict)
     spatial: object = None
@@ -218,7 +211,7 @@ class MasterBackground:
             self.wavelength,
             self.surf_bright,
             np.sqrt(self.var),
-            self.n_input,
+            self.n_used,
             template=template,
         )
 

@@ -7,11 +7,10 @@ import logging
 import numpy as np
 
 from jwst_mbkg_plus.algorithms import (
-    excess,
     expand,
     profiles,
-    selection,
 )
+from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.mos.options import MasterBackgroundError
 
 __all__ = [
@@ -53,32 +52,22 @@ def vet_background_spectra(flux, var, labels, options, profile_rejects, waveleng
             "reason": "one background spectrum: nothing to compare it with",
             "rejected": rejected,
         }
-    if idx.size == 2:
-        verdict = excess.compare_pair(
-            flux[idx], var[idx], wavelength=wavelength, threshold=options.vet_threshold
-        )
-        names = [labels[k] for k in idx]
-        accepted = keep.copy()
-        if verdict.contaminated is not None:
-            bad = idx[verdict.contaminated]
-            accepted[bad] = False
-            rejected[labels[bad]] = (
-                f"rejected: additive excess of {100 * abs(verdict.excess.excess):.1f}% "
-                f"({abs(verdict.excess.score):.1f} sigma) with a spectral shape unlike "
-                f"{names[1 - verdict.contaminated]}'s"
-            )
+    names = [labels[k] for k in idx]
+    vetting = core.vet_by_count(flux[idx], var[idx], names, threshold=options.vet_threshold,
+                                wavelength=wavelength)
+    accepted = np.zeros(n, dtype=bool)
+    accepted[idx] = vetting.accepted
+    if vetting.method == "pair":
+        for j in np.flatnonzero(~vetting.accepted):
+            rejected[names[j]] = vetting.reasons[j]
         return accepted, {
             "applied": True,
             "method": "pair",
             "threshold": options.vet_threshold,
-            "pair": verdict.to_record(names),
+            "pair": vetting.pair.to_record(names),
             "rejected": rejected,
         }
-    result = selection.vet_spectra(
-        flux[idx], var[idx], threshold=options.vet_threshold, wavelength=wavelength
-    )
-    accepted = np.zeros(n, dtype=bool)
-    accepted[idx] = result.accepted
+    result = vetting.consensus
     scores, excess_scores = {}, {}
     for j, k in enumerate(idx):
         scores[labels[k]] = float(result.score[j])

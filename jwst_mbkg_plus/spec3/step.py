@@ -13,7 +13,7 @@ from stdatamodels.jwst import datamodels
 from jwst_mbkg_plus.input_checks import spec3_science_problem
 from jwst_mbkg_plus.io.products import masterbg1d_model, write_qa
 from jwst_mbkg_plus.plus_step import PlusMixin
-from jwst_mbkg_plus.spec3 import master as engine
+from jwst_mbkg_plus.spec3 import run, subtract
 
 __all__ = ["MasterBackgroundPlusStep"]
 
@@ -132,7 +132,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             return output_model
 
         try:
-            outcome = engine.run_master_background(
+            outcome = run.run_master_background(
                 science_models,
                 backgrounds,
                 user_background=self.user_background or None,
@@ -199,7 +199,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
                                         template=science_models[0])
             self.save_model(model_1d, suffix="masterbg1d", force=True, asn_id=asn_id)
         bkg_2d = ModelContainer([
-            engine.background_2d_model(model, sub)
+            subtract.background_2d_model(model, sub)
             for model, sub in zip(science_models, outcome.subtractions, strict=True)
         ])
         self.save_container(bkg_2d, suffix="masterbg2d", force=True, asn_id=asn_id)

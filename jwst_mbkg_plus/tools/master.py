@@ -26,7 +26,7 @@ import astropy.units as u
 import numpy as np
 
 from jwst_mbkg_plus.algorithms import binning, combine, grid, selection, smoothing
-from jwst_mbkg_plus.algorithms._stats import mad_small_n_factor, nan_mad_std
+from jwst_mbkg_plus.algorithms.stats import mad_small_n_factor, nan_mad_std
 from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = [

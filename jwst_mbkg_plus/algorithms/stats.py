@@ -1,4 +1,4 @@
-"""Private NaN-aware order statistics used by the algorithm modules.
+"""NaN-aware order statistics shared by the algorithm modules.
 
 These helpers avoid ``np.nanmedian``'s "All-NaN slice" warnings (an all-NaN
 column is an expected, documented case here, not an error) and provide a
