@@ -18,7 +18,7 @@ Sub-commands:
     source (:mod:`jwst_mbkg_plus.tools.msa_select`).
 ``plot``
     PNG plots of cal/s2d slits, x1d spectra, masterbg1d and the MOS QA record
-    (:func:`jwst_mbkg_plus.plots.plot_files`).
+    (:func:`jwst_mbkg_plus.tools.plot.plot_files`).
 
 No command modifies its input files. Errors in the inputs are reported as
 ``error: <file>: <reason>`` with exit status 2.
@@ -69,7 +69,7 @@ def _natural_order(name):
 
 def _qa_summary(folder):
     """One line from the plus step's QA record: pull spread, outliers, flagged pixels."""
-    from jwst_mbkg_plus.plots import read_qa
+    from jwst_mbkg_plus.io.products import read_qa
 
     path = next(Path(folder).glob("*_mbkgqa.asdf"), None)
     if path is None:
@@ -432,7 +432,7 @@ def _run_msa_select(args):
 
 
 def _run_plot(args):
-    from jwst_mbkg_plus.plots import plot_files
+    from jwst_mbkg_plus.tools.plot import plot_files
 
     written = plot_files(args.inputs, args.outdir, slits=args.slits, progress=_say)
     _say(f"wrote {len(written)} PNG files to {args.outdir}")

@@ -16,8 +16,9 @@ pyplot state or global backend of the calling program is touched.
 - :func:`plot_spatial_factor`: a map over the MSA of the fitted spatial
   factor (``spatial_model``), the background slitlets' measured levels, and
   the per-slitlet scales (``slit_scale``);
-- :func:`plot_files`: the ``jwst-mbkg-plus plot`` command: the right plots for
-  each file.
+
+The ``jwst-mbkg-plus plot`` command that picks the right plots for each file is
+`jwst_mbkg_plus.tools.plot`.
 """
 
 import logging
@@ -25,16 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from jwst_mbkg_plus.algorithms.qa_stats import coefficient_of_variation
+
 __all__ = [
-    "background_pulls",
-    "plot_files",
     "plot_master_background",
     "plot_qa_record",
     "plot_residual_histograms",
     "plot_slit",
     "plot_spatial_factor",
     "plot_spectra",
-    "read_qa",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def plot_master_background(wave, spectra, accepted, master, master_err, clipped_
     cv : array_like, shape (n_wave,), optional
         Coefficient of variation to plot; default the robust scatter of the
         accepted, unclipped points over the master
-        (:func:`~jwst_mbkg_plus.tools.master.coefficient_of_variation`).
+        (:func:`~jwst_mbkg_plus.algorithms.qa_stats.coefficient_of_variation`).
     title : str, optional
         Figure title.
 
@@ -115,8 +115,6 @@ def plot_master_background(wave, spectra, accepted, master, master_err, clipped_
     `~pathlib.Path`
         The PNG written.
     """
-    from jwst_mbkg_plus.tools.master import coefficient_of_variation
-
     wave = np.asarray(wave, dtype=float)
     spectra = np.atleast_2d(np.asarray(spectra, dtype=float))
     accepted = np.asarray(accepted, dtype=bool)
@@ -489,43 +487,6 @@ def plot_qa_record(qa, path, *, title=None):
     return _save(fig, path)
 
 
-def read_qa(path):
-    """
-    Read a QA record written by either plus step.
-
-    Parameters
-    ----------
-    path : str or `~pathlib.Path`
-        ``*_mbkgqa.asdf`` (MOS and spec3), or the ``*_mbkgqa.json`` older
-        versions of the spec3 step wrote.
-
-    Returns
-    -------
-    dict
-        The ``master_background_qa`` tree.
-
-    Raises
-    ------
-    ValueError
-        If the file holds no QA record.
-    """
-    import asdf
-
-    path = Path(path)
-    if path.suffix == ".json":
-        import json
-
-        qa = json.loads(path.read_text())
-        if not isinstance(qa, dict) or "inputs" not in qa:
-            raise ValueError("not a master background QA record (no 'inputs')")
-        return qa
-    with asdf.open(path, lazy_load=False, memmap=False) as af:
-        if "master_background_qa" not in af.tree:
-            raise ValueError("not a *_mbkgqa.asdf QA record (no master_background_qa)")
-        qa = af.tree["master_background_qa"]
-        return {key: qa[key] for key in qa}
-
-
 def _quadrant_of_grid(xg, yg, points):
     """Quadrant of each grid point: that of the nearest slitlet (the map shows data only)."""
     px = np.array([p[0] for p in points], dtype=float)
@@ -630,167 +591,3 @@ def plot_spatial_factor(qa, path, *, title=None):
     ax_res.set_ylabel("(level - fit) / error")
     fig.suptitle(title or "Spatial factor of the background across the MSA")
     return _save(fig, path)
-
-
-def background_pulls(model, *, slits=None):
-    """
-    Residual / error of the background slits of a subtracted MultiSlitModel.
-
-    Parameters
-    ----------
-    model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
-        A cal product after master background subtraction.
-    slits : list of str, optional
-        Slits to use (slitlet id, name, source id or source name); default
-        those the MSA file designates background.
-
-    Returns
-    -------
-    dict of str to ndarray
-        Slit label -> pulls of its valid pixels.
-    """
-    from jwst_mbkg_plus.io.slits import select_background_slits, slit_label
-
-    chosen = select_background_slits(model.slits, include=slits or None)
-    out = {}
-    for index in chosen.indices:
-        slit = model.slits[index]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pull = np.asarray(slit.data, dtype=float) / np.asarray(slit.err, dtype=float)
-        good = np.isfinite(pull) & ((np.asarray(slit.dq) & 1) == 0)
-        out[slit_label(slit)] = pull[good]
-    return out
-
-
-def _slit_matches(slit, wanted):
-    if not wanted:
-        return True
-    keys = {str(getattr(slit, attr, None))
-            for attr in ("name", "source_name", "source_id", "slitlet_id")}
-    return bool(keys & set(wanted))
-
-
-def _x1d_spectra(model):
-    from stdatamodels.jwst import datamodels
-
-    from jwst_mbkg_plus.io.slits import spectrum_name
-
-    out = []
-    for i, spec in enumerate(model.spec):
-        table = spec.spec_table
-        names = {n.upper() for n in table.dtype.names}
-        err = np.asarray(table["SB_ERROR"], float) if "SB_ERROR" in names else None
-        label = spectrum_name(spec, i)
-        if label == str(i):
-            # No name, slitlet or source: say what the spectrum is, not its index.
-            combined = isinstance(model, datamodels.MultiCombinedSpecModel)
-            label = ("master background" if combined and len(model.spec) == 1
-                     else f"spectrum {i + 1}")
-        wave = np.asarray(table["WAVELENGTH"], float)
-        flux = np.asarray(table["SURF_BRIGHT"], float)
-        if wave.ndim > 1:
-            wave, flux = wave[0], flux[0]
-            err = None if err is None else err[0]
-        out.append((label, wave, flux, err))
-    return out
-
-
-def _plot_datamodel(path, outdir, slits, progress):
-    from stdatamodels.jwst import datamodels
-
-    written = []
-    stem = path.name.removesuffix(".fits")
-    with datamodels.open(path) as model:
-        if isinstance(model, datamodels.MultiSlitModel):
-            chosen = [s for s in model.slits if _slit_matches(s, slits)]
-            if not chosen:
-                raise ValueError(f"no slit matches --slits {' '.join(slits)}")
-            for k, slit in enumerate(chosen, start=1):
-                if progress is not None:
-                    progress(f"  slit {slit.name} ({k}/{len(chosen)})")
-                written.append(plot_slit(slit, outdir / f"{stem}_slit{slit.name}.png"))
-            if model.meta.cal_step.master_background == "COMPLETE":
-                try:
-                    pulls = background_pulls(model, slits=None)
-                    written.append(plot_residual_histograms(
-                        pulls, outdir / f"{stem}_residuals.png",
-                        title=f"{path.name}: background slitlets after subtraction"))
-                except ValueError as err:
-                    log.warning("%s: no residual histograms (%s)", path, err)
-        elif hasattr(model, "spec"):
-            spectra = _x1d_spectra(model)
-            # A master background (masterbg1d, c1d) belongs to no slit: --slits keeps it.
-            if slits and not isinstance(model, datamodels.MultiCombinedSpecModel):
-                spectra = [s for s, spec in zip(spectra, model.spec, strict=True)
-                           if _slit_matches(spec, slits)]
-                if not spectra:
-                    raise ValueError(f"no spectrum matches --slits {' '.join(slits)}")
-            written.append(plot_spectra(spectra, outdir / f"{stem}_spectra.png",
-                                        title=path.name))
-        elif np.ndim(getattr(model, "data", None)) in (2, 3):
-            written.append(plot_slit(model, outdir / f"{stem}.png", title=path.name))
-        else:
-            raise ValueError(f"no plot for a {type(model).__name__}")
-    return written
-
-
-def plot_files(paths, outdir, *, slits=None, progress=None):
-    """
-    Write the QA plots of each file: the ``jwst-mbkg-plus plot`` command.
-
-    - cal/s2d (``MultiSlitModel``): one image per slit; for products after
-      master background subtraction, residual histograms of the background slits;
-    - x1d/c1d/masterbg1d: the spectra, with error bands;
-    - ``*_mbkgqa.asdf`` of either plus step (and the JSON record older
-      versions of the spec3 step wrote): :func:`plot_qa_record`;
-    - any other 2-D image product: its image.
-
-    Parameters
-    ----------
-    paths : sequence of str or `~pathlib.Path`
-        Input files (not modified).
-    outdir : str or `~pathlib.Path`
-        Folder for the PNG files (created); existing PNGs of the same name are
-        replaced.
-    slits : list of str, optional
-        Only these slits/spectra (slitlet id, name, source id or source name).
-    progress : callable, optional
-        Called with a message per file and per slit.
-
-    Returns
-    -------
-    list of `~pathlib.Path`
-        The PNG files written.
-
-    Raises
-    ------
-    jwst_mbkg_plus.tools.ToolInputError
-        If a file is missing or cannot be plotted.
-    """
-
-    from jwst_mbkg_plus.tools import ToolInputError, tool_reading
-
-    outdir = Path(outdir).expanduser()
-    paths = [Path(p).expanduser() for p in paths]
-    for path in paths:
-        if not path.exists():
-            raise ToolInputError(path, "no such file")
-        with tool_reading(path, "product to plot"):
-            pass  # a folder or an unreadable file is named here, before any plot
-    outdir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for k, path in enumerate(paths, start=1):
-        if progress is not None:
-            progress(f"[{k}/{len(paths)}] {path.name}")
-        try:
-            if path.suffix in (".asdf", ".json"):
-                qa = read_qa(path)
-                written.append(plot_qa_record(qa, outdir / f"{path.stem}.png", title=path.name))
-                if (qa.get("spatial_model") or {}).get("model"):
-                    written.append(plot_spatial_factor(
-                        qa, outdir / f"{path.stem}_spatial.png", title=path.name))
-            else:
-                written.extend(_plot_datamodel(path, outdir, slits, progress))
-        except (OSError, ValueError, TypeError, KeyError) as err:
-            raise ToolInputError(path, f"cannot be plotted ({err})") from None
-    return written

@@ -7,6 +7,9 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import plots as qa_plots
+from jwst_mbkg_plus.io.products import read_qa
+from jwst_mbkg_plus.tools import plot as tool_plot
+from jwst_mbkg_plus.tools.plot import plot_files
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -123,14 +126,14 @@ def test_master_spectrum_legend_says_what_it_is():
 
     wave = np.linspace(1.7, 3.1, 50)
     master = masterbg1d_model(wave, 0.1 + 0 * wave, 0.01 + 0 * wave, np.ones(50))
-    ((label, _, flux, _),) = qa_plots._x1d_spectra(master)
+    ((label, _, flux, _),) = tool_plot._x1d_spectra(master)
     assert label == "master background" and np.isfinite(flux).all()
     x1d = datamodels.MultiSpecModel()
     for _ in range(2):
         spec = datamodels.SpecModel()
         spec.spec_table = np.zeros(5, dtype=spec.get_dtype("spec_table"))
         x1d.spec.append(spec)
-    assert [s[0] for s in qa_plots._x1d_spectra(x1d)] == ["spectrum 1", "spectrum 2"]
+    assert [s[0] for s in tool_plot._x1d_spectra(x1d)] == ["spectrum 1", "spectrum 2"]
 
 
 def test_qa_record_plot_reads_mos_and_spec3_records(tmp_path):
@@ -159,8 +162,8 @@ def test_qa_record_plot_reads_mos_and_spec3_records(tmp_path):
     write_qa(spec3, tmp_path / "spec3_mbkgqa.asdf")
     old = {"inputs": [{"name": "a[0]", "accepted": False, "score": 8.0, "reason": "bad"}]}
     (tmp_path / "old_mbkgqa.json").write_text(json.dumps(old))
-    assert qa_plots.read_qa(tmp_path / "spec3_mbkgqa.asdf")["slits"] == ["a[0]", "b[0]"]
-    written = qa_plots.plot_files(
+    assert read_qa(tmp_path / "spec3_mbkgqa.asdf")["slits"] == ["a[0]", "b[0]"]
+    written = plot_files(
         [tmp_path / f for f in ("mos_mbkgqa.asdf", "spec3_mbkgqa.asdf", "old_mbkgqa.json")],
         tmp_path / "png")
     assert [p.name for p in written] == ["mos_mbkgqa.png", "spec3_mbkgqa.png",

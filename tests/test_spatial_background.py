@@ -114,7 +114,7 @@ def test_spatial_qa_record(varying):
 
 def test_spatial_map_plot(varying, tmp_path):
     pytest.importorskip("matplotlib")
-    from jwst_mbkg_plus.plots import plot_files
+    from jwst_mbkg_plus.tools.plot import plot_files
 
     written = plot_files([varying["qa_path"]], tmp_path)
     spatial = [p for p in written if p.name.endswith("_spatial.png")]

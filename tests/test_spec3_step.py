@@ -21,7 +21,7 @@ from jwst.master_background.create_master_bkg import create_background
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundPlusStep, Spec3PipelinePlus
-from jwst_mbkg_plus.plots import read_qa
+from jwst_mbkg_plus.io.products import read_qa
 from jwst_mbkg_plus.spec3 import collect, run, subtract
 from jwst_mbkg_plus.spec3 import master as spec3_master
 from jwst_mbkg_plus.synthetic.spec3_inputs import (

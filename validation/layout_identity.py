@@ -38,7 +38,9 @@ MOS_SCENES = {
     },
     "g235m_photon_3": {"n_background": 3, "sky_electrons": 3.0, "read_noise_electrons": 6.0},
     "g235m_pair_2": {"n_background": 2, "noise_fraction": 0.05},
-    "prism_3": {"n_background": 3, "noise_fraction": 0.05, "grating": "PRISM", "sky": "prism_sky"},
+    "prism_3": {
+        "n_background": 3, "noise_fraction": 0.05, "grating": "PRISM", "background": "prism_sky",
+    },
 }
 
 MOS_SETTINGS = {

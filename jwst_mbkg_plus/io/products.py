@@ -1,6 +1,7 @@
 """Output products of the plus steps: the ``masterbg1d`` model and the QA record file."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 from stdatamodels.jwst import datamodels
@@ -104,3 +105,40 @@ def plain_record(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def read_qa(path):
+    """
+    Read a QA record written by either plus step.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        ``*_mbkgqa.asdf`` (MOS and spec3), or the ``*_mbkgqa.json`` older
+        versions of the spec3 step wrote.
+
+    Returns
+    -------
+    dict
+        The ``master_background_qa`` tree.
+
+    Raises
+    ------
+    ValueError
+        If the file holds no QA record.
+    """
+    import asdf
+
+    path = Path(path)
+    if path.suffix == ".json":
+        import json
+
+        qa = json.loads(path.read_text())
+        if not isinstance(qa, dict) or "inputs" not in qa:
+            raise ValueError("not a master background QA record (no 'inputs')")
+        return qa
+    with asdf.open(path, lazy_load=False, memmap=False) as af:
+        if "master_background_qa" not in af.tree:
+            raise ValueError("not a *_mbkgqa.asdf QA record (no master_background_qa)")
+        qa = af.tree["master_background_qa"]
+        return {key: qa[key] for key in qa}

@@ -1,7 +1,6 @@
-"""Datamodel <-> array adapters for the MOS plus step.
+"""Slits of a MultiSlitModel: background selection, labels, variance.
 
-Everything that knows about `~stdatamodels.jwst.datamodels.MultiSlitModel`
-lives here or in the step; the algorithms see plain arrays.
+Also the package's one definition of ``DO_NOT_USE``.
 """
 
 import logging
@@ -18,7 +17,6 @@ __all__ = [
     "select_background_slits",
     "slit_label",
     "slit_variance",
-    "spectrum_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -195,28 +193,3 @@ def slit_variance(slit):
     if parts:
         return np.sum(parts, axis=0)
     return slit.err.astype(np.float64) ** 2
-
-
-def spectrum_name(spec, index):
-    """
-    Return a name for one spectrum of an x1d-like product.
-
-    Parameters
-    ----------
-    spec : `~stdatamodels.jwst.datamodels.SpecModel` or similar
-        The spectrum.
-    index : int
-        Its position in the product, used when it has no name, slitlet id or
-        source name.
-
-    Returns
-    -------
-    str
-        The first of ``name``, ``slitlet_id``, ``source_name`` that is set, else
-        ``index``.
-    """
-    for attr in ("name", "slitlet_id", "source_name"):
-        value = getattr(spec, attr, None)
-        if value not in (None, ""):
-            return str(value)
-    return str(index)

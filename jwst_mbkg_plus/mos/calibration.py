@@ -29,8 +29,8 @@ from jwst.flatfield import flat_field
 from jwst.lib.pipe_utils import match_nans_and_flags
 from jwst.lib.wcs_utils import get_wavelengths
 from stdatamodels import DataModel
-from stdatamodels.jwst import datamodels
 
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
 from jwst_mbkg_plus.jwst_internals import (
     can_interpolate_flat,
     quiet_below_error,
@@ -230,7 +230,6 @@ def uncalibrate_like_jwst(step, forward, wavelength, surf_bright):
         Per slit, the background in the input's units (float32 ``data``, NaN
         where jwst's is) and its ``dq``, as jwst subtracts and ORs them.
     """
-    do_not_use = datamodels.dqflags.pixel["DO_NOT_USE"]
     wave, sb = np.asarray(wavelength), np.asarray(surf_bright)
     if not np.all(np.diff(wave) > 0):
         order = np.argsort(wave)
@@ -247,7 +246,7 @@ def uncalibrate_like_jwst(step, forward, wavelength, surf_bright):
         outside = (wl > high) | (wl < low)
         wl[outside] = -1
         slit.data[:] = np.interp(wl, wave, sb, left=0.0, right=0.0)
-        slit.dq[outside] |= do_not_use
+        slit.dq[outside] |= DO_NOT_USE
 
     def hooked(nested):
         return bool(nested.pre_hooks or nested.post_hooks)

@@ -11,6 +11,7 @@ from stdatamodels.jwst import datamodels
 from jwst_mbkg_plus.io.slits import (
     DO_NOT_USE,
 )
+from jwst_mbkg_plus.io.spectra import sort_by_wavelength, table_columns
 from jwst_mbkg_plus.mos.options import MasterBackground
 
 __all__ = [
@@ -36,14 +37,12 @@ def extract_1d_spectra(step, cal_model, indices, masks):
     x1d = step.extract_1d.run(bkg_model)
     waves, fluxes, variances = [], [], []
     for spec in x1d.spec:
-        table = spec.spec_table
-        wave = np.asarray(table["WAVELENGTH"], dtype=float)
-        sb = np.asarray(table["SURF_BRIGHT"], dtype=float)
-        err = np.asarray(table["SB_ERROR"], dtype=float)
-        order = np.argsort(wave)
-        waves.append(wave[order])
-        fluxes.append(sb[order])
-        variances.append(err[order] ** 2)
+        columns = sort_by_wavelength(
+            table_columns(spec.spec_table, ("WAVELENGTH", "SURF_BRIGHT", "SB_ERROR"))
+        )
+        waves.append(columns["WAVELENGTH"])
+        fluxes.append(columns["SURF_BRIGHT"])
+        variances.append(columns["SB_ERROR"] ** 2)
     return waves, fluxes, variances, x1d
 
 
@@ -54,15 +53,13 @@ def jwst_combination(bkg_x1d, options):
     combined = create_background_from_multispec(
         bkg_x1d, sigma_clip=options.sigma_clip, median_kernel=options.median_kernel
     )
-    table = combined.spec[0].spec_table
-    wave = np.asarray(table["WAVELENGTH"], dtype=float)
-    order = np.argsort(wave)
-    sb = np.asarray(table["SURF_BRIGHT"], dtype=float)[order]
-    err = np.asarray(table["SB_ERROR"], dtype=float)[order]
-    n_input = np.asarray(table["N_INPUT"], dtype=float)[order]
+    columns = sort_by_wavelength(table_columns(
+        combined.spec[0].spec_table, ("WAVELENGTH", "SURF_BRIGHT", "SB_ERROR", "N_INPUT")
+    ))
     combined.close()
+    sb, err, n_input = columns["SURF_BRIGHT"], columns["SB_ERROR"], columns["N_INPUT"]
     return MasterBackground(
-        wavelength=wave[order],
+        wavelength=columns["WAVELENGTH"],
         surf_bright=sb,
         var=np.where(np.isfinite(err), err**2, 0.0),
         n_used=n_input,

@@ -55,9 +55,8 @@ from jwst_mbkg_plus.mos.options import (
 )
 from jwst_mbkg_plus.mos.slit_spectra import (
     bin_slits,
-    column_wavelengths,
-    grid_policy,
     slit_arrays,
+    slit_grid,
     wavelength_range,
 )
 from jwst_mbkg_plus.mos.spatial_master import (
@@ -181,13 +180,8 @@ def master_from_slits(step, cal_model, options):
     )
 
     # One wavelength per detector column and slit sets the native sampling.
-    columns = [column_wavelengths(a[0], a[3]) for a in arrays]
-    grid_qa = grid_policy(columns)
-    grid_wave = grid.common_wavelength_grid(
-        columns, sampling=grid_qa["sampling"], oversample=grid_qa["oversample"]
-    )
+    grid_wave, grid_qa = slit_grid(arrays)
     interpolation = grid_qa["interpolation"]
-    grid_qa["n_samples"] = int(grid_wave.size)
     masks = [np.zeros(a[1].shape, dtype=bool) for a in arrays]
     # slit position in the selection -> reason (a source in it)
     spatial_rejects = {}
@@ -232,7 +226,7 @@ def master_from_slits(step, cal_model, options):
                 return master
             flux, var = grid.resample_spectra(spec_wave, spec_flux, spec_var, grid_wave)
         else:
-            flux, var = bin_slits(arrays, masks, grid_wave, options)
+            flux, var = bin_slits(arrays, masks, grid_wave)
 
         if positions is None:
             accepted, vet_qa = vet_background_spectra(flux, var, labels, options, spatial_rejects,
@@ -380,7 +374,7 @@ def _named_sources(cal_model, selection_, arrays, grid_wave, options):
     if declared:
         ref_arrays = [slit_arrays(cal_model.slits[i], exp_type) for i in declared]
         reference, _ = bin_slits(
-            ref_arrays, [np.zeros(a[1].shape, dtype=bool) for a in ref_arrays], grid_wave, options
+            ref_arrays, [np.zeros(a[1].shape, dtype=bool) for a in ref_arrays], grid_wave
         )
     found = {}
     for k in named_sources:
@@ -388,8 +382,7 @@ def _named_sources(cal_model, selection_, arrays, grid_wave, options):
         evidence = source_evidence.row_profile_evidence(sb, var, valid,
                                                         threshold=max(options.vet_threshold, 5))
         if not evidence.has_source and reference is not None:
-            flux, _ = bin_slits([arrays[k]], [np.zeros(sb.shape, dtype=bool)], grid_wave,
-                                 options)
+            flux, _ = bin_slits([arrays[k]], [np.zeros(sb.shape, dtype=bool)], grid_wave)
             evidence = source_evidence.level_excess(flux[0], reference)
         label = selection_.labels[k]
         if evidence.has_source:

@@ -15,6 +15,7 @@ from stdatamodels.jwst.datamodels import dqflags
 from jwst_mbkg_plus.algorithms import chromatic
 from jwst_mbkg_plus.algorithms.master import MasterSpectrum, odd_kernel
 from jwst_mbkg_plus.io.products import masterbg1d_model
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
 
 __all__ = [
     "JWST_EQUIVALENT_SETTINGS",
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 #: DQ bits set on the background-slitlet pixels rejected by ``reject_pixels``
 #: (``flag_rejected``): OUTLIER, as jwst's outlier_detection sets, and
 #: DO_NOT_USE, so that resample_spec and extract_1d leave them out.
-REJECTED_DQ = dqflags.pixel["OUTLIER"] | dqflags.pixel["DO_NOT_USE"]
+REJECTED_DQ = dqflags.pixel["OUTLIER"] | DO_NOT_USE
 
 #: Parameters with which the MOS plus step reproduces jwst's step bit for bit.
 JWST_EQUIVALENT_SETTINGS = {

@@ -10,6 +10,7 @@ grid that follows the detector columns.
 import logging
 
 import numpy as np
+from jwst.lib.wcs_utils import get_wavelengths
 
 from jwst_mbkg_plus.algorithms import (
     binning,
@@ -26,6 +27,7 @@ __all__ = [
     "bin_slits",
     "column_wavelengths",
     "grid_policy",
+    "slit_grid",
     "slit_arrays",
     "wavelength_range",
 ]
@@ -42,9 +44,26 @@ VARYING_DISPERSION_OVERSAMPLE = 2
 
 
 def slit_arrays(slit, exp_type):
-    """Wavelength, surface brightness, variance and validity of one calibrated slit."""
-    from jwst.lib.wcs_utils import get_wavelengths
+    """
+    Wavelength, surface brightness, variance and validity of one calibrated slit.
 
+    A pixel is valid where its wavelength, value and variance are finite, the
+    variance is positive and DQ has no DO_NOT_USE.
+
+    Parameters
+    ----------
+    slit : `~stdatamodels.jwst.datamodels.SlitModel`
+        The slit, calibrated as extended (MJy/sr).
+    exp_type : str
+        EXP_TYPE, for ``get_wavelengths``.
+
+    Returns
+    -------
+    wave, sb, var : ndarray
+        float64 arrays of the slit's shape.
+    valid : ndarray of bool
+        The valid pixels.
+    """
     wave = np.asarray(get_wavelengths(slit, exp_type), dtype=np.float64)
     sb = slit.data.astype(np.float64)
     var = slit_variance(slit)
@@ -59,8 +78,19 @@ def slit_arrays(slit, exp_type):
 
 
 def wavelength_range(model):
-    from jwst.lib.wcs_utils import get_wavelengths
+    """
+    Wavelength range (micron) of all the slits of a model.
 
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The slits.
+
+    Returns
+    -------
+    tuple of float or None
+        (lowest, highest); None if no slit has a wavelength.
+    """
     lo, hi = np.inf, -np.inf
     for slit in model.slits:
         wave = get_wavelengths(slit, model.meta.exposure.type)
@@ -70,10 +100,22 @@ def wavelength_range(model):
     return (lo, hi) if np.isfinite(lo) else None
 
 
-
-
 def column_wavelengths(wave, valid):
-    """Median wavelength of the valid pixels of each column, sorted."""
+    """
+    Median wavelength of the valid pixels of each column, sorted.
+
+    Parameters
+    ----------
+    wave : ndarray, shape (ny, nx)
+        Pixel wavelengths (micron).
+    valid : ndarray of bool, same shape
+        Valid pixels.
+
+    Returns
+    -------
+    ndarray
+        One wavelength per column with a valid pixel, increasing.
+    """
     with np.errstate(invalid="ignore"):
         masked = np.where(valid, wave, np.nan)
     counts = valid.sum(axis=0)
@@ -85,13 +127,25 @@ def column_wavelengths(wave, valid):
 
 
 def grid_policy(columns):
-    """How the master is sampled and expanded, from the native sampling of the columns.
+    """
+    How the master is sampled and expanded, from the native sampling of the columns.
 
     Where the dispersion varies across the band (the prism), the grid follows
     the local native step with `VARYING_DISPERSION_OVERSAMPLE` samples per
     pixel and the master is interpolated with a cubic spline, so a line ~2
     pixels wide keeps the accuracy of the continuum. Elsewhere a uniform grid
-    at the median native step and linear interpolation, as before.
+    at the median native step and linear interpolation.
+
+    Parameters
+    ----------
+    columns : list of ndarray
+        `column_wavelengths` of each slit.
+
+    Returns
+    -------
+    dict
+        ``sampling``, ``oversample``, ``interpolation`` and ``native_step_ratio``
+        (recorded in the QA record as ``grid``).
     """
     ratio = grid.native_step_ratio(columns)
     if np.isfinite(ratio) and ratio > DISPERSION_VARIES:
@@ -107,8 +161,49 @@ def grid_policy(columns):
             "native_step_ratio": float(ratio)}
 
 
-def bin_slits(arrays, masks, grid_wave, options):
-    """One 1-D spectrum per slitlet from all of its valid, unmasked pixels."""
+def slit_grid(arrays):
+    """
+    The master's wavelength grid for some slits, and how it was chosen.
+
+    Parameters
+    ----------
+    arrays : list of tuple
+        `slit_arrays` of each slit.
+
+    Returns
+    -------
+    grid_wave : ndarray
+        The grid (micron).
+    grid_qa : dict
+        `grid_policy`, with ``n_samples``.
+    """
+    columns = [column_wavelengths(a[0], a[3]) for a in arrays]
+    grid_qa = grid_policy(columns)
+    grid_wave = grid.common_wavelength_grid(
+        columns, sampling=grid_qa["sampling"], oversample=grid_qa["oversample"]
+    )
+    grid_qa["n_samples"] = int(grid_wave.size)
+    return grid_wave, grid_qa
+
+
+def bin_slits(arrays, masks, grid_wave):
+    """
+    One 1-D spectrum per slit from all of its valid, unmasked pixels.
+
+    Parameters
+    ----------
+    arrays : list of tuple
+        `slit_arrays` of each slit.
+    masks : list of ndarray of bool
+        Pixels to leave out of each slit.
+    grid_wave : ndarray
+        The grid (micron), from `slit_grid`.
+
+    Returns
+    -------
+    flux, var : ndarray, shape (n_slits, n_wave)
+        The spectra and their variances; NaN where a slit has no pixel.
+    """
     edges = grid.grid_edges(grid_wave)
     flux = np.full((len(arrays), grid_wave.size), np.nan)
     var = np.full_like(flux, np.nan)
@@ -133,6 +228,5 @@ def bin_slits(arrays, masks, grid_wave, options):
         )
 
     return flux, var
-
 
 

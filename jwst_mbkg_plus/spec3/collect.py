@@ -4,7 +4,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from stdatamodels.jwst.datamodels import dqflags
+
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
+from jwst_mbkg_plus.io.spectra import sort_by_wavelength, table_columns
 
 __all__ = [
     "BackgroundSpectrum",
@@ -14,7 +16,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 
 @dataclass(frozen=True)
 class BackgroundSpectrum:
@@ -76,14 +77,12 @@ def background_column(model, spec):
 
 def _spectrum_from_table(name, table, column, exposure_time):
     error_column = "BKGD_ERROR" if column == "BACKGROUND" else "SB_ERROR"
-    wave = np.asarray(table["WAVELENGTH"], dtype=np.float64)
-    sb = np.asarray(table[column], dtype=np.float64)
-    err = np.asarray(table[error_column], dtype=np.float64)
+    columns = table_columns(table, ("WAVELENGTH", column, error_column))
+    wave, sb = columns["WAVELENGTH"], columns[column]
     dq = np.asarray(table["DQ"]) if "DQ" in table.dtype.names else np.zeros(wave.shape, int)
-    good = np.isfinite(wave) & np.isfinite(sb) & ((dq & _DO_NOT_USE) == 0)
-    wave, sb, err = wave[good], sb[good], err[good]
-    order = np.argsort(wave, kind="stable")
-    wave, sb, err = wave[order], sb[order], err[order]
+    good = np.isfinite(wave) & np.isfinite(sb) & ((dq & DO_NOT_USE) == 0)
+    columns = sort_by_wavelength({k: v[good] for k, v in columns.items()}, kind="stable")
+    wave, sb, err = columns["WAVELENGTH"], columns[column], columns[error_column]
     keep = np.diff(wave, prepend=-np.inf) > 0  # drop duplicate wavelengths
     wave, sb, err = wave[keep], sb[keep], err[keep]
     var = err**2 if np.all(np.isfinite(err) & (err > 0)) else None

@@ -3,7 +3,6 @@
 import logging
 
 import numpy as np
-from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.algorithms.combine import combine_spectra
 from jwst_mbkg_plus.algorithms.grid import common_wavelength_grid, resample_spectra
@@ -26,7 +25,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 
 # --------------------------------------------------------------------------- combine
 

@@ -61,7 +61,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.spec3.collect import collect_background_spectra
 from jwst_mbkg_plus.spec3.master import (
@@ -82,7 +81,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 
 # --------------------------------------------------------------------------- driver
 

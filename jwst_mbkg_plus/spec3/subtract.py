@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from gwcs.wcstools import grid_from_bounding_box
 from stdatamodels.jwst import datamodels
-from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.algorithms.expand import expand_to_2d
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
 
 __all__ = [
     "SubtractionResult",
@@ -23,7 +23,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 
 # --------------------------------------------------------------------------- expand
 
@@ -257,7 +256,7 @@ def _subtract_one(obj, bkg, bkg_var, has_wavelength, *, propagate_errors):
     new = data - np.where(np.isfinite(bkg), bkg, 0.0)
     new[missing] = np.nan
     obj.data = new.astype(obj.data.dtype)
-    obj.dq = obj.dq | np.where(missing, _DO_NOT_USE, 0).astype(obj.dq.dtype)
+    obj.dq = obj.dq | np.where(missing, DO_NOT_USE, 0).astype(obj.dq.dtype)
     if propagate_errors and bkg_var is not None:
         # Only pixels that received a background change; ERR elsewhere is kept
         # as it is even if it was not the quadrature sum of the variances.
@@ -346,7 +345,7 @@ def background_2d_model(model, result):
             bkg = np.zeros(obj.data.shape)
         undefined = ~np.isfinite(bkg)
         obj.data = np.where(undefined, 0.0, bkg).astype(np.float32)
-        obj.dq = np.where(undefined, _DO_NOT_USE, 0).astype(np.uint32)
+        obj.dq = np.where(undefined, DO_NOT_USE, 0).astype(np.uint32)
         v = np.zeros(bkg.shape) if var is None else np.where(np.isfinite(var), var, 0.0)
         obj.err = np.sqrt(v).astype(np.float32)
         for name in ("var_poisson", "var_flat"):
