@@ -7,12 +7,13 @@ CSV and whitespace text, with or without units) are read by
 ``user_background`` parameter takes.
 """
 
-from jwst_mbkg_plus.io.user_background.readers import (
+from jwst_mbkg_plus.io.user_background.columns_units import (
     ERROR_NAMES,
     MIN_POINTS,
     SURF_BRIGHT_NAMES,
     WAVELENGTH_NAMES,
-    UserBackground,
+)
+from jwst_mbkg_plus.io.user_background.errors import (
     UserBackgroundColumnError,
     UserBackgroundCoverageError,
     UserBackgroundError,
@@ -21,9 +22,9 @@ from jwst_mbkg_plus.io.user_background.readers import (
     UserBackgroundUnitError,
     UserBackgroundUnreadableError,
     UserBackgroundValueError,
-    read_user_background,
-    write_user_background,
 )
+from jwst_mbkg_plus.io.user_background.validate import UserBackground, read_user_background
+from jwst_mbkg_plus.io.user_background.writer import write_user_background
 
 __all__ = [
     "ERROR_NAMES",
