@@ -6,7 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from jwst_mbkg_plus.cli import handle_args, run_demo
+from jwst_mbkg_plus.cli import handle_args
+from jwst_mbkg_plus.synthetic.demo import run_demo
 
 
 def test_demo_plus_only_recovers_background(tmp_path, capsys):
