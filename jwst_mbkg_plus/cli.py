@@ -33,6 +33,9 @@ import numpy as np
 
 __all__ = ["handle_args", "main"]
 
+# Each sub-command imports its module when it runs, not here: `jwst-mbkg-plus
+# --help` and the tools that need no pipeline then load no jwst code.
+
 #: Exit status of a command stopped by an unusable input or output.
 EXIT_INPUT_ERROR = 2
 

@@ -7,6 +7,8 @@ somewhere deep inside jwst, crds or numpy.
 
 import logging
 
+from stdatamodels.jwst import datamodels
+
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits
 
 __all__ = [
@@ -55,8 +57,6 @@ def mos_input_problem(model):
         The problem and the fix, or '' if the model is NIRSpec MOS slits as
         after calwebb_spec2's srctype.
     """
-    from stdatamodels.jwst import datamodels
-
     kind = type(model).__name__
     name = getattr(getattr(model, "meta", None), "filename", None) or "the input"
     if isinstance(model, (datamodels.MultiCombinedSpecModel, datamodels.CombinedSpecModel,

@@ -1,9 +1,14 @@
 """Class-level behaviour shared by every plus step and pipeline."""
 
+import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from jwst.stpipe.core import JwstStep
+from stdatamodels.jwst import datamodels
+from stpipe.library import AbstractModelLibrary
 
 from jwst_mbkg_plus.safe_io import (
     InputFileError,
@@ -56,8 +61,6 @@ class PlusMixin:
         tuple of str
             jwst's logger names and this package's.
         """
-        from jwst.stpipe.core import JwstStep
-
         return tuple(JwstStep.get_stpipe_loggers()) + PLUGIN_LOGGERS
 
     @classmethod
@@ -158,7 +161,6 @@ class PlusMixin:
             raise OutputFolderError(f"{type(self).__name__}: {problem}")
         data = args[0] if args else None
         if isinstance(data, str | os.PathLike):
-            from stdatamodels.jwst import datamodels
 
             with reading(data, "input"):
                 if not str(data).endswith(".json"):
@@ -183,8 +185,6 @@ class PlusMixin:
         str or list of str or None
             The path(s) written.
         """
-        from stpipe.library import AbstractModelLibrary
-
         if isinstance(model, AbstractModelLibrary | Sequence):
             # Containers save each member through this method.
             return super().save_model(model, suffix=suffix, idx=idx, output_file=output_file,
@@ -234,10 +234,6 @@ class PipelinePlusMixin(PlusMixin):
 
 def _find_bad_member(asn_path, err):
     """Re-raise an association's read failure naming the member that cannot be read."""
-    import json
-
-    from stdatamodels.jwst import datamodels
-
     try:
         asn = json.loads(Path(asn_path).read_text())
         members = [m["expname"] for p in asn["products"] for m in p["members"]]

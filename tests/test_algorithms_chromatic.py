@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jwst_mbkg_plus.algorithms import chromatic, spatial
+from jwst_mbkg_plus.algorithms import chromatic, levels, spatial
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -31,7 +31,7 @@ def _fit(truth, x, y, q, seed, noise=0.05):
     rng = np.random.default_rng(seed + 100)
     flux = truth * MASTER * (1 + noise * rng.standard_normal(truth.shape))
     var = np.broadcast_to((noise * MASTER) ** 2 * truth.mean(), truth.shape).copy()
-    ratio, err = spatial.level_ratios(flux, var, MASTER)
+    ratio, err = levels.level_ratios(flux, var, MASTER)
     base = spatial.fit_spatial_factor(x, y, q, ratio, err, model="auto")
     bands = chromatic.band_levels(WAVE, flux, var, MASTER)
     fit = chromatic.fit_chromatic_factor(base, x, y, q, *bands,

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from jwst_mbkg_plus.algorithms.levels import level_ratios
 from jwst_mbkg_plus.algorithms.local_scale import local_scale
-from jwst_mbkg_plus.algorithms.spatial import fit_spatial_factor, level_ratios
+from jwst_mbkg_plus.algorithms.spatial import fit_spatial_factor
 
 
 def _positions(rng, n=10):

@@ -8,6 +8,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import plots as qa_plots
 from jwst_mbkg_plus.io.products import read_qa
+from jwst_mbkg_plus.plots.figure import natural_key
 from jwst_mbkg_plus.tools import plot as tool_plot
 from jwst_mbkg_plus.tools.plot import plot_files
 
@@ -171,4 +172,4 @@ def test_qa_record_plot_reads_mos_and_spec3_records(tmp_path):
     for path in written:
         _check_png(path)
     # Natural order: 2 before 10.
-    assert sorted(mos["slits"], key=qa_plots._natural_key) == ["2:BKG2", "10:BKG10"]
+    assert sorted(mos["slits"], key=natural_key) == ["2:BKG2", "10:BKG10"]

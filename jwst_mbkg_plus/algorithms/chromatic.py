@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms.spatial import level_ratios
+from jwst_mbkg_plus.algorithms.levels import level_ratios
 
 __all__ = ["ChromaticSpatialFit", "band_levels", "fit_chromatic_factor"]
 
@@ -54,7 +54,7 @@ def band_levels(wavelength, flux, var, master, *, n_bands=6):
     band_wave : ndarray, shape (n_bands,)
         Median wavelength of each band.
     ratio, error : ndarray, shape (n_spectra, n_bands)
-        Levels and their errors (`~jwst_mbkg_plus.algorithms.spatial.level_ratios`
+        Levels and their errors (`~jwst_mbkg_plus.algorithms.levels.level_ratios`
         in each band); NaN where a band has too few points.
     """
     wavelength = np.asarray(wavelength, dtype=float)

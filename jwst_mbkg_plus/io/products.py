@@ -1,8 +1,10 @@
 """Output products of the plus steps: the ``masterbg1d`` model and the QA record file."""
 
+import json
 import logging
 from pathlib import Path
 
+import asdf
 import numpy as np
 from stdatamodels.jwst import datamodels
 
@@ -77,8 +79,6 @@ def write_qa(qa, path):
     path : str
         Output path.
     """
-    import asdf
-
     with atomic_output(path) as tmp:
         asdf.AsdfFile({"master_background_qa": plain_record(qa)}).write_to(tmp)
 
@@ -127,11 +127,8 @@ def read_qa(path):
     ValueError
         If the file holds no QA record.
     """
-    import asdf
-
     path = Path(path)
     if path.suffix == ".json":
-        import json
 
         qa = json.loads(path.read_text())
         if not isinstance(qa, dict) or "inputs" not in qa:

@@ -6,6 +6,7 @@ import copy
 import logging
 
 import numpy as np
+from jwst.master_background.nirspec_utils import create_background_from_multispec
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.io.slits import (
@@ -48,8 +49,6 @@ def extract_1d_spectra(step, cal_model, indices, masks):
 
 def jwst_combination(bkg_x1d, options):
     """jwst's own combine_1d + medfilt, for jwst-equivalent runs."""
-    from jwst.master_background.nirspec_utils import create_background_from_multispec
-
     combined = create_background_from_multispec(
         bkg_x1d, sigma_clip=options.sigma_clip, median_kernel=options.median_kernel
     )

@@ -46,6 +46,7 @@ from jwst_mbkg_plus.io.slits import (
     is_msa_background,
     select_background_slits,
 )
+from jwst_mbkg_plus.io.user_background import UserBackgroundError, read_user_background
 from jwst_mbkg_plus.mos.combine import combine_master, smooth
 from jwst_mbkg_plus.mos.extract import extract_1d_spectra, jwst_combination
 from jwst_mbkg_plus.mos.msa_position import slit_position
@@ -98,8 +99,6 @@ def master_from_user(path, cal_model, options):
     MasterBackground
         The master background.
     """
-    from jwst_mbkg_plus.io.user_background import UserBackgroundError, read_user_background
-
     try:
         user = read_user_background(path, science_wavelength_range=wavelength_range(cal_model))
     except UserBackgroundError as err:

@@ -9,6 +9,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jwst_mbkg_plus.io.slits import is_msa_background
+
 __all__ = ["SlitPosition", "slit_position", "source_distance"]
 
 log = logging.getLogger(__name__)
@@ -74,8 +76,6 @@ def source_distance(slit, *, column_step=16):
         ``|y_slit - source_ypos|`` per pixel (slit-frame units, NaN off the
         slit); ``inf`` everywhere for a background slitlet.
     """
-    from jwst_mbkg_plus.io.slits import is_msa_background
-
     shape = slit.data.shape
     if is_msa_background(slit):
         return np.full(shape, np.inf)

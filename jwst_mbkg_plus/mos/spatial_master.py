@@ -9,6 +9,7 @@ import numpy as np
 from jwst_mbkg_plus.algorithms import (
     chromatic,
     combine,
+    levels,
     spatial,
 )
 from jwst_mbkg_plus.mos.combine import combine_master
@@ -56,7 +57,7 @@ def fit_spatial_master(grid_wave, flux, var, positions, labels, options, profile
     use = candidates.copy()
     use[list(profile_rejects)] = False
     for _ in range(rounds):
-        ratio, error = spatial.level_ratios(flux, var, reference)
+        ratio, error = levels.level_ratios(flux, var, reference)
         fit = spatial.fit_spatial_factor(
             positions[use, 0], positions[use, 1], positions[use, 2], ratio[use], error[use],
             model=options.spatial_model,
@@ -73,7 +74,7 @@ def fit_spatial_master(grid_wave, flux, var, positions, labels, options, profile
         reference = np.interp(grid_wave, master.wavelength, master.surf_bright,
                               left=np.nan, right=np.nan)
         use = accepted.copy()
-    ratio, error = spatial.level_ratios(flux, var, reference)
+    ratio, error = levels.level_ratios(flux, var, reference)
     bands = chromatic.band_levels(grid_wave, flux, var, reference)
     return master, accepted, vet_qa, (ratio, error, *bands)
 

@@ -11,6 +11,7 @@ from jwst_mbkg_plus import input_checks
 from jwst_mbkg_plus.input_checks import ParameterError
 from jwst_mbkg_plus.io.products import plain_record, write_qa
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError
+from jwst_mbkg_plus.io.user_background import UserBackgroundError, read_user_background
 from jwst_mbkg_plus.mos.calibration import calibrate_as_extended, uncalibrate_like_jwst
 from jwst_mbkg_plus.mos.master import master_from_slits, master_from_user
 from jwst_mbkg_plus.mos.options import (
@@ -235,7 +236,6 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         """Return a message if user_background cannot be read, else ''."""
         if not self.user_background:
             return ""
-        from jwst_mbkg_plus.io.user_background import UserBackgroundError, read_user_background
 
         try:
             # Read once now (a small file): a bad one fails before the calibration pass.

@@ -6,6 +6,7 @@ import copy
 import logging
 
 import numpy as np
+from jwst.lib.wcs_utils import get_wavelengths
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.algorithms import (
@@ -62,8 +63,6 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     background_2d : `~stdatamodels.jwst.datamodels.MultiSlitModel`
         The subtracted background in the input's units (``masterbg2d``).
     """
-    from jwst.lib.wcs_utils import get_wavelengths
-
     exp_type = output_model.meta.exposure.type
     # Built from valid slits: validated as a whole when saved, not per assignment.
     background_2d = datamodels.MultiSlitModel(validate_on_assignment=False)

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jwst_mbkg_plus.io.user_background import read_user_background
 from jwst_mbkg_plus.spec3.collect import collect_background_spectra
 from jwst_mbkg_plus.spec3.master import (
     MasterBackground,
@@ -174,7 +175,6 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
     """
     wavelengths = [science_wavelengths(model) for model in science]
     if user_background is not None:
-        from jwst_mbkg_plus.io.user_background import read_user_background
 
         user = read_user_background(
             user_background, science_wavelength_range=_wavelength_range(wavelengths),

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from gwcs.wcstools import grid_from_bounding_box
+from jwst.assign_wcs import nirspec
+from jwst.lib.wcs_utils import get_wavelengths
+from jwst.master_background.nirspec_utils import correct_nrs_fs_bkg, correct_nrs_ifu_bkg
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.algorithms.expand import expand_to_2d
@@ -50,8 +53,6 @@ def pixel_wavelengths(model, target=None):
     TypeError
         For an unsupported model type.
     """
-    from jwst.lib.wcs_utils import get_wavelengths
-
     exp_type = model.meta.exposure.type
     if target is not None or isinstance(model, (datamodels.ImageModel, datamodels.SlitModel)):
         obj = model if target is None else target
@@ -63,7 +64,6 @@ def pixel_wavelengths(model, target=None):
         shape = model.data.shape
         instrument = str(model.meta.instrument.name).upper()
         if instrument == "NIRSPEC":
-            from jwst.assign_wcs import nirspec
 
             wl = np.full(shape, np.nan)
             for slice_wcs in nirspec.nrs_ifu_wcs(model):
@@ -104,8 +104,6 @@ def point_source_factor(model, target=None):
     ndarray or None
         Per-pixel factor, or None when no correction applies.
     """
-    from jwst.master_background.nirspec_utils import correct_nrs_fs_bkg, correct_nrs_ifu_bkg
-
     if target is not None:
         is_point = str(target.source_type).upper() == "POINT"
         if _exp_type(model, target) != "NRS_FIXEDSLIT" or not is_point:

@@ -28,9 +28,11 @@ import logging
 import time
 from pathlib import Path
 
+import jwst_mbkg_plus.synthetic.calibration as calibration
+import jwst_mbkg_plus.synthetic.instrument as _inst
 from jwst_mbkg_plus.offline import default_crds_path, offline_crds
 from jwst_mbkg_plus.safe_io import atomic_write_text
-from jwst_mbkg_plus.synthetic import instrument as _inst
+from jwst_mbkg_plus.synthetic.calibration import CalibrationTruth, build_calibration_refs
 from jwst_mbkg_plus.synthetic.crds_context import (
     CONTEXT_NAME,
     RefRule,
@@ -251,7 +253,6 @@ def _build_lock(crds_path):
 
 
 def _build_locked(crds_path, params, digest, gratings, detectors, t0):
-    from jwst_mbkg_plus.synthetic.calibration import build_calibration_refs
 
     stamp_path = crds_path / _STAMP
 
@@ -348,7 +349,6 @@ def _source_digest():
 
 
 def _calibration_version():
-    from jwst_mbkg_plus.synthetic import calibration
 
     return str(getattr(calibration, "_GENERATOR_VERSION", "unknown"))
 
@@ -445,7 +445,6 @@ def make_exposure(scene, folder, *, instrument, calibration=True, overwrite=Fals
     write_msa_file(msa_path, layout)
     cal = None
     if calibration:
-        from jwst_mbkg_plus.synthetic.calibration import CalibrationTruth
 
         cal = CalibrationTruth(filter=scene.filter, grating=scene.grating)
     refs = instrument.wcs_refs_for(filter=scene.filter, grating=scene.grating)

@@ -27,9 +27,12 @@ from pathlib import Path
 
 import numpy as np
 from gwcs.utils import to_index
+from jwst.assign_wcs import nirspec
+from jwst.assign_wcs.assign_wcs import load_wcs
+from jwst.assign_wcs.util import NoDataOnDetectorError
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.synthetic import instrument
+import jwst_mbkg_plus.synthetic.instrument as instrument
 from jwst_mbkg_plus.synthetic.msa_file import PROGRAM
 
 __all__ = [
@@ -166,8 +169,6 @@ def slit_geometry(wcs_model, slit):
         2-D arrays ``x``, ``y`` (full-frame pixels), ``wavelength`` [micron],
         ``slit_y`` (slit frame), ``x_msa``, ``y_msa`` [m].
     """
-    from jwst.assign_wcs import nirspec
-
     slit_wcs = nirspec.nrs_wcs_set_input(wcs_model, slit.name)
     xlo, xhi = (int(v) for v in to_index(slit_wcs.bounding_box[0]))
     ylo, yhi = (int(v) for v in to_index(slit_wcs.bounding_box[1]))
@@ -484,9 +485,6 @@ def load_synthetic_wcs(scene, *, detector, refs, msa_path):
     `~stdatamodels.jwst.datamodels.ImageModel` or None
         The model with ``meta.wcs``, or None if no slit falls on the detector.
     """
-    from jwst.assign_wcs.assign_wcs import load_wcs
-    from jwst.assign_wcs.util import NoDataOnDetectorError
-
     model = skeleton_model(scene, detector=detector, msa_name=Path(msa_path).name)
     reference_files = {k: str(v) for k, v in refs.items()}
     reference_files["msametafile"] = str(msa_path)

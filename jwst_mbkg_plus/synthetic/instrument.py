@@ -26,6 +26,12 @@ import numpy as np
 from astropy import units as u
 from astropy.modeling import models
 from stdatamodels.jwst import datamodels
+from stdatamodels.jwst.transforms.models import (
+    DirCos2Unitless,
+    Rotation3DToGWA,
+    Snell,
+    Unitless2DirCos,
+)
 
 __all__ = [
     "CAMERA_FOCAL_LENGTH",
@@ -245,12 +251,6 @@ def dispersed_x(x_msa, wavelength, grating, y_msa=0.0):
         alpha_out = groove * lam - alpha_in
         u_out = alpha_out / np.sqrt(1 - alpha_out**2)
         return (u_out - _U0) * CAMERA_FOCAL_LENGTH
-    from stdatamodels.jwst.transforms.models import (
-        DirCos2Unitless,
-        Rotation3DToGWA,
-        Snell,
-        Unitless2DirCos,
-    )
 
     p = GRATINGS[grating]
     v_in = np.asarray(y_msa, dtype=float) / COLLIMATOR_FOCAL_LENGTH[1]

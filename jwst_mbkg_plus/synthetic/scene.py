@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jwst_mbkg_plus.synthetic import instrument
+import jwst_mbkg_plus.synthetic.instrument as instrument
 from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES, builtin_sky
 
 __all__ = ["Scene", "Slitlet", "default_background"]

@@ -40,6 +40,7 @@ from astropy.modeling import bind_bounding_box
 from astropy.modeling.models import Const1D, Identity, Mapping, Planar2D, Shift
 from gwcs import coordinate_frames as cf
 from gwcs import selector
+from jwst.datamodels import ModelContainer
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
@@ -632,8 +633,6 @@ def make_container(inputs, *, asn_id="c1000"):
     `~jwst.datamodels.ModelContainer`
         The container (the models are copies).
     """
-    from jwst.datamodels import ModelContainer
-
     models = []
     for model in inputs.science:
         m = model.copy()

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.algorithms import grid
 from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits, slit_label
 from jwst_mbkg_plus.io.spectra import column_names, spectrum_name, table_columns
 from jwst_mbkg_plus.io.user_background import write_user_background
+from jwst_mbkg_plus.plots import plot_master_background
 from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = [
@@ -239,8 +241,6 @@ def read_background_spectra(paths, *, column="surf_bright", slits=None, progress
     ToolInputError
         If a file is missing, of another kind, or lacks the columns.
     """
-    from stdatamodels.jwst import datamodels
-
     if column not in COLUMNS:
         raise ValueError(f"column must be one of {sorted(COLUMNS)}, got {column!r}")
     spectra = []
@@ -437,7 +437,6 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
                           n_inputs=result.n_used[defined], overwrite=overwrite)
     written_plot = None
     if plot is not None:
-        from jwst_mbkg_plus.plots import plot_master_background
 
         written_plot = plot_master_background(
             result.wavelength, result.flux, result.accepted, result.master, result.master_err,

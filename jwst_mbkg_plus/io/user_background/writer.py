@@ -9,6 +9,7 @@ from pathlib import Path
 import astropy.units as u
 import numpy as np
 
+from jwst_mbkg_plus.io.products import masterbg1d_model
 from jwst_mbkg_plus.io.user_background.columns_units import MJYSR
 from jwst_mbkg_plus.safe_io import (
     atomic_save_model,
@@ -59,8 +60,6 @@ def write_user_background(
     ValueError
         If the arrays are not 1-D, differ in length, or hold invalid values.
     """
-    from jwst_mbkg_plus.io.products import masterbg1d_model
-
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
