@@ -14,9 +14,9 @@ from stdatamodels.jwst import datamodels
 from jwst_mbkg_plus.synthetic.calibration import (
     CALIBRATION_REFTYPES,
     SUPPORTED_MODES,
-    CalibrationTruth,
     build_calibration_refs,
 )
+from jwst_mbkg_plus.synthetic.calibration_truth import CalibrationTruth
 
 RTOL = 1e-4
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jwst_mbkg_plus.synthetic import load_truth, local_crds_context
-from jwst_mbkg_plus.synthetic.calibration import CalibrationTruth
+from jwst_mbkg_plus.synthetic.calibration_truth import CalibrationTruth
 from jwst_mbkg_plus.synthetic.instrument import GRATINGS
 
 DETECTORS = ("NRS1", "NRS2")

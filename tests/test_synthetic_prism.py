@@ -7,7 +7,8 @@ import pytest
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.synthetic import load_truth, local_crds_context
-from jwst_mbkg_plus.synthetic.instrument import GRATINGS, build_instrument_refs
+from jwst_mbkg_plus.synthetic.instrument import GRATINGS
+from jwst_mbkg_plus.synthetic.instrument_refs import build_instrument_refs
 
 #: Wavelengths [micron] where the dispersion is compared.
 CHECK_WAVELENGTHS = (0.6, 1.0, 1.54, 3.0, 5.3)

@@ -23,7 +23,8 @@ _LAZY = {
         "jwst_mbkg_plus.synthetic.build",
     ),
     "extract_slits": "jwst_mbkg_plus.synthetic.front_end",
-    **dict.fromkeys(("Scene", "Slitlet", "default_background"), "jwst_mbkg_plus.synthetic.scene"),
+    **dict.fromkeys(("Scene", "Slitlet"), "jwst_mbkg_plus.synthetic.scene"),
+    "default_background": "jwst_mbkg_plus.synthetic.spectra",
     **dict.fromkeys(("Truth", "load_truth"), "jwst_mbkg_plus.synthetic.truth"),
 }
 

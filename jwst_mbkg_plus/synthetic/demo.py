@@ -16,8 +16,8 @@ from jwst_mbkg_plus.io.products import read_qa
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
 from jwst_mbkg_plus.offline import offline_crds
 from jwst_mbkg_plus.synthetic.instrument import GRATINGS
-from jwst_mbkg_plus.synthetic.scene import read_spectrum_csv
 from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES
+from jwst_mbkg_plus.synthetic.spectra import read_spectrum_csv
 
 __all__ = ["DemoInputError", "run_demo"]
 
