@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 from jwst.datamodels import ModelContainer
 from jwst.master_background import MasterBackgroundStep
-from jwst.master_background.master_background_step import split_container
 from jwst.stpipe import record_step_status
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.input_checks import spec3_science_problem
 from jwst_mbkg_plus.io.products import masterbg1d_model, write_qa
+from jwst_mbkg_plus.jwst_internals import background_requested, split_container
 from jwst_mbkg_plus.plus_step import PlusMixin
 from jwst_mbkg_plus.spec3 import run, subtract
 
@@ -86,7 +86,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         """
         output_model = self.open_input(input_data)
 
-        if not self._do_sub(output_model):
+        if not background_requested(self, output_model):
             record_step_status(output_model, "master_background", status="SKIPPED")
             return output_model
         if not isinstance(output_model, _SUPPORTED):

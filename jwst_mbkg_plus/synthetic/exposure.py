@@ -234,7 +234,7 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
         "NRS1" or "NRS2".
     wcs_model : `~stdatamodels.jwst.datamodels.ImageModel`
         A model of that detector carrying jwst's MOS WCS.
-    calibration : `~jwst_mbkg_plus.synthetic.calibration.CalibrationTruth` or None
+    calibration : `~jwst_mbkg_plus.synthetic.calibration_truth.CalibrationTruth` or None
         Analytic calibration; None paints with F = 1 (geometry tests only).
     rng : `numpy.random.Generator`, optional
         Random generator for the defects and noise; default from ``scene.seed``.

@@ -1,5 +1,6 @@
 """PRISM/CLEAR in the synthetic instrument: dispersion like the real WCS, jwst's chain on it."""
 
+
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def _dispersion(slit_wcs, wavelengths):
 
 
 def _real_dispersion():
-    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / CEERS_CUTOUT
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / CEERS_CUTOUT
     if not path.is_file():
         return np.array(REAL_DISPERSION), "stored"
     with datamodels.SlitModel(str(path)) as model:

@@ -12,11 +12,11 @@ from jwst_mbkg_plus.synthetic.instrument import (
     GRATINGS,
     N_COLUMNS,
     N_ROWS,
-    build_instrument_refs,
     is_prism,
     shutter_center_msa,
     spectrum_pixel_range,
 )
+from jwst_mbkg_plus.synthetic.instrument_refs import build_instrument_refs
 
 _MODELS = {
     "fpa": datamodels.FPAModel,
