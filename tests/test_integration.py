@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from comparisons import skippable_multislit, strun_executable
 from stdatamodels.jwst import datamodels
 from stpipe import Pipeline, Step
 from stpipe.config_parser import ValidationError
@@ -40,11 +41,6 @@ NOTEBOOK_STEPS = {
 }
 
 
-def _strun():
-    exe = shutil.which("strun", path=os.path.dirname(sys.executable))
-    if exe is None:  # pragma: no cover - strun comes with stpipe
-        pytest.skip("strun console script not found beside the interpreter")
-    return exe
 
 
 def _run_cli(*args, cwd=None):
@@ -53,16 +49,6 @@ def _run_cli(*args, cwd=None):
     )
 
 
-def _skippable_multislit(path):
-    """Save a MultiSlitModel whose master background is already done: a cheap real run."""
-    model = datamodels.MultiSlitModel()
-    model.meta.instrument.name = "NIRSPEC"
-    model.meta.exposure.type = "NRS_MSASPEC"
-    model.meta.cal_step.master_background = "COMPLETE"
-    model.slits.append(datamodels.SlitModel())
-    model.save(path)
-    model.close()
-    return path
 
 
 def test_get_steps_matches_classes():
@@ -144,7 +130,7 @@ def test_stpipe_list_shows_plus_aliases():
     ],
 )
 def test_strun_help_resolves(alias, expected_option):
-    result = _run_cli(_strun(), alias, "--help")
+    result = _run_cli(strun_executable(), alias, "--help")
     assert result.returncode == 0, result.stderr
     assert "matched more than 1 step" not in result.stderr
     assert expected_option in result.stdout
@@ -194,7 +180,7 @@ def test_step_asdf_runs_plus_class_from_call_and_strun(tmp_path):
     step = MasterBackgroundMosPlusStep(save_background=True)
     params = tmp_path / "mbkg_params.asdf"
     step.export_config(params)
-    data = _skippable_multislit(tmp_path / "already_done_cal.fits")
+    data = skippable_multislit(tmp_path / "already_done_cal.fits")
 
     with datamodels.open(data) as model:
         result = MasterBackgroundMosPlusStep.call(model, config_file=str(params))
@@ -203,8 +189,8 @@ def test_step_asdf_runs_plus_class_from_call_and_strun(tmp_path):
         assert model.meta.cal_step.master_background == "COMPLETE"
 
     out = _run_cli(
-        _strun(), str(params), str(data), "--output_dir", str(tmp_path), "--log-level", "INFO",
-        cwd=tmp_path,
+        strun_executable(), str(params), str(data), "--output_dir", str(tmp_path),
+        "--log-level", "INFO", cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     log_text = out.stdout + out.stderr

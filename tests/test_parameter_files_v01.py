@@ -7,14 +7,11 @@ stpipe records the full class path in an exported file; 0.1 wrote
 """
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import asdf
-import pytest
-from stdatamodels.jwst import datamodels
+from comparisons import skippable_multislit, strun_executable
 from stpipe import Step
 
 from jwst_mbkg_plus import (
@@ -54,17 +51,8 @@ def test_v01_step_file_runs_plus_class_with_strun(tmp_path):
     assert type(step) is MasterBackgroundMosPlusStep
     assert (step.combine_method, step.pixel_sigma) == ("median", 4.0)
 
-    data = tmp_path / "already_done_cal.fits"
-    model = datamodels.MultiSlitModel()
-    model.meta.instrument.name = "NIRSPEC"
-    model.meta.exposure.type = "NRS_MSASPEC"
-    model.meta.cal_step.master_background = "COMPLETE"
-    model.slits.append(datamodels.SlitModel())
-    model.save(data)
-    model.close()
-    strun = shutil.which("strun", path=os.path.dirname(sys.executable))
-    if strun is None:  # pragma: no cover - strun comes with stpipe
-        pytest.skip("strun console script not found beside the interpreter")
+    data = skippable_multislit(tmp_path / "already_done_cal.fits")
+    strun = strun_executable()
     out = subprocess.run(
         [strun, str(params), str(data), "--output_dir", str(tmp_path), "--log-level", "INFO"],
         capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=300,

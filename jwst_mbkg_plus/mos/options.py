@@ -173,17 +173,8 @@ class MasterBackground(MasterSpectrum):
         """
         The spatial factor and its error at some MSA positions and wavelengths.
 
-        Parameters
-        ----------
-        positions : array_like, shape (n, 3)
-            MSA x, y and quadrant of each slit.
-        wavelength : array_like, shape (m,)
-            Wavelengths (micron).
-
-        Returns
-        -------
-        factor, error : ndarray, shape (n, m)
-            1 and 0 without a spatial fit (or where the fit is not usable).
+        `~jwst_mbkg_plus.algorithms.chromatic.factors_at` of this master's
+        ``spatial`` and ``spatial_chromatic`` fits: 1 and 0 without a fit.
         """
         return chromatic.factors_at(self.spatial, self.spatial_chromatic, positions, wavelength)
 
