@@ -40,7 +40,8 @@ __all__ = [
 #: Source -> digest (sha256 of ``inspect.getsource``, 16 hex digits) at jwst 3.0.0,
 #: stpipe 1.1.0, stdatamodels 6.0: the code the plus steps copy or lean on.
 MIRRORED_SOURCES = {
-    # can_interpolate_flat and FlatFieldReuseStep re-code its guards and call
+    # can_interpolate_flat, flat_handover.flat_field_keeping_flat and
+    # flat_handover.FlatFieldReuseStep re-code its guards and call
     # flat_field.do_correction with a user-supplied flat, as it does.
     "jwst.flatfield.flat_field_step:FlatFieldStep.process": "8c3320310f90b773",
     # interpolate_slit_flat reproduces it without validating the SlitModel.
@@ -55,7 +56,8 @@ MIRRORED_SOURCES = {
     "jwst.master_background.master_background_step:split_container": "996f294eed8d4deb",
     "jwst.master_background.master_background_step:MasterBackgroundStep._do_sub":
         "bf86961e57edf3e6",
-    # crds_parameters / record_reference_file: one CRDS query for the four flats.
+    # crds_parameters / record_reference_file: one CRDS query for the four flats;
+    # plus_step.PlusMixin overrides _get_crds_parameters to read behind the guard.
     "jwst.stpipe.core:JwstStep._get_crds_parameters": "ec5b56e88ec91ce7",
     "stpipe.step:Step._get_crds_parameters": "60ae5a80437fa5c2",
     # validation_settings reads the private attributes __init__ stores.

@@ -63,6 +63,8 @@ class PlusMixin:
         """
         return tuple(JwstStep.get_stpipe_loggers()) + PLUGIN_LOGGERS
 
+    # Overrides a private stpipe hook (jwst/stpipe/core.py, JwstStep._get_crds_parameters);
+    # jwst_internals.MIRRORED_SOURCES records that source, and a test its digest.
     @classmethod
     def _get_crds_parameters(cls, dataset):
         """
