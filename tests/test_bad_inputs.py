@@ -661,6 +661,7 @@ def test_demo_with_a_bad_folder_says_so(tmp_path, capsys):
 # --------------------------------------------------------------------------- synthetic cache
 
 
+@pytest.mark.pipeline
 def test_concurrent_first_use_of_a_new_cache(tmp_path):
     """Three processes build the same fresh synthetic instrument at once."""
     child = textwrap.dedent("""

@@ -118,6 +118,7 @@ def test_stpipe_list_shows_plus_aliases():
         assert f"({alias})" in result.stdout
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize(
     ("alias", "expected_option"),
     [
@@ -176,6 +177,7 @@ def test_export_config_asdf_round_trip(tmp_path):
     assert from_file.master_background_mos.save_background is True
 
 
+@pytest.mark.pipeline
 def test_step_asdf_runs_plus_class_from_call_and_strun(tmp_path):
     step = MasterBackgroundMosPlusStep(save_background=True)
     params = tmp_path / "mbkg_params.asdf"

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import asdf
+import pytest
 from comparisons import skippable_multislit, strun_executable
 from stpipe import Step
 
@@ -44,6 +45,7 @@ def test_v01_pipeline_file_loads_plus_classes_and_values():
     assert type(spec3.master_background) is MasterBackgroundPlusStep
 
 
+@pytest.mark.pipeline
 def test_v01_step_file_runs_plus_class_with_strun(tmp_path):
     """``strun <0.1 file> <data>`` runs the plus step with the file's parameters."""
     params = DATA / "master_background_mos_plus_v0.1.asdf"

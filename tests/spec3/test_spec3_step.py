@@ -32,6 +32,9 @@ from jwst_mbkg_plus.synthetic.spec3_inputs import (
     write_association,
 )
 
+#: jwst's calwebb_spec3 steps run on every test of this module.
+pytestmark = pytest.mark.pipeline
+
 #: Later calwebb_spec3 steps, skipped: they need reference files.
 LATER_STEPS = (
     "outlier_detection",

@@ -18,6 +18,9 @@ from stdatamodels.jwst import datamodels
 from jwst_mbkg_plus import MasterBackgroundPlusStep
 from jwst_mbkg_plus.synthetic.spec3_inputs import MODES, make_container, make_spec3_inputs
 
+#: jwst's calwebb_spec3 steps run on every test of this module.
+pytestmark = pytest.mark.pipeline
+
 
 def _arrays(model):
     return list(model.slits) if isinstance(model, datamodels.MultiSlitModel) else [model]

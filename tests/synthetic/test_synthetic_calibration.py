@@ -350,6 +350,7 @@ def test_photom_matches_truth(refs_nrs1, source_type):
     assert slit.meta.bunit_data == ("MJy" if source_type == "POINT" else "MJy/sr")
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize(
     ("detector", "mode", "shutter_state"),
     [("NRS1", ("F170LP", "G235M"), "11x1"), ("NRS2", ("F290LP", "G395M"), "x1")],

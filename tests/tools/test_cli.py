@@ -10,6 +10,7 @@ from jwst_mbkg_plus.cli import handle_args
 from jwst_mbkg_plus.synthetic.demo import run_demo
 
 
+@pytest.mark.pipeline
 def test_demo_plus_only_recovers_background(tmp_path, capsys):
     # G235M: the pull expectation below was measured there. On the PRISM with 3
     # background slitlets the spread is 0.86 (errors overestimated; open, see the
@@ -34,6 +35,7 @@ def test_demo_plus_only_recovers_background(tmp_path, capsys):
     assert re.search(r"; (\d+) rejected pixels flagged OUTLIER \+ DO_NOT_USE", out)
 
 
+@pytest.mark.pipeline
 def test_demo_takes_a_sky_csv_on_a_grating(tmp_path, capsys):
     """`demo --sky FILE --grating G235M`: any (wave, flux) CSV is the injected background."""
     from jwst_mbkg_plus.synthetic.sky import builtin_sky
