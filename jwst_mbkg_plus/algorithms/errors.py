@@ -88,6 +88,7 @@ __all__ = [
     "median_variance",
     "median_variance_factor",
     "median_variance_from_sums",
+    "pixel_variance_from_inflated",
     "pooled_scatter_scale",
     "subtraction_variance",
     "weighted_sum_variance",
@@ -279,6 +280,39 @@ def balanced_background_inflation(bkg_var, pixel_var, n_extract):
         r = bkg_var / pixel_var
         k = (np.sqrt((1 + r) * (1 + n_extract * r)) - 1) / r
     return np.where(np.isfinite(k) & (r > 0), k, 0.5 * (n_extract + 1))
+
+
+def pixel_variance_from_inflated(total_var, bkg_var, n_extract):
+    """
+    Undo `balanced_background_inflation`: the data's own variance from ``ERR**2``.
+
+    ``ERR**2 = v + k b`` with ``k`` from `balanced_background_inflation`
+    simplifies to ``ERR**4 = (v + b)(v + N b)``, whose positive root is
+    ``v = (sqrt((N - 1)**2 b**2 + 4 ERR**4) - (N + 1) b) / 2``. With it, the
+    error model's own per-pixel variance ``v + b`` and column-sum variance
+    ``sum v + (sum sqrt(b))**2`` can be checked against the residuals.
+
+    Parameters
+    ----------
+    total_var : array_like
+        ``ERR**2`` after the inflated background term was added.
+    bkg_var : array_like
+        Per-pixel variance of the expanded master background (``b``).
+    n_extract : float
+        The ``N`` the inflation used (>= 1).
+
+    Returns
+    -------
+    ndarray
+        ``v``, the variance before the background term (``total_var`` where
+        ``bkg_var`` is 0).
+    """
+    if not n_extract >= 1:
+        raise ValueError(f"n_extract must be >= 1, got {n_extract!r}")
+    total = np.asarray(total_var, dtype=np.float64)
+    b = np.asarray(bkg_var, dtype=np.float64)
+    root = np.sqrt((n_extract - 1) ** 2 * b**2 + 4 * total**2)
+    return 0.5 * (root - (n_extract + 1) * b)
 
 
 def inflated_background_variance(bkg_var, n_extract):

@@ -6,9 +6,7 @@ import logging
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms import (
-    pulls,
-)
+from jwst_mbkg_plus.algorithms import errors, pulls
 from jwst_mbkg_plus.io.slits import (
     DO_NOT_USE,
     slit_label,
@@ -22,7 +20,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def residual_qa(result, forward, master, background_2d):
+def residual_qa(result, forward, master, background_2d, *, propagate_errors=True):
     """
     Residual statistics of the background slitlets after subtraction.
 
@@ -44,6 +42,9 @@ def residual_qa(result, forward, master, background_2d):
         The master background.
     background_2d : `~stdatamodels.jwst.datamodels.MultiSlitModel`
         The subtracted background.
+    propagate_errors : bool, optional
+        Whether ERR holds the master's variance, raised for column sums
+        (`~jwst_mbkg_plus.algorithms.errors.balanced_background_inflation`).
 
     Returns
     -------
@@ -56,11 +57,27 @@ def residual_qa(result, forward, master, background_2d):
         and ``rejected_pixels`` (left out). ``pull_summary``: the pixel pulls
         of the slitlets that went into the master, pooled. ``pulls``: how they
         were computed.
+
+        The error model itself is checked apart from ERR: ERR per pixel carries
+        the master's variance raised for column sums, so that a plain sum of
+        ERR**2 along a column is not too small, and residual / ERR per pixel
+        then spreads by less than 1 (``expected_pull_spread``, and above 1 per
+        column, ``expected_column_pull_spread``) when every variance is right.
+        ``model_pull_spread`` divides by the model's own per-pixel error,
+        ``sqrt(v + b)`` (data variance ``v``, master variance ``b``): 1 for a
+        right error model; ``model_pull_summary`` pools it.
+        ``model_column_pull_spread`` divides column sums by
+        ``sqrt(sum v + (sum sqrt b)**2)``, the master's error fully correlated
+        along the column: an upper bound (pixels of a column sit at slightly
+        different wavelengths, and the master's samples are interpolated), so
+        it is at most 1.
     """
+    height = float(master.qa.get("error_extraction_height") or 1)
     used = set(master.qa.get("slits", []))
     vetted_out = set((master.qa.get("vetting") or {}).get("rejected") or {})
     stats = {}
     pooled = []  # pulls of the slitlets that went into the master
+    pooled_model = []
     for index, (slit, factor, bg) in enumerate(
         zip(result.slits, forward.factors, background_2d.slits, strict=True)
     ):
@@ -80,15 +97,26 @@ def residual_qa(result, forward, master, background_2d):
         good &= ~rejected
         if not good.any():
             continue
+        err_var = slit.err.astype(float) ** 2
         column = np.where(good, slit.data, 0.0).sum(axis=0)
-        column_var = np.where(good, slit.err.astype(float) ** 2, 0.0).sum(axis=0)
+        column_var = np.where(good, err_var, 0.0).sum(axis=0)
+        model = _model_variances(err_var, bg, good, height, propagate_errors)
+        has = good.sum(axis=0) > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             column_pull = column / np.sqrt(column_var)
-        column_pull = column_pull[np.isfinite(column_pull) & (good.sum(axis=0) > 0)]
+            model_pull = slit.data / np.sqrt(model["pixel"])
+            model_column_pull = column / np.sqrt(model["column"])
+            expected = np.sqrt(model["pixel"] / err_var)
+            expected_column = np.sqrt(model["column"] / column_var)
+        keep_column = np.isfinite(column_pull) & has
+        column_pull = column_pull[keep_column]
         pixel = pulls.pull_statistics(pull[good])
         columns = pulls.pull_statistics(column_pull)
+        model_pixel = pulls.pull_statistics(model_pull[good])
+        model_columns = pulls.pull_statistics(model_column_pull[keep_column])
         if label not in vetted_out:
             pooled.append(pull[good])
+            pooled_model.append(model_pull[good])
         stats[label] = {
             "median_relative": float(np.median(relative[good])),
             "pull_spread": pixel["spread"],
@@ -96,14 +124,32 @@ def residual_qa(result, forward, master, background_2d):
             "pull_std": pixel["std"],
             "column_pull_spread": columns["spread"],
             "column_pull_outlier_fraction": columns["outlier_fraction"],
+            "model_pull_spread": model_pixel["spread"],
+            "model_column_pull_spread": model_columns["spread"],
+            "expected_pull_spread": float(np.median(expected[good])),
+            "expected_column_pull_spread": float(np.median(expected_column[keep_column]))
+            if keep_column.any() else float("nan"),
             "n_pixels": pixel["n"],
             "rejected_pixels": int(rejected.sum()),
         }
     return {
         "residuals": stats,
         "pull_summary": pulls.pooled_summary(pooled),
+        "model_pull_summary": pulls.pooled_summary(pooled_model),
         "pulls": pulls.pull_definition("valid pixels not rejected by reject_pixels"),
     }
+
+
+def _model_variances(err_var, background, good, height, propagate_errors):
+    """The error model's per-pixel and column-sum variances of one background slit."""
+    bkg_var = np.where(np.isfinite(background.err), background.err.astype(float) ** 2, 0.0)
+    if propagate_errors:
+        own = errors.pixel_variance_from_inflated(err_var, bkg_var, max(height, 1.0))
+    else:
+        own = err_var
+    column = (np.where(good, own, 0.0).sum(axis=0)
+              + np.where(good, np.sqrt(bkg_var), 0.0).sum(axis=0) ** 2)
+    return {"pixel": own + bkg_var, "column": column}
 
 
 def log_summary(master):

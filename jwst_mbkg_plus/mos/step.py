@@ -174,7 +174,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         result, background_2d = subtract_master(
             output_model, forward, master, options, uncalibrated=uncalibrated
         )
-        qa = residual_qa(result, forward, master, background_2d)
+        qa = residual_qa(result, forward, master, background_2d,
+                         propagate_errors=options.propagate_errors)
         master.qa.update(qa)
         master.qa["step"] = self.class_alias
         # The QA record travels with the product (saved in its ASDF extension).

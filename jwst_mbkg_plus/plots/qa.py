@@ -99,21 +99,32 @@ def plot_qa_record(qa, path, *, title=None):
     ax_pull.axhspan(float(low), float(high), color="tab:green", alpha=0.2, lw=0,
                     label=f"right errors: {float(low):.2f}-{float(high):.2f}")
     ax_pull.axhline(1.0, color="0.3", ls=":", lw=1)
+    model, _ = _residual_values(residuals, labels, "model_pull_spread")
     pixel, old = _residual_values(residuals, labels, "pull_spread", fallback="pull_std")
     column, old_column = _residual_values(residuals, labels, "column_pull_spread",
                                           fallback="column_pull_std")
+    expected, _ = _residual_values(residuals, labels, "expected_pull_spread")
     statistic = "plain std (old record)" if old else "1.4826 MAD"
-    bars = [("pixel pulls", pixel, statistic)]
-    if np.isfinite(column).any():
-        bars.append(("column-sum pulls", column,
-                     "plain std (old record)" if old_column else "1.4826 MAD"))
+    if np.isfinite(model).any():
+        # The error model (1 when right), then residual / ERR beside its expectation.
+        # Column sums against the sum of ERR**2 (what an extraction uses): the
+        # model's fully correlated column variance is an upper bound, not a target.
+        bars = [("pixel / error model", model, "o", 7),
+                ("column sum / ERR", column, "s", 7),
+                ("pixel / ERR", pixel, "x", 6)]
+    else:  # a record without the error-model pulls
+        bars = [("pixel pulls", pixel, "o", 7), ("column-sum pulls", column, "s", 7)]
     # Markers, not bars: the reference band stays visible behind them.
-    for (name, values, stat), marker in zip(bars, ("o", "s"), strict=False):
-        ax_pull.plot(pos, values, marker, ms=7, ls="none", label=f"{name}, {stat}")
+    for name, values, marker, size in bars:
+        if np.isfinite(values).any():
+            ax_pull.plot(pos, values, marker, ms=size, ls="none", label=f"{name}, {statistic}")
+    if np.isfinite(expected).any():
+        ax_pull.plot(pos, expected, "_", ms=14, mew=2, color="0.3", ls="none",
+                     label="pixel / ERR expected (ERR raised for column sums)")
     ax_pull.set_ylabel("pull spread")
     pixels = definition.get("pixels", "pixels not rejected by the step")
     ax_pull.set_title(f"Residual / error over {pixels}", fontsize=9)
-    finite = np.concatenate([pixel[np.isfinite(pixel)], column[np.isfinite(column)]])
+    finite = np.concatenate([v[np.isfinite(v)] for _, v, *_ in bars])
     top = max(1.25, 1.05 * float(finite.max())) if finite.size else 1.25
     bottom = min(0.75, 0.95 * float(finite.min())) if finite.size else 0.75
     ax_pull.set_ylim(bottom, top)
@@ -143,10 +154,14 @@ def plot_qa_record(qa, path, *, title=None):
         extra.append(f"{100 * float(clipped):.2f}% points clipped")
     if cv is not None and np.isfinite(float(cv)):
         extra.append(f"median coeff. of variation {100 * float(cv):.2f}%")
+    model_summary = dict(qa.get("model_pull_summary") or {})
+    if model_summary.get("n_pixels"):
+        extra.append(f"pooled error-model pull spread {float(model_summary['pull_spread']):.3f}")
     if summary.get("n_pixels"):
-        extra.append(f"pooled pull spread {float(summary['pull_spread']):.3f}")
+        extra.append(f"pooled residual / ERR spread {float(summary['pull_spread']):.3f}")
     heading = title or "Master background QA"
-    fig.suptitle(heading + ("\n" + ", ".join(extra) if extra else ""))
+    lines = [", ".join(extra[i:i + 2]) for i in range(0, len(extra), 2)]
+    fig.suptitle("\n".join([heading, *lines]))
     return save(fig, path)
 
 

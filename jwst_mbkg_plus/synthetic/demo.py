@@ -60,7 +60,7 @@ def _natural_order(name):
 
 
 def _qa_summary(folder):
-    """One line from the plus step's QA record: pull spread, outliers, flagged pixels."""
+    """One line from the plus step's QA record: pull spreads, outliers, flagged pixels."""
     path = next(Path(folder).glob("*_mbkgqa.asdf"), None)
     if path is None:
         return ""
@@ -68,9 +68,17 @@ def _qa_summary(folder):
     summary = dict(qa.get("pull_summary") or {})
     if not summary.get("n_pixels"):
         return ""
+    model = dict(qa.get("model_pull_summary") or {})
+    expected = [r.get("expected_pull_spread") for r in (qa.get("residuals") or {}).values()]
+    expected = [e for e in expected if e is not None and np.isfinite(e)]
     flagged = dict(qa.get("flagged_pixels") or {})
-    return (f"background slitlets' residual / error spread {summary['pull_spread']:.3f} "
-            f"(1.4826 MAD, pixels not rejected; 1 +/- 0.05 is right), "
+    model_text = (f"residual / error-model spread {model['pull_spread']:.3f} "
+                  "(1.4826 MAD, pixels not rejected; 1 +/- 0.05 is right), "
+                  if model.get("n_pixels") else "")
+    err_text = (f"residual / ERR spread {summary['pull_spread']:.3f}"
+                + (f" (expected {np.median(expected):.3f}: ERR per pixel is raised for "
+                   "column sums)" if expected else ""))
+    return (f"background slitlets' {model_text}{err_text}, "
             f"{100 * summary['pull_outlier_fraction']:.3f}% beyond 5; "
             f"{flagged.get('total', 0)} rejected pixels flagged OUTLIER + DO_NOT_USE")
 

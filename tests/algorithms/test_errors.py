@@ -105,6 +105,24 @@ def test_balanced_inflation_splits_the_error_evenly():
         balanced_background_inflation(b, v, 0)
 
 
+def test_pixel_variance_from_inflated_undoes_the_inflation():
+    """ERR**2 = v + k(v) b is inverted exactly, so the QA can check v + b on its own."""
+    from jwst_mbkg_plus.algorithms.errors import (
+        balanced_background_inflation,
+        pixel_variance_from_inflated,
+    )
+
+    rng = np.random.default_rng(5)
+    v = rng.uniform(0.1, 10.0, 1000)
+    b = v * rng.uniform(0.0, 2.0, 1000)
+    for n in (1, 3, 18):
+        total = v + balanced_background_inflation(b, v, n) * b
+        np.testing.assert_allclose(pixel_variance_from_inflated(total, b, n), v, rtol=1e-10)
+    np.testing.assert_allclose(pixel_variance_from_inflated(v, 0.0 * v, 5), v, rtol=1e-12)
+    with pytest.raises(ValueError, match="n_extract"):
+        pixel_variance_from_inflated(v, b, 0)
+
+
 def test_pooled_scatter_scale_monte_carlo():
     # Three spectra: with honest variances the scale stays near 1 (it is never
     # below 1, so slightly above on average); with variances 2x too small it

@@ -328,6 +328,11 @@ def test_qa_pulls_are_robust_and_count_the_hot_pixels(noisy):
         record = next(v for k, v in residuals.items() if k.split(":")[0] == slit.name)
         assert record["pull_spread"] == pytest.approx(1.0, abs=0.05), slit.name
         assert record["pull_outlier_fraction"] < 1e-3
+        # The error model itself, per pixel and per column, and ERR against its expectation.
+        assert record["model_pull_spread"] == pytest.approx(1.0, abs=0.05), slit.name
+        assert record["model_column_pull_spread"] == pytest.approx(1.0, abs=0.1), slit.name
+        assert record["pull_spread"] / record["expected_pull_spread"] == pytest.approx(
+            1.0, abs=0.05), slit.name
         # Every injected hot pixel with data was rejected (and counted).
         hot = _hot_mask(truth, slit) & np.isfinite(slit_in.data) & ((slit_in.dq & 1) == 0)
         assert hot.sum() >= 2
@@ -340,6 +345,7 @@ def test_qa_pulls_are_robust_and_count_the_hot_pixels(noisy):
         assert np.std(pull[everything]) > 2.0
     assert qa["pull_summary"]["n_groups"] == 5
     assert qa["pull_summary"]["pull_spread"] == pytest.approx(1.0, abs=0.05)
+    assert qa["model_pull_summary"]["pull_spread"] == pytest.approx(1.0, abs=0.05)
 
 
 def test_rejected_hot_pixels_flagged_in_dq(noisy):
