@@ -7,6 +7,7 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms.pulls import pull_statistics
 from jwst_mbkg_plus.algorithms.qa_stats import coefficient_of_variation
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
 from jwst_mbkg_plus.plots.figure import (
     MASTER_COLOR,
     REJECTED_COLOR,
@@ -233,7 +234,7 @@ def plot_slit(model_or_slit, path, *, title=None):
                       cmap="viridis", interpolation="nearest", extent=extent)
     dq = getattr(model_or_slit, "dq", None)
     if dq is not None and np.shape(dq)[-2:] == data.shape:
-        bad = (np.asarray(dq).reshape(-1, ny, nx)[0] & 1) != 0
+        bad = (np.asarray(dq).reshape(-1, ny, nx)[0] & DO_NOT_USE) != 0
         if bad.any():
             ax.contour(bad, levels=[0.5], colors="white", linewidths=0.4, extent=extent)
     unit = getattr(getattr(model_or_slit, "meta", None), "bunit_data", None)

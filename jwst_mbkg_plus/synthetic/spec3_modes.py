@@ -13,6 +13,8 @@ from gwcs import selector
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
+
 __all__ = [
     "MODES",
     "MODE_SETUP",
@@ -37,7 +39,6 @@ MODE_SETUP = {
     "MIR_LRS-FIXEDSLIT": {"wave": (5.0, 12.0), "shape": (350, 44), "n_spec": 350},
     "MIR_MRS": {"wave": (4.90, 5.74), "shape": (400, 60), "n_spec": 400},
 }
-DO_NOT_USE = dqflags.pixel["DO_NOT_USE"]
 NON_SCIENCE = dqflags.pixel["NON_SCIENCE"]
 
 

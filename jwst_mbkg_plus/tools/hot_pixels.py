@@ -25,6 +25,7 @@ from scipy import ndimage
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
+from jwst_mbkg_plus.io.slits import DO_NOT_USE
 from jwst_mbkg_plus.safe_io import atomic_save_model
 from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
@@ -202,7 +203,7 @@ def find_hot_pixels(data, err=None, dq=None, *, sigma=8.0, window=7, min_contras
         dq = np.asarray(dq)
         if dq.shape != data.shape:
             raise ValueError(f"dq shape {dq.shape} differs from data shape {data.shape}")
-        hot &= (dq & dqflags.pixel["DO_NOT_USE"]) == 0
+        hot &= (dq & DO_NOT_USE) == 0
     log.info("find_hot_pixels: %d pixels above %.1f sigma (window %d, noise floor %.3g)",
              int(hot.sum()), sigma, window, floor)
     return hot
