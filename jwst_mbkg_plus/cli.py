@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jwst_mbkg_plus.batch import cli as batch_cli
+
 __all__ = ["handle_args", "main", "run_demo"]
 
 #: Exit status of a command stopped by an unusable input or output.
@@ -270,6 +272,7 @@ def _build_parser():
     _add_flag_pixels_parser(sub)
     _add_msa_select_parser(sub)
     _add_plot_parser(sub)
+    batch_cli.add_parsers(sub)
     return parser
 
 
@@ -510,6 +513,7 @@ def handle_args(argv):
         "flag-pixels": _run_flag_pixels,
         "msa-select": _run_msa_select,
         "plot": _run_plot,
+        **batch_cli.RUNNERS,
     }
     try:
         return runners[args.command](args)

@@ -1,0 +1,506 @@
+"""Orchestration of a batch run: inputs, groups, Dask tasks, records.
+
+Each exposure is one task. A task sets up the CRDS environment itself (worker
+processes do not see environment changes the client makes after they start),
+runs `~jwst_mbkg_plus.Spec2PipelinePlus` with the MOS master background on and
+its QA record saved, and returns a plain record (a dict) that the client writes
+beside the products (``<exposure>_batch.json``) and into the summary. Any error
+is caught in the task and recorded, naming the file; a task lost with its worker
+is recorded the same way by the client. Nothing here builds a process pool:
+all parallelism is Dask's.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS
+from jwst_mbkg_plus.safe_io import atomic_write_text
+
+__all__ = [
+    "BatchResult",
+    "Exposure",
+    "collect_exposures",
+    "group_exposures",
+    "process_exposure",
+    "run_batch",
+]
+
+log = logging.getLogger(__name__)
+
+#: Suffix of the per-exposure record written beside the products.
+RECORD_SUFFIX = "_batch.json"
+#: Product suffixes whose presence (with a "done" record) marks a finished exposure.
+PRODUCT_SUFFIXES = ("_cal.fits", "_x1d.fits")
+
+
+@dataclasses.dataclass(frozen=True)
+class Exposure:
+    """
+    One input exposure of a batch.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The rate file.
+    visit : str
+        Visit id (``jw<program><observation><visit>``), or ``"unknown"`` when the
+        header cannot be read (the task then records why).
+    detector : str
+        Detector name, or ``"unknown"``.
+    """
+
+    path: Path
+    visit: str
+    detector: str
+
+    @property
+    def stem(self):
+        """str: the file name without ``_rate.fits`` (the products' base name)."""
+        name = self.path.name
+        for suffix in ("_rate.fits", "_rateints.fits", ".fits"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return self.path.stem
+
+    @property
+    def group(self):
+        """tuple of str: (visit, detector)."""
+        return (self.visit, self.detector)
+
+
+def _header_key(path):
+    """(visit, detector) from a rate file's primary header; ('unknown', ...) if unreadable."""
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path)
+        visit = (f"jw{str(header['PROGRAM']).strip():>05s}{str(header['OBSERVTN']).strip():>03s}"
+                 f"{str(header['VISIT']).strip():>03s}")
+        return visit, str(header.get("DETECTOR", "unknown")).strip()
+    except Exception:  # noqa: BLE001 - any unreadable header: the task reports it
+        return "unknown", "unknown"
+
+
+def _association_members(path):
+    """Science members of a spec2 association file, resolved beside it."""
+    data = json.loads(Path(path).read_text())
+    members = []
+    for product in data.get("products", []):
+        for member in product.get("members", []):
+            if str(member.get("exptype", "science")).lower() == "science":
+                members.append((Path(path).parent / member["expname"]).resolve())
+    if not members:
+        raise ValueError(f"{path}: an association with no science member")
+    return members
+
+
+def collect_exposures(inputs):
+    """
+    Expand the inputs of a batch into exposures.
+
+    Parameters
+    ----------
+    inputs : str or pathlib.Path or sequence of them
+        Rate files, folders (every ``*_rate.fits`` in them, not recursive) and
+        association files (``*.json``: their science members).
+
+    Returns
+    -------
+    list of Exposure
+        Unique exposures, sorted by visit, detector and name.
+
+    Raises
+    ------
+    ValueError
+        If an input does not exist, a folder holds no rate file, or nothing is left.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(p.glob("*_rate.fits"))
+            if not found:
+                raise ValueError(f"{p}: folder holds no *_rate.fits file")
+            paths.extend(found)
+        elif p.suffix == ".json":
+            if not p.is_file():
+                raise ValueError(f"{p}: no such association file")
+            paths.extend(_association_members(p))
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise ValueError(f"{p}: no such file or folder")
+    unique = list(dict.fromkeys(q.resolve() for q in paths))
+    if not unique:
+        raise ValueError("no input exposure")
+    exposures = [Exposure(q, *_header_key(q)) for q in unique]
+    return sorted(exposures, key=lambda e: (e.visit, e.detector, e.path.name))
+
+
+def group_exposures(exposures):
+    """
+    Group exposures by visit and detector.
+
+    Parameters
+    ----------
+    exposures : list of Exposure
+        The exposures.
+
+    Returns
+    -------
+    dict
+        ``{(visit, detector): [Exposure, ...]}``, in input order.
+    """
+    groups = {}
+    for e in exposures:
+        groups.setdefault(e.group, []).append(e)
+    return groups
+
+
+def _record_path(output_dir, exposure):
+    return Path(output_dir) / f"{exposure.stem}{RECORD_SUFFIX}"
+
+
+def finished_record(exposure, output_dir):
+    """
+    Return the record of an exposure already processed into ``output_dir``, or None.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        The exposure.
+    output_dir : str or pathlib.Path
+        The batch's output folder.
+
+    Returns
+    -------
+    dict or None
+        The stored record if its status is "done" and its products exist.
+    """
+    path = _record_path(output_dir, exposure)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("status") != "done":
+        return None
+    if not all((Path(output_dir) / f"{exposure.stem}{s}").is_file() for s in PRODUCT_SUFFIXES):
+        return None
+    return record
+
+
+def _base_record(exposure):
+    return {
+        "file": exposure.path.name,
+        "path": str(exposure.path),
+        "visit": exposure.visit,
+        "detector": exposure.detector,
+        "status": "failed",
+        "error": "",
+        "seconds": float("nan"),
+        "master_median": float("nan"),
+        "master_level": float("nan"),
+        "rejected_slitlets": [],
+        "n_background_slitlets": 0,
+        "residual_median": float("nan"),
+        "pull_spread": float("nan"),
+        "host": "",
+        "pid": 0,
+    }
+
+
+def _set_environment(env):
+    """Apply the CRDS/stpipe environment a task must run in, and forget crds' caches."""
+    from jwst_mbkg_plus.offline import clear_crds_caches, configure_offline_crds
+
+    if env.get("_local_context_path"):
+        configure_offline_crds(env["_local_context_path"], local_context=True,
+                               context=env.get("CRDS_CONTEXT") or "jwst_0000.pmap")
+        return
+    for key in OFFLINE_ENV_KEYS:
+        value = env.get(key)
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    clear_crds_caches()
+
+
+def _qa_figures(qa):
+    """Summary figures of a MOS QA record (see `~jwst_mbkg_plus.qa_plots.read_qa`)."""
+    vetting = dict(qa.get("vetting") or {})
+    rejected = vetting.get("rejected") or []
+    rejected = sorted(str(r) for r in (rejected.keys() if isinstance(rejected, dict)
+                                       else rejected))
+    residuals = dict(qa.get("residuals") or {})
+    medians = [float(r.get("median_relative", np.nan)) for r in residuals.values()
+               if isinstance(r, dict)]
+    pulls = dict(qa.get("pull_summary") or {})
+    return {
+        "rejected_slitlets": rejected,
+        "n_background_slitlets": len(qa.get("slits") or []),
+        "residual_median": float(np.nanmedian(medians)) if np.isfinite(medians).any()
+        else float("nan"),
+        "pull_spread": float(pulls.get("pull_spread", np.nan)),
+        "master_level": float(dict(qa.get("visit") or {}).get("level", np.nan)),
+    }
+
+
+def _master_median(path):
+    """Median surface brightness of a masterbg1d product [MJy/sr], NaN if absent."""
+    if not path.is_file():
+        return float("nan")
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.open(path) as model:
+        sb = np.asarray(model.spec[0].spec_table["SURF_BRIGHT"], dtype=float)
+    return float(np.nanmedian(sb)) if np.isfinite(sb).any() else float("nan")
+
+
+def process_exposure(exposure, output_dir, *, env, steps=None):
+    """
+    Run calwebb_spec2_plus on one exposure and return its record (a Dask task).
+
+    Never raises for a problem of the exposure: the error, naming the file, is
+    in the record.
+
+    Parameters
+    ----------
+    exposure : Exposure
+        The exposure.
+    output_dir : str or pathlib.Path
+        Folder of the products (created).
+    env : dict
+        CRDS/stpipe environment (:data:`~jwst_mbkg_plus.offline.OFFLINE_ENV_KEYS`,
+        None = unset), applied before anything touches crds.
+    steps : dict, optional
+        ``steps`` parameters of the pipeline, merged over the batch defaults
+        (master background on, its QA and background products saved).
+
+    Returns
+    -------
+    dict
+        The record: file, status ("done" or "failed"), error, seconds, master
+        median level, rejected slitlets, residual QA, host and process id.
+    """
+    import socket
+
+    t0 = time.perf_counter()
+    record = _base_record(exposure)
+    record["host"], record["pid"] = socket.gethostname(), os.getpid()
+    try:
+        _set_environment(env)
+        from jwst_mbkg_plus.safe_io import check_input_file
+
+        check_input_file(exposure.path, "rate file")
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        from jwst_mbkg_plus.qa_plots import read_qa
+        from jwst_mbkg_plus.steps.pipelines import Spec2PipelinePlus
+
+        mbkg = {"skip": False, "save_qa": True, "save_background": True}
+        merged = {k: dict(v) for k, v in (steps or {}).items()}
+        merged["master_background_mos"] = {**mbkg, **merged.get("master_background_mos", {})}
+        result = Spec2PipelinePlus.call(str(exposure.path), steps=merged,
+                                        output_dir=str(output_dir), save_results=True,
+                                        configure_log=False)
+        models = result if isinstance(result, (list, tuple)) else [result]
+        status = [getattr(m.meta.cal_step, "master_background", None) for m in models]
+        for m in models:
+            m.close()
+        qa_path = output_dir / f"{exposure.stem}_mbkgqa.asdf"
+        if qa_path.is_file():
+            record.update(_qa_figures(read_qa(qa_path)))
+        record["master_median"] = _master_median(output_dir / f"{exposure.stem}_masterbg1d.fits")
+        if "COMPLETE" not in status:
+            record["error"] = (f"{exposure.path.name}: master_background recorded "
+                               f"{status[0] if status else 'nothing'} (see the pipeline log)")
+        else:
+            record["status"] = "done"
+    except Exception as err:  # noqa: BLE001 - recorded, the batch goes on
+        detail = str(err)
+        if exposure.path.name not in detail:
+            detail = f"{exposure.path.name}: {type(err).__name__}: {detail}"
+        record["error"] = detail
+        record["traceback"] = traceback.format_exc(limit=8)
+    record["seconds"] = time.perf_counter() - t0
+    return record
+
+
+@dataclasses.dataclass
+class BatchResult:
+    """
+    Outcome of :func:`run_batch`.
+
+    Attributes
+    ----------
+    records : list of dict
+        One record per exposure (see :func:`process_exposure`), status "done",
+        "skipped" or "failed".
+    summary_ecsv : pathlib.Path
+        The summary table.
+    summary_png : pathlib.Path or None
+        The summary plot (None without matplotlib).
+    seconds : float
+        Wall time of the batch.
+    scheduler : str
+        Address of the scheduler used.
+    """
+
+    records: list
+    summary_ecsv: Path
+    summary_png: Path | None
+    seconds: float
+    scheduler: str
+
+    def count(self, status):
+        """
+        Return how many exposures ended with a status.
+
+        Parameters
+        ----------
+        status : str
+            "done", "skipped" or "failed".
+
+        Returns
+        -------
+        int
+            The count.
+        """
+        return sum(r["status"] == status for r in self.records)
+
+
+def _client_env(crds):
+    """The environment every task applies (the client's own unless ``crds`` is given)."""
+    env = {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
+    if crds is not None:
+        env["_local_context_path"] = str(Path(crds).expanduser().resolve())
+    return env
+
+
+def _make_client(scheduler, workers, memory_limit):
+    """A dask client and the LocalCluster it owns (None with ``scheduler``)."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    n = workers or os.cpu_count() or 1
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                           memory_limit=memory_limit, host="127.0.0.1",
+                           dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, steps=None,
+              crds=None, memory_limit="auto", progress=None, plot=True):
+    """
+    Run calwebb_spec2_plus on many exposures with Dask and write the summary.
+
+    Parameters
+    ----------
+    inputs : str or pathlib.Path or sequence of them
+        Rate files, folders of them, or spec2 association files.
+    output_dir : str or pathlib.Path
+        Folder of all products, the per-exposure records and the summary (created).
+    workers : int, optional
+        Worker processes of the LocalCluster (one thread each); default one per core.
+    scheduler : str, optional
+        Address of an existing Dask scheduler (``tcp://host:port``) to use instead
+        of a LocalCluster; ``workers`` and ``memory_limit`` are then ignored.
+    force : bool, optional
+        Process exposures whose products already exist.
+    steps : dict, optional
+        ``steps`` parameters of `~jwst_mbkg_plus.Spec2PipelinePlus`.
+    crds : str or pathlib.Path, optional
+        A CRDS cache folder holding a local context (e.g. the synthetic
+        instrument's) that every task selects offline; default: every task uses
+        the CRDS environment of the calling process.
+    memory_limit : str or float, optional
+        Memory limit per LocalCluster worker (dask's syntax: "4GB", "auto").
+    progress : callable, optional
+        Called with one line of text per finished exposure (default: log it).
+    plot : bool, optional
+        Write ``summary.png`` (needs matplotlib).
+
+    Returns
+    -------
+    BatchResult
+        The records, summary paths, wall time and scheduler address.
+    """
+    from dask.distributed import as_completed
+
+    from jwst_mbkg_plus.batch.summary import write_summary
+
+    t0 = time.perf_counter()
+    say = progress or log.info
+    output_dir = Path(output_dir).expanduser().resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    exposures = collect_exposures(inputs)
+    groups = group_exposures(exposures)
+    records = {}
+    todo = []
+    for exposures_of_group in groups.values():
+        for e in exposures_of_group:
+            done = None if force else finished_record(e, output_dir)
+            if done is not None:
+                records[e.path] = {**done, "status": "skipped", "error": ""}
+            else:
+                todo.append(e)
+    n_total = len(exposures)
+    say(f"{n_total} exposures in {len(groups)} visit/detector groups: {len(todo)} to run, "
+        f"{n_total - len(todo)} already done (skipped)")
+    address = ""
+    if todo:
+        client, cluster = _make_client(scheduler, workers, memory_limit)
+        try:
+            address = client.scheduler.address
+            n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            say(f"Dask scheduler {address}, {n_workers} workers")
+            env = _client_env(crds)
+            futures = {}
+            # Groups in order: earlier groups get higher priority, so a group's
+            # exposures run together.
+            group_rank = {g: i for i, g in enumerate(groups)}
+            for e in todo:
+                future = client.submit(
+                    process_exposure, e, str(output_dir), env=env, steps=steps,
+                    key=f"spec2plus-{e.stem}-{uuid.uuid4().hex[:8]}",
+                    priority=len(groups) - group_rank[e.group], pure=False,
+                )
+                futures[future] = e
+            finished = 0
+            for future in as_completed(futures):
+                e = futures[future]
+                try:
+                    record = future.result()
+                except Exception as err:  # noqa: BLE001 - e.g. a worker killed by memory
+                    record = _base_record(e)
+                    record["error"] = f"{e.path.name}: task lost: {type(err).__name__}: {err}"
+                finished += 1
+                records[e.path] = record
+                atomic_write_text(_record_path(output_dir, e),
+                                  json.dumps(record, indent=1, default=str))
+                tail = f": {record['error']}" if record["status"] == "failed" else ""
+                say(f"[{finished}/{len(todo)}] {record['status']:<6s} {e.path.name} "
+                    f"({e.visit} {e.detector}, {record['seconds']:.0f} s){tail}")
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    ordered = [records[e.path] for e in exposures]
+    ecsv, png = write_summary(ordered, output_dir, plot=plot)
+    result = BatchResult(ordered, ecsv, png, time.perf_counter() - t0, address)
+    say(f"{result.count('done')} done, {result.count('skipped')} skipped, "
+        f"{result.count('failed')} failed in {result.seconds:.0f} s; summary {ecsv}"
+        + (f" and {png}" if png else ""))
+    return result
