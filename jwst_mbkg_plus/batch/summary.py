@@ -37,6 +37,7 @@ SUMMARY_COLUMNS = (
      "relative residual (leave-one-out)"),
     ("pull_spread", float, None, "1.4826 MAD of residual / error over the background "
      "slitlets' kept pixels (1 when the errors are right)"),
+    ("peak_rss_mb", float, "MB", "peak memory of the process that ran it, at its end"),
 )
 
 
