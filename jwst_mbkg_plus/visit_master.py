@@ -37,6 +37,7 @@ __all__ = [
     "COMPANION_SUFFIX",
     "VisitLevels",
     "calibrate_companion",
+    "exposure_name",
     "fit_levels",
     "load_companions",
     "prepare_companion",
@@ -45,9 +46,34 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Suffix of the file :func:`prepare_companion` writes (background slitlets
+#: calibrated as extended).
+COMPANION_SUFFIX = "_bkgcal"
 #: Pixels further than this many sigma from the median over exposures are left
 #: out of the level fit (hot pixels, cosmic rays).
 LEVEL_CLIP_SIGMA = 5.0
+
+
+def exposure_name(filename):
+    """
+    Return an exposure's name: its file name without the product suffix.
+
+    Parameters
+    ----------
+    filename : str or pathlib.Path
+        A rate, cal or ``*_bkgcal.fits`` file name.
+
+    Returns
+    -------
+    str
+        E.g. ``jw02736007001_03103_00001_nrs1``.
+    """
+    name = str(filename).replace("\\", "/").rsplit("/", 1)[-1]
+    for suffix in (f"{COMPANION_SUFFIX}.fits", "_rate.fits", "_rateints.fits", "_cal.fits",
+                   ".fits"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def _background_slits(model, options):
@@ -262,7 +288,7 @@ def visit_master(step, cal_model, companions, options, *, label=None):
     options : `~jwst_mbkg_plus.mos_background.MasterOptions`
         The step's options.
     label : str, optional
-        This exposure's name (default its file name).
+        This exposure's name (default :func:`exposure_name` of its file name).
 
     Returns
     -------
@@ -271,7 +297,7 @@ def visit_master(step, cal_model, companions, options, *, label=None):
         ``rejected_masks`` and ``flag_masks`` refer to this exposure's slits
         only, and its QA record has a ``visit`` entry.
     """
-    label = label or str(cal_model.meta.filename)
+    label = label or exposure_name(cal_model.meta.filename)
     own_bkg = _background_slits(cal_model, options)
     comp_bkg = [_background_slits(model, options) for _, model in companions]
     names = [label, *[name for name, _ in companions]]
@@ -314,11 +340,6 @@ def visit_master(step, cal_model, companions, options, *, label=None):
     log.info("Visit master from %d exposures, %d background spectra", len(names),
              sum(len(v) for v in used.values()))
     return master
-
-
-#: Suffix of the file :func:`prepare_companion` writes (background slitlets
-#: calibrated as extended).
-COMPANION_SUFFIX = "_bkgcal"
 
 
 def prepare_companion(rate_path, output_path, *, step=None, options=None):
@@ -384,17 +405,12 @@ def load_companions(step, paths, options):
         Exposure name (the file name without suffix) and its calibrated
         background slitlets.
     """
-    from pathlib import Path
 
     from jwst_mbkg_plus.synthetic.front_end import extract_slits
 
     out = []
     for path in paths:
-        name = Path(path).name
-        for suffix in (f"{COMPANION_SUFFIX}.fits", "_rate.fits", ".fits"):
-            if name.endswith(suffix):
-                name = name[: -len(suffix)]
-                break
+        name = exposure_name(path)
         model = datamodels.open(path)
         if isinstance(model, datamodels.MultiSlitModel) and \
                 model.meta.cal_step.photom == "COMPLETE":

@@ -25,6 +25,7 @@ Command (about 4 minutes on 2 cores)::
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +57,25 @@ def _master_figures(master, twave, tsb):
     }
 
 
+def _data_column_pulls(forward, truth, labels):
+    """Column pulls of the calibrated background slitlets against the truth (data noise only)."""
+    from jwst_mbkg_plus.adapters import DO_NOT_USE, slit_label, slit_variance
+
+    spreads = {}
+    for slit in forward.model.slits:
+        if slit_label(slit) not in labels:
+            continue
+        true = truth.cutout(slit.name, "background", slit)
+        var = slit_variance(slit)
+        good = (np.isfinite(true) & np.isfinite(slit.data) & np.isfinite(var) & (var > 0)
+                & ((slit.dq & DO_NOT_USE) == 0))
+        col = np.where(good, slit.data - true, 0.0).sum(axis=0)
+        col_var = np.where(good, var, 0.0).sum(axis=0)
+        ok = good.sum(axis=0) > 0
+        spreads[slit_label(slit)] = _robust_std(col[ok] / np.sqrt(col_var[ok]))
+    return spreads
+
+
 def _residual_figures(model, forward, master, options):
     from jwst_mbkg_plus import mos_background
 
@@ -78,6 +98,8 @@ def main():
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--drift", type=float, default=0.01)
+    parser.add_argument("--spatial-model", default="auto",
+                        help="the step's spatial_model (default auto, the step's default)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -109,7 +131,7 @@ def main():
 
     rows = []
     with local_crds_context(inst):
-        step = MasterBackgroundMosPlusStep()
+        step = MasterBackgroundMosPlusStep(spatial_model=args.spatial_model)
         options = mos_background.MasterOptions.from_step(step)
         models, forwards = {}, {}
         for key, rate in sorted(visit.rate_paths.items()):
@@ -132,7 +154,10 @@ def main():
                                                      options)},
                 "visit": {**_master_figures(vis, twave, tsb),
                           **_residual_figures(models[(nod, det)], forward, vis, options)},
+                "data_column_pull_spread_vs_truth": _data_column_pulls(
+                    forward, truth, set(per.qa["slits"])),
                 "visit_qa": vis.qa["visit"],
+                "regime": {"per_exposure": per.qa.get("regime"), "visit": vis.qa.get("regime")},
             }
             # Level relative to the visit's mean, fitted from this exposure's view.
             fitted = {k: v["level"] for k, v in vis.qa["visit"]["levels"].items()}
@@ -179,7 +204,7 @@ def main():
     out = {
         "scene": {"nods": 3, "detectors": ["NRS1", "NRS2"], "background_slitlets_per_detector":
                   3, "noise": args.noise, "levels": visit.levels, "seed": args.seed,
-                  "grating": scene.grating},
+                  "grating": scene.grating, "spatial_model": args.spatial_model},
         "summary": summary,
         "targets_met": targets,
         "exposures": rows,
@@ -187,8 +212,8 @@ def main():
         "load_average_before": load_before,
         "load_average_after": list(os.getloadavg()),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "command": "python validation/validate_visit_master.py"
-                   + (f" --out {args.out}" if args.out else ""),
+        "command": "python validation/validate_visit_master.py "
+                   + " ".join(sys.argv[1:]),
     }
     print(json.dumps({"summary": summary, "targets_met": targets}, indent=1))
     if args.out:

@@ -58,6 +58,10 @@ def add_parsers(sub):
                      help="CRDS cache folder with a local context that every task selects "
                      "offline (e.g. the synthetic instrument's); default: the CRDS "
                      "environment of this shell")
+    cmd.add_argument("--visit-master", action="store_true",
+                     help="one master per exposure from the background slitlets of every "
+                     "exposure of its visit and detector (each calibrated as extended once, "
+                     "a sky level fitted per exposure); default: a master per exposure")
     cmd.add_argument("--no-plot", action="store_true", help="do not write summary.png")
 
     vis = sub.add_parser(
@@ -108,7 +112,8 @@ def run_batch_command(args):
         raise ValueError("--workers must be >= 1")
     result = run_batch(args.inputs, args.output_dir, workers=args.workers,
                        scheduler=args.scheduler, force=args.force, crds=args.crds,
-                       memory_limit=args.memory_limit, progress=_say, plot=not args.no_plot)
+                       memory_limit=args.memory_limit, progress=_say, plot=not args.no_plot,
+                       visit_master=args.visit_master)
     for record in result.records:
         if record["status"] == "failed":
             print(f"failed: {record['error']}", file=sys.stderr, flush=True)  # noqa: T201

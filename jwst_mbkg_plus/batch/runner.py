@@ -30,6 +30,7 @@ __all__ = [
     "Exposure",
     "collect_exposures",
     "group_exposures",
+    "prepare_companion_task",
     "process_exposure",
     "run_batch",
 ]
@@ -143,7 +144,45 @@ def _master_median(path):
     return float(np.nanmedian(sb)) if np.isfinite(sb).any() else float("nan")
 
 
-def process_exposure(exposure, output_dir, *, env, steps=None):
+def prepare_companion_task(exposure, output_dir, *, env, force=False):
+    """
+    Calibrate one exposure's background slitlets as extended, for a visit master (a task).
+
+    Parameters
+    ----------
+    exposure : Exposure
+        The exposure.
+    output_dir : str or pathlib.Path
+        Folder of the ``<exposure>_bkgcal.fits`` file.
+    env : dict
+        CRDS/stpipe environment, as for :func:`process_exposure`.
+    force : bool, optional
+        Rewrite an existing file.
+
+    Returns
+    -------
+    dict
+        ``{"path": str or None, "error": str}``.
+    """
+    from jwst_mbkg_plus.visit_master import COMPANION_SUFFIX
+
+    path = Path(output_dir) / f"{exposure.stem}{COMPANION_SUFFIX}.fits"
+    if path.is_file() and not force:
+        return {"path": str(path), "error": ""}
+    try:
+        _set_environment(env)
+        from jwst_mbkg_plus.safe_io import check_input_file
+        from jwst_mbkg_plus.visit_master import prepare_companion
+
+        check_input_file(exposure.path, "rate file")
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        prepare_companion(exposure.path, path)
+        return {"path": str(path), "error": ""}
+    except Exception as err:  # noqa: BLE001 - the exposure's own task reports it
+        return {"path": None, "error": f"{exposure.path.name}: {type(err).__name__}: {err}"}
+
+
+def process_exposure(exposure, output_dir, *, env, steps=None, companions=None):
     """
     Run calwebb_spec2_plus on one exposure and return its record (a Dask task).
 
@@ -162,6 +201,10 @@ def process_exposure(exposure, output_dir, *, env, steps=None):
     steps : dict, optional
         ``steps`` parameters of the pipeline, merged over the batch defaults
         (master background on, its QA and background products saved).
+    companions : list of dict, optional
+        Results of :func:`prepare_companion_task` for the other exposures of the
+        same visit and detector: a visit master is built from those with a file
+        (``visit_companions``); None: a master per exposure.
 
     Returns
     -------
@@ -188,6 +231,13 @@ def process_exposure(exposure, output_dir, *, env, steps=None):
         mbkg = {"skip": False, "save_qa": True, "save_background": True}
         merged = {k: dict(v) for k, v in (steps or {}).items()}
         merged["master_background_mos"] = {**mbkg, **merged.get("master_background_mos", {})}
+        if companions is not None:
+            paths = [c["path"] for c in companions if c.get("path")]
+            if not paths:
+                raise RuntimeError("visit master: no companion exposure could be calibrated ("
+                                   + "; ".join(c.get("error", "") for c in companions) + ")")
+            merged["master_background_mos"]["visit_companions"] = paths
+            record["companions"] = [Path(p).name for p in paths]
         result = Spec2PipelinePlus.call(str(exposure.path), steps=merged,
                                         output_dir=str(output_dir), save_results=True,
                                         configure_log=False)
@@ -289,7 +339,7 @@ def _make_client(scheduler, workers, memory_limit):
 
 
 def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, steps=None,
-              crds=None, memory_limit="auto", progress=None, plot=True):
+              crds=None, memory_limit="auto", progress=None, plot=True, visit_master=False):
     """
     Run calwebb_spec2_plus on many exposures with Dask and write the summary.
 
@@ -318,6 +368,12 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
         Called with one line of text per finished exposure (default: log it).
     plot : bool, optional
         Write ``summary.png`` (needs matplotlib).
+    visit_master : bool, optional
+        Build each exposure's master from the background slitlets of every
+        exposure of its visit and detector: each exposure's background slitlets
+        are calibrated as extended once (one task each, ``*_bkgcal.fits``), then
+        each exposure runs with the others as ``visit_companions``. A group of one
+        exposure gets a per-exposure master.
 
     Returns
     -------
@@ -358,9 +414,24 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
             # Groups in order: earlier groups get higher priority, so a group's
             # exposures run together.
             group_rank = {g: i for i, g in enumerate(groups)}
+            prepared = {}
+            if visit_master:
+                for group, members in groups.items():
+                    if len(members) < 2 or not any(e in todo for e in members):
+                        continue
+                    for e in members:
+                        prepared[e.path] = client.submit(
+                            prepare_companion_task, e, str(output_dir), env=env, force=force,
+                            key=f"bkgcal-{e.stem}-{uuid.uuid4().hex[:8]}",
+                            priority=len(groups) - group_rank[group] + 1, pure=False,
+                        )
             for e in todo:
+                companions = None
+                if e.path in prepared:
+                    companions = [prepared[o.path] for o in groups[e.group] if o.path != e.path]
                 future = client.submit(
                     process_exposure, e, str(output_dir), env=env, steps=steps,
+                    companions=companions,
                     key=f"spec2plus-{e.stem}-{uuid.uuid4().hex[:8]}",
                     priority=len(groups) - group_rank[e.group], pure=False,
                 )

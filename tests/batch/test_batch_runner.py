@@ -174,3 +174,30 @@ def test_existing_scheduler_and_worker_processes(visit, synthetic_instrument, tm
                 p.kill()
         for fh in logs:
             fh.close()
+
+
+def test_visit_master_batch(visit, synthetic_instrument, tmp_path):
+    """--visit-master: each exposure's master from its 3 nods, with the drift fitted."""
+    from jwst_mbkg_plus.qa_plots import read_qa
+
+    out = tmp_path / "vm"
+    result = run_batch([visit.folder], out, workers=2, crds=synthetic_instrument.crds_path,
+                       memory_limit="4GB", visit_master=True)
+    assert result.count("done") == 6, [r["error"] for r in result.records]
+    mean_level = np.mean(visit.levels)
+    for (nod, det), rate in visit.rate_paths.items():
+        stem = rate.name.removesuffix("_rate.fits")
+        record = next(r for r in result.records if r["file"] == rate.name)
+        assert len(record["companions"]) == 2
+        assert record["master_level"] == pytest.approx(visit.levels[nod - 1] / mean_level,
+                                                       abs=0.002)
+        assert (out / f"{stem}_bkgcal.fits").is_file()
+        qa = read_qa(out / f"{stem}_mbkgqa.asdf")["visit"]
+        assert qa["exposure"] == stem
+        assert qa["n_exposures"] == 3
+        others = {visit.rate_paths[(k, det)].name.removesuffix("_rate.fits")
+                  for k in (1, 2, 3)}
+        assert set(qa["exposures"]) == others
+        assert set(qa["slits_used"]) == others
+        assert all(len(v) == 2 for v in qa["slits_used"].values())
+        assert abs(record["residual_median"]) < 0.01
