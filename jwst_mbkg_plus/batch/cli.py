@@ -63,6 +63,8 @@ def add_parsers(sub):
                      "exposure of its visit and detector (each calibrated as extended once, "
                      "a sky level fitted per exposure); default: a master per exposure")
     cmd.add_argument("--no-plot", action="store_true", help="do not write summary.png")
+    cmd.add_argument("--verbose", action="store_true",
+                     help="show the pipeline's INFO log of every exposure (default: warnings)")
 
     vis = sub.add_parser(
         "synthetic-visit",
@@ -113,7 +115,8 @@ def run_batch_command(args):
     result = run_batch(args.inputs, args.output_dir, workers=args.workers,
                        scheduler=args.scheduler, force=args.force, crds=args.crds,
                        memory_limit=args.memory_limit, progress=_say, plot=not args.no_plot,
-                       visit_master=args.visit_master)
+                       visit_master=args.visit_master,
+                       log_level=None if args.verbose else "WARNING")
     for record in result.records:
         if record["status"] == "failed":
             print(f"failed: {record['error']}", file=sys.stderr, flush=True)  # noqa: T201

@@ -10,6 +10,7 @@ is recorded the same way by the client. Nothing here builds a process pool:
 all parallelism is Dask's.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -113,6 +114,27 @@ def _set_environment(env):
     clear_crds_caches()
 
 
+#: Loggers whose level a task sets to the batch's ``log_level`` while it runs.
+PIPELINE_LOGGERS = ("jwst", "stpipe", "stcal", "stdatamodels", "crds", "jwst_mbkg_plus",
+                    "py.warnings")
+
+
+@contextlib.contextmanager
+def _log_level(level):
+    """Set the pipeline loggers' level for a block (None: leave them), then restore it."""
+    if level is None:
+        yield
+        return
+    saved = {name: logging.getLogger(name).level for name in PIPELINE_LOGGERS}
+    for name in PIPELINE_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            logging.getLogger(name).setLevel(old)
+
+
 def _qa_figures(qa):
     """Summary figures of a MOS QA record (see `~jwst_mbkg_plus.qa_plots.read_qa`)."""
     vetting = dict(qa.get("vetting") or {})
@@ -144,7 +166,7 @@ def _master_median(path):
     return float(np.nanmedian(sb)) if np.isfinite(sb).any() else float("nan")
 
 
-def prepare_companion_task(exposure, output_dir, *, env, force=False):
+def prepare_companion_task(exposure, output_dir, *, env, force=False, log_level=None):
     """
     Calibrate one exposure's background slitlets as extended, for a visit master (a task).
 
@@ -158,6 +180,8 @@ def prepare_companion_task(exposure, output_dir, *, env, force=False):
         CRDS/stpipe environment, as for :func:`process_exposure`.
     force : bool, optional
         Rewrite an existing file.
+    log_level : str or int, optional
+        Level of the pipeline's loggers while the task runs (None: unchanged).
 
     Returns
     -------
@@ -176,13 +200,15 @@ def prepare_companion_task(exposure, output_dir, *, env, force=False):
 
         check_input_file(exposure.path, "rate file")
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        prepare_companion(exposure.path, path)
+        with _log_level(log_level):
+            prepare_companion(exposure.path, path)
         return {"path": str(path), "error": ""}
     except Exception as err:  # noqa: BLE001 - the exposure's own task reports it
         return {"path": None, "error": f"{exposure.path.name}: {type(err).__name__}: {err}"}
 
 
-def process_exposure(exposure, output_dir, *, env, steps=None, companions=None):
+def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
+                     log_level=None):
     """
     Run calwebb_spec2_plus on one exposure and return its record (a Dask task).
 
@@ -205,6 +231,8 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None):
         Results of :func:`prepare_companion_task` for the other exposures of the
         same visit and detector: a visit master is built from those with a file
         (``visit_companions``); None: a master per exposure.
+    log_level : str or int, optional
+        Level of the pipeline's loggers while the task runs (None: unchanged).
 
     Returns
     -------
@@ -238,9 +266,10 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None):
                                    + "; ".join(c.get("error", "") for c in companions) + ")")
             merged["master_background_mos"]["visit_companions"] = paths
             record["companions"] = [Path(p).name for p in paths]
-        result = Spec2PipelinePlus.call(str(exposure.path), steps=merged,
-                                        output_dir=str(output_dir), save_results=True,
-                                        configure_log=False)
+        with _log_level(log_level):
+            result = Spec2PipelinePlus.call(str(exposure.path), steps=merged,
+                                            output_dir=str(output_dir), save_results=True,
+                                            configure_log=False)
         models = result if isinstance(result, (list, tuple)) else [result]
         status = [getattr(m.meta.cal_step, "master_background", None) for m in models]
         for m in models:
@@ -339,7 +368,8 @@ def _make_client(scheduler, workers, memory_limit):
 
 
 def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, steps=None,
-              crds=None, memory_limit="auto", progress=None, plot=True, visit_master=False):
+              crds=None, memory_limit="auto", progress=None, plot=True, visit_master=False,
+              log_level=None):
     """
     Run calwebb_spec2_plus on many exposures with Dask and write the summary.
 
@@ -374,6 +404,9 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
         are calibrated as extended once (one task each, ``*_bkgcal.fits``), then
         each exposure runs with the others as ``visit_companions``. A group of one
         exposure gets a per-exposure master.
+    log_level : str or int, optional
+        Level of jwst's and the plus steps' loggers in the tasks (e.g. "WARNING"
+        keeps the workers' output to warnings); None leaves them as they are.
 
     Returns
     -------
@@ -422,6 +455,7 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
                     for e in members:
                         prepared[e.path] = client.submit(
                             prepare_companion_task, e, str(output_dir), env=env, force=force,
+                            log_level=log_level,
                             key=f"bkgcal-{e.stem}-{uuid.uuid4().hex[:8]}",
                             priority=len(groups) - group_rank[group] + 1, pure=False,
                         )
@@ -431,7 +465,7 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
                     companions = [prepared[o.path] for o in groups[e.group] if o.path != e.path]
                 future = client.submit(
                     process_exposure, e, str(output_dir), env=env, steps=steps,
-                    companions=companions,
+                    companions=companions, log_level=log_level,
                     key=f"spec2plus-{e.stem}-{uuid.uuid4().hex[:8]}",
                     priority=len(groups) - group_rank[e.group], pure=False,
                 )
