@@ -271,7 +271,20 @@ def _scaled_copy(slit, factor, suffix):
     return new
 
 
-def visit_master(step, cal_model, companions, options, *, label=None):
+def _master_of(step, template, own_slits, extra_slits, options):
+    """The engine's master from some slits of this exposure plus rescaled companion slits."""
+    combined = datamodels.MultiSlitModel()
+    combined.update(template)
+    combined.meta.exposure.type = template.meta.exposure.type
+    for slit in (*own_slits, *extra_slits):
+        combined.slits.append(slit)
+    try:
+        return mos_background.master_from_slits(step, combined, options)
+    finally:
+        combined.close()
+
+
+def visit_master(step, cal_model, companions, options, *, label=None, leave_out="exposure"):
     """
     Build the master background of one exposure from its whole visit.
 
@@ -289,6 +302,11 @@ def visit_master(step, cal_model, companions, options, *, label=None):
         The step's options.
     label : str, optional
         This exposure's name (default :func:`exposure_name` of its file name).
+    leave_out : {"exposure", "slitlet"}, optional
+        What the master subtracted from each of this exposure's background
+        slitlets is made without: its own spectrum only ("exposure", the
+        engine's leave-one-out over the combined slits), or that slitlet in
+        every exposure ("slitlet": one more master per background slitlet).
 
     Returns
     -------
@@ -304,26 +322,30 @@ def visit_master(step, cal_model, companions, options, *, label=None):
     levels = fit_levels(names, [own_bkg, *comp_bkg])
     for name, lev, err in zip(names, levels.levels, levels.errors, strict=True):
         log.info("Visit master: exposure %s sky level %.5f +/- %.5f", name, lev, err)
-    combined = datamodels.MultiSlitModel()
-    combined.update(cal_model)
-    combined.meta.exposure.type = cal_model.meta.exposure.type
     n_own = len(cal_model.slits)
-    for slit in cal_model.slits:
-        combined.slits.append(slit)
     used = {label: [f"{_slit_key(s)}:{s.source_name}" for s in own_bkg]}
+    copies = []  # (slitlet key, rescaled companion slit)
     for (name, _), slits, lev in zip(companions, comp_bkg, levels.levels[1:], strict=True):
         factor = levels.levels[0] / lev
         used[name] = []
         for slit in slits:
-            combined.slits.append(_scaled_copy(slit, factor, name))
+            copies.append((_slit_key(slit), _scaled_copy(slit, factor, name)))
             used[name].append(f"{_slit_key(slit)}:{slit.source_name}@{name}")
-    try:
-        master = mos_background.master_from_slits(step, combined, options)
-    finally:
-        combined.close()
+    master = _master_of(step, cal_model, list(cal_model.slits), [c for _, c in copies], options)
     # Only this exposure's slits are subtracted or flagged.
     for attr in ("leave_one_out", "rejected_masks", "flag_masks"):
         setattr(master, attr, {k: v for k, v in getattr(master, attr).items() if k < n_own})
+    if leave_out == "slitlet":
+        # Each background slitlet of this exposure: a master without it in any exposure.
+        for k in sorted(master.leave_one_out):
+            key = _slit_key(cal_model.slits[k])
+            own = [s for i, s in enumerate(cal_model.slits) if i != k]
+            others = [c for ckey, c in copies if ckey != key]
+            loo = _master_of(step, cal_model, own, others, options)
+            loo.leave_one_out, loo.rejected_masks, loo.flag_masks = {}, {}, {}
+            master.leave_one_out[k] = loo
+    elif leave_out != "exposure":
+        raise ValueError(f"leave_out must be 'exposure' or 'slitlet', got {leave_out!r}")
     record = {
         "exposure": label,
         "n_exposures": len(names),
@@ -331,9 +353,11 @@ def visit_master(step, cal_model, companions, options, *, label=None):
         "level": float(levels.levels[0]),
         "level_error": float(levels.errors[0]),
         "slits_used": used,
-        "leave_one_out": "each background slitlet of this exposure is subtracted with a "
-                         "master made without its own spectrum (the same slitlet in the "
-                         "other exposures kept)",
+        "leave_one_out": ("each background slitlet of this exposure is subtracted with a "
+                          "master made without its own spectrum (the same slitlet in the "
+                          "other exposures kept)") if leave_out == "exposure" else
+                         ("each background slitlet of this exposure is subtracted with a "
+                          "master made without that slitlet in any exposure"),
     }
     record.update(levels.to_record())
     master.qa["visit"] = record

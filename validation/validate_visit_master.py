@@ -100,6 +100,8 @@ def main():
     parser.add_argument("--drift", type=float, default=0.01)
     parser.add_argument("--spatial-model", default="auto",
                         help="the step's spatial_model (default auto, the step's default)")
+    parser.add_argument("--leave-out", default="exposure", choices=("exposure", "slitlet"),
+                        help="visit master leave-one-out (default exposure: the issue's)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -144,7 +146,8 @@ def main():
             companions = [(visit.rate_paths[k].name, forwards[k].model)
                           for k in sorted(forwards) if k[1] == det and k != (nod, det)]
             per = mos_background.master_from_slits(step, forward.model, options)
-            vis = visit_master(step, forward.model, companions, options, label=name)
+            vis = visit_master(step, forward.model, companions, options, label=name,
+                               leave_out=args.leave_out)
             row = {
                 "exposure": name, "nod": nod, "detector": det,
                 "true_level": float(visit.levels[nod - 1]),
@@ -204,7 +207,8 @@ def main():
     out = {
         "scene": {"nods": 3, "detectors": ["NRS1", "NRS2"], "background_slitlets_per_detector":
                   3, "noise": args.noise, "levels": visit.levels, "seed": args.seed,
-                  "grating": scene.grating, "spatial_model": args.spatial_model},
+                  "grating": scene.grating, "spatial_model": args.spatial_model,
+                  "leave_out": args.leave_out},
         "summary": summary,
         "targets_met": targets,
         "exposures": rows,
