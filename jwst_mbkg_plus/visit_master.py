@@ -133,9 +133,12 @@ class VisitLevels:
         Slitlet key -> array of that slitlet's level estimates per exposure.
     n_pixels : dict
         Slitlet key -> pixels used.
+    excluded : list of str
+        Slitlets left out of the fit: their levels disagree with the others'.
     """
 
-    def __init__(self, labels, levels, errors, per_slit, n_pixels):
+    def __init__(self, labels, levels, errors, per_slit, n_pixels, excluded=()):
+        self.excluded = list(excluded)
         self.labels = list(labels)
         self.levels = np.asarray(levels, dtype=float)
         self.errors = np.asarray(errors, dtype=float)
@@ -154,8 +157,10 @@ class VisitLevels:
         return {
             "levels": {lab: {"level": float(v), "error": float(e)}
                        for lab, v, e in zip(self.labels, self.levels, self.errors, strict=True)},
-            "level_slits": {k: {"levels": [float(x) for x in v], "n_pixels": int(self.n_pixels[k])}
+            "level_slits": {k: {"levels": [float(x) for x in v], "n_pixels": int(self.n_pixels[k]),
+                                "used": k not in self.excluded}
                             for k, v in self.per_slit.items()},
+            "level_excluded": list(self.excluded),
         }
 
 
@@ -190,8 +195,10 @@ def fit_levels(labels, exposures):
     all of them (less the pixels more than :data:`LEVEL_CLIP_SIGMA` sigma from
     the median over exposures), the level of exposure ``j`` is
     ``sum(sb_j) / mean_k(sum(sb_k))``: a ratio of sums, free of the bias a mean
-    of per-pixel ratios has at low signal-to-noise. The slitlets' estimates are
-    averaged with inverse-variance weights and the levels scaled to a mean of 1.
+    of per-pixel ratios has at low signal-to-noise. Slitlets whose levels
+    disagree with the others' (an undeclared source that moves between nods)
+    are left out; the rest are averaged with inverse-variance weights and the
+    levels scaled to a mean of 1.
 
     Parameters
     ----------
@@ -243,8 +250,16 @@ def fit_levels(labels, exposures):
     if not estimates:
         raise ValueError("no background slitlet is shared by all exposures of the visit "
                          "(same slitlet id, overlapping pixels)")
+    keys = list(per_slit)
     est = np.array(estimates)
-    w = 1.0 / np.array(variances)
+    var = np.array(variances)
+    keep = _consistent_slitlets(est, var)
+    excluded = [k for k, kept in zip(keys, keep, strict=True) if not kept]
+    for k in excluded:
+        log.warning("Visit master: background slitlet %s left out of the level fit: its "
+                    "levels per exposure %s disagree with the others'", k,
+                    ", ".join(f"{v:.4f}" for v in per_slit[k]))
+    est, w = est[keep], 1.0 / var[keep]
     levels = (est * w).sum(axis=0) / w.sum(axis=0)
     errors = 1.0 / np.sqrt(w.sum(axis=0))
     if est.shape[0] > 1:
@@ -252,7 +267,31 @@ def fit_levels(labels, exposures):
         chi2 = (((est - levels) ** 2) * w).sum(axis=0) / (est.shape[0] - 1)
         errors = errors * np.sqrt(np.maximum(chi2, 1.0))
     scale = levels.mean()
-    return VisitLevels(labels, levels / scale, errors / scale, per_slit, n_pixels)
+    return VisitLevels(labels, levels / scale, errors / scale, per_slit, n_pixels,
+                       excluded=excluded)
+
+
+def _consistent_slitlets(est, var):
+    """
+    Slitlets whose levels agree with the others' in every exposure.
+
+    A slitlet is left out where, in any exposure, its level is further than
+    :data:`LEVEL_CLIP_SIGMA` robust sigmas from the median over slitlets (the
+    robust sigma: 1.4826 MAD over slitlets, at least the slitlet's own error),
+    as an undeclared or moving source in it makes it. With fewer than 3
+    slitlets every one is kept.
+    """
+    n = est.shape[0]
+    keep = np.ones(n, dtype=bool)
+    if n < 3:
+        return keep
+    median = np.median(est, axis=0)
+    mad = 1.4826 * np.median(np.abs(est - median), axis=0)
+    sigma = np.maximum(mad[np.newaxis, :], np.sqrt(var))
+    keep = np.all(np.abs(est - median) <= LEVEL_CLIP_SIGMA * sigma, axis=1)
+    if keep.sum() < 2:
+        return np.ones(n, dtype=bool)
+    return keep
 
 
 def _scaled_copy(slit, factor, suffix):

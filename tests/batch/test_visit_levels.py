@@ -49,3 +49,15 @@ def test_exposure_name():
     assert exposure_name("/x/jw1_00001_nrs1_rate.fits") == "jw1_00001_nrs1"
     assert exposure_name("jw1_00001_nrs1_bkgcal.fits") == "jw1_00001_nrs1"
     assert exposure_name("jw1_00001_nrs1_cal.fits") == "jw1_00001_nrs1"
+
+
+def test_fit_levels_leaves_out_a_slitlet_with_a_moving_source():
+    rng = np.random.default_rng(5)
+    true = np.array([0.99, 1.0, 1.01])
+    exposures = [[_slit(k, lev, rng) for k in (1, 2, 3, 4)] for lev in true]
+    # A source in slitlet 4 in the second nod only (+5%).
+    exposures[1][3].data *= 1.05
+    levels = fit_levels(["a", "b", "c"], exposures)
+    assert levels.excluded == ["4"]
+    assert np.max(np.abs(levels.levels - true)) < 0.002
+    assert levels.to_record()["level_slits"]["4"]["used"] is False
