@@ -7,7 +7,7 @@ from stdatamodels.jwst import datamodels
 from jwst_mbkg_plus.visit_master import exposure_name, fit_levels
 
 
-def _slit(slitlet_id, level, rng, *, shape=(20, 400), noise=0.2, ystart=100, xstart=300):
+def _slit(slitlet_id, level, rng, *, shape=(20, 400), noise=0.05, ystart=100, xstart=300):
     wave = np.linspace(1.7, 3.1, shape[1])
     sky = 0.3 * (wave / 1.5) ** -2.2 * np.ones(shape)
     flat = 1 + 0.1 * np.sin(np.arange(shape[1]) / 7.0)  # cancels: same pixels
