@@ -18,7 +18,7 @@ Sub-commands:
     source (:mod:`jwst_mbkg_plus.tools.msa_select`).
 ``plot``
     PNG plots of cal/s2d slits, x1d spectra, masterbg1d and the MOS QA record
-    (:func:`jwst_mbkg_plus.qa_plots.plot_files`).
+    (:func:`jwst_mbkg_plus.tools.plot.plot_files`).
 
 No command modifies its input files. Errors in the inputs are reported as
 ``error: <file>: <reason>`` with exit status 2.
@@ -27,14 +27,16 @@ No command modifies its input files. Errors in the inputs are reported as
 import argparse
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jwst_mbkg_plus.batch import cli as batch_cli
 
-__all__ = ["handle_args", "main", "run_demo"]
+__all__ = ["handle_args", "main"]
+
+# Each sub-command imports its module when it runs, not here: `jwst-mbkg-plus
+# --help` and the tools that need no pipeline then load no jwst code.
 
 #: Exit status of a command stopped by an unusable input or output.
 EXIT_INPUT_ERROR = 2
@@ -46,205 +48,6 @@ def _say(message):
     print(message, flush=True)  # noqa: T201 - a command's progress report
 
 
-def _slit_residuals(background_2d, truth):
-    """Median relative error of the subtracted background per slit, in percent."""
-    rows = {}
-    for bkg in background_2d.slits:
-        slit = bkg
-        true_rate = truth.cutout(slit.name, "background", slit) / truth.cutout(
-            slit.name, "factor", slit
-        )
-        good = np.isfinite(true_rate) & (true_rate > 0) & np.isfinite(bkg.data)
-        good &= (bkg.dq & 1) == 0
-        if good.sum() == 0:
-            rows[slit.name] = (truth.slit(slit.name)["kind"], float("nan"))
-            continue
-        rel = np.median(bkg.data[good] / true_rate[good] - 1)
-        rows[slit.name] = (truth.slit(slit.name)["kind"], 100 * float(rel))
-    return rows
-
-
-def _natural_order(name):
-    """Sort key putting slit names in numeric order (1, 2, ..., 10), others after."""
-    return (0, int(name), "") if str(name).isdigit() else (1, 0, str(name))
-
-
-def _qa_summary(folder):
-    """One line from the plus step's QA record: pull spread, outliers, flagged pixels."""
-    from jwst_mbkg_plus.qa_plots import read_qa
-
-    path = next(Path(folder).glob("*_mbkgqa.asdf"), None)
-    if path is None:
-        return ""
-    qa = read_qa(path)
-    summary = dict(qa.get("pull_summary") or {})
-    if not summary.get("n_pixels"):
-        return ""
-    flagged = dict(qa.get("flagged_pixels") or {})
-    return (f"background slitlets' residual / error spread {summary['pull_spread']:.3f} "
-            f"(1.4826 MAD, pixels not rejected; 1 +/- 0.05 is right), "
-            f"{100 * summary['pull_outlier_fraction']:.3f}% beyond 5; "
-            f"{flagged.get('total', 0)} rejected pixels flagged OUTLIER + DO_NOT_USE")
-
-
-def _demo_sky(grating, sky):
-    """The demo's injected background: a built-in name or a checked CSV path."""
-    from jwst_mbkg_plus.synthetic.scene import read_spectrum_csv
-    from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES
-
-    if sky is None:
-        return "prism_sky" if grating == "PRISM" else "default"
-    if sky in ("default", *BUILTIN_SKIES):
-        return sky
-    path = Path(sky).expanduser().resolve()
-    if not path.is_file():
-        raise _UsageError(sky, "no such sky file; give a CSV with columns wave [micron] and "
-                          "flux [MJy/sr], 'prism_sky' or 'default'")
-    try:
-        wave, _ = read_spectrum_csv(path)
-    except ValueError as err:
-        raise _UsageError(sky, str(err).removeprefix(f"{path}: ")) from None
-    if wave.size < 2:
-        raise _UsageError(sky, "fewer than two finite (wave, flux) rows")
-    return str(path)
-
-
-def run_demo(workdir, *, grating="PRISM", sky=None, n_background=6, noise=0.2,
-             n_contaminated=1, stock=True, seed=1):
-    """
-    Run the demo: synthetic exposure, calwebb_spec2 stock and plus, residuals.
-
-    Parameters
-    ----------
-    workdir : str or pathlib.Path
-        Folder for the exposure and all products (created).
-    grating : str, optional
-        Disperser of the synthetic exposure: "PRISM" (CLEAR, the STScI
-        notebook's mode), "G235M" (F170LP) or "G395M" (F290LP).
-    sky : str or pathlib.Path or None, optional
-        Injected background: a CSV file (wave [micron], flux [MJy/sr]),
-        "prism_sky" (the built-in real PRISM sky) or "default" (analytic);
-        None: "prism_sky" for the prism, "default" for the gratings.
-    n_background : int, optional
-        Background slitlets in the scene.
-    noise : float, optional
-        Per-pixel noise as a fraction of the background.
-    n_contaminated : int, optional
-        Background slitlets carrying an undeclared source (30% of the background).
-    stock : bool, optional
-        Also run jwst's stock pipeline, for comparison.
-    seed : int, optional
-        Random seed of the scene.
-
-    Returns
-    -------
-    dict
-        Per pipeline: run time in seconds and per-slit residuals in percent.
-    """
-    from jwst_mbkg_plus.offline import configure_offline_crds
-    from jwst_mbkg_plus.synthetic.instrument import GRATINGS
-
-    if grating not in GRATINGS:
-        raise _UsageError(grating, f"unknown grating; choose from {', '.join(GRATINGS)}")
-    sky = _demo_sky(grating, sky)
-    workdir = Path(workdir).expanduser().resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    configure_offline_crds(workdir / "crds_base")
-
-    from stdatamodels.jwst import datamodels
-
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        build_instrument,
-        default_instrument_path,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
-
-    total = 4 + int(stock)
-    _say(f"[1/{total}] Building the synthetic NIRSpec instrument (cached after the first run) ...")
-    t0 = time.perf_counter()
-    instrument = build_instrument(default_instrument_path())
-    _say(f"      reference files and local CRDS context in {instrument.crds_path}"
-         f" ({time.perf_counter() - t0:.1f} s)")
-
-    sky_text = {"default": "the analytic sky", "prism_sky": "a real PRISM sky (CEERS)"}
-    _say(f"[2/{total}] Painting a {grating} exposure on NRS1 with a known background: "
-         f"{sky_text.get(sky, Path(sky).name)} ...")
-    scene = Scene(
-        grating=grating,
-        background=sky,
-        n_background=n_background,
-        n_point=2,
-        n_extended=1,
-        detectors=("NRS1",),
-        noise_fraction=noise,
-        n_contaminated=n_contaminated,
-        hot_pixels_per_slit=5,
-        hot_clusters_per_slit=1,
-        hot_pixel_level=30.0,
-        seed=seed,
-    )
-    exposure = make_exposure(scene, workdir / "exposure", instrument=instrument)
-    truth = load_truth(exposure.truth_path)
-    _say(f"      {exposure.rate_path.name}: {n_background} background slitlets "
-         f"({n_contaminated} with an undeclared source), 3 source slitlets, "
-         f"{100 * noise:.0f}% noise per pixel")
-
-    from jwst.pipeline import Spec2Pipeline
-
-    from jwst_mbkg_plus import Spec2PipelinePlus
-
-    runs = [("plus", Spec2PipelinePlus)]
-    if stock:
-        runs.insert(0, ("stock", Spec2Pipeline))
-    results = {}
-    for step_no, (label, cls) in enumerate(runs, start=3):
-        out = workdir / label
-        out.mkdir(exist_ok=True)
-        _say(f"[{step_no}/{total}] Running {cls.__name__} with master background on ...")
-        t0 = time.perf_counter()
-        with local_crds_context(instrument):
-            cls.call(
-                str(exposure.rate_path),
-                steps={"master_background_mos": {"skip": False, "save_background": True}},
-                output_dir=str(out),
-                save_results=True,
-                # Keep the terminal to the demo's own progress lines; the
-                # pipeline's warnings still show through Python's last resort.
-                configure_log=False,
-            )
-        seconds = time.perf_counter() - t0
-        masterbg2d = next(out.glob("*_masterbg2d.fits"))
-        with datamodels.open(masterbg2d) as bkg:
-            residuals = _slit_residuals(bkg, truth)
-        results[label] = {"seconds": seconds, "residuals": residuals, "folder": out}
-        _say(f"      done in {seconds:.0f} s; products in {out}")
-
-    _say(
-        f"[{total}/{total}] Subtracted background minus true background,"
-        " median per slit (% of truth):"
-    )
-    names = sorted(results["plus"]["residuals"], key=_natural_order)
-    header = f"      {'slit':>5s} {'kind':<11s}" + "".join(f"{k:>10s}" for k in results)
-    _say(header)
-    for name in names:
-        kind = results["plus"]["residuals"][name][0]
-        if int(name) in truth.contaminated:
-            kind += "*"
-        cells = "".join(f"{results[k]['residuals'][name][1]:+9.2f}%" for k in results)
-        _say(f"      {name:>5s} {kind:<11s}{cells}")
-    _say("      * background slitlet with an undeclared source")
-    qa_line = _qa_summary(results["plus"]["folder"])
-    if qa_line:
-        _say(f"      plus QA record: {qa_line}")
-    times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in results.items())
-    _say(f"      calwebb_spec2 run times: {times}")
-    _say(f"      products: {workdir}")
-    return results
-
-
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="jwst-mbkg-plus", description="jwst_mbkg_plus command-line tools."
@@ -253,7 +56,7 @@ def _build_parser():
     demo = sub.add_parser(
         "demo",
         help="run calwebb_spec2, stock and plus, on a synthetic NIRSpec MOS exposure",
-        description=run_demo.__doc__.splitlines()[1].strip(),
+        description="Run the demo: synthetic exposure, calwebb_spec2 stock and plus, residuals.",
     )
     demo.add_argument("--workdir", default="mbkg_plus_demo", help="output folder")
     from jwst_mbkg_plus.synthetic.instrument import GRATINGS
@@ -435,7 +238,7 @@ def _run_msa_select(args):
 
 
 def _run_plot(args):
-    from jwst_mbkg_plus.qa_plots import plot_files
+    from jwst_mbkg_plus.tools.plot import plot_files
 
     written = plot_files(args.inputs, args.outdir, slits=args.slits, progress=_say)
     _say(f"wrote {len(written)} PNG files to {args.outdir}")
@@ -491,6 +294,8 @@ def handle_args(argv):
         problem = _demo_folder_problem(args.workdir)
         if problem:
             return _error(args.workdir, problem)
+        from jwst_mbkg_plus.synthetic.demo import DemoInputError, run_demo
+
         try:
             run_demo(
                 args.workdir,
@@ -502,11 +307,11 @@ def handle_args(argv):
                 stock=not args.no_stock,
                 seed=args.seed,
             )
-        except _UsageError as err:
+        except DemoInputError as err:
             return _error(err.path, err.reason)
         return 0
+    from jwst_mbkg_plus.io.user_background import UserBackgroundError
     from jwst_mbkg_plus.tools import ToolInputError
-    from jwst_mbkg_plus.user_background import UserBackgroundError
 
     runners = {
         "master": _run_master,

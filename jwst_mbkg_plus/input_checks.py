@@ -7,7 +7,9 @@ somewhere deep inside jwst, crds or numpy.
 
 import logging
 
-from jwst_mbkg_plus.adapters import BackgroundSelectionError, select_background_slits
+from stdatamodels.jwst import datamodels
+
+from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits
 
 __all__ = [
     "MOS_EXP_TYPES",
@@ -55,8 +57,6 @@ def mos_input_problem(model):
         The problem and the fix, or '' if the model is NIRSpec MOS slits as
         after calwebb_spec2's srctype.
     """
-    from stdatamodels.jwst import datamodels
-
     kind = type(model).__name__
     name = getattr(getattr(model, "meta", None), "filename", None) or "the input"
     if isinstance(model, (datamodels.MultiCombinedSpecModel, datamodels.CombinedSpecModel,

@@ -153,6 +153,8 @@ def configure_offline_crds(crds_path=None, *, context="jwst_0000.pmap", local_co
 
 def clear_crds_caches():
     """Forget crds' memoized configuration and loaded mappings."""
+    # Here, not at the top: crds reads its environment when first imported, and
+    # this module sets that environment.
     try:
         from crds.core import utils as crds_utils
     except ImportError:  # pragma: no cover - crds is a dependency

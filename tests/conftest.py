@@ -1,12 +1,13 @@
 """Test configuration: offline CRDS before anything imports crds, no network."""
 
+import os
 import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from jwst_mbkg_plus.offline import configure_offline_crds
+from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS, configure_offline_crds
 
 # crds memoizes its configuration on first use: configure before any test
 # module imports jwst.
@@ -38,6 +39,32 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+@pytest.fixture(autouse=True)
+def _no_environment_leak():
+    """Fail a test that leaves the CRDS / stpipe environment changed for the next one."""
+    before = {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
+    yield
+    after = {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
+    for key, value in before.items():  # repair it, so one leak fails one test only
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+    assert not changed, f"the test changed the environment and left it so: {changed}"
+
+
+#: Fixtures that build or run jwst's chain on the synthetic instrument.
+_PIPELINE_FIXTURES = {"synthetic_instrument"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the tests that run jwst's chain ``pipeline``; ``-m "not pipeline"``: the quick loop."""
+    for item in items:
+        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)
+
+
 @pytest.fixture(scope="session")
 def shared_data():
     """Folder of real NIRSpec data beside the project; skip if it is absent."""
@@ -48,9 +75,9 @@ def shared_data():
 
 # ---------------------------------------------------------------------------
 # Synthetic NIRSpec MOS instrument and exposures (jwst_mbkg_plus.synthetic).
-# Owner: helper S1. Session-scoped; the instrument's reference files are cached
-# across sessions under $JWST_MBKG_PLUS_CACHE (default ~/.cache/jwst_mbkg_plus),
-# one folder per generator version (synthetic_instrument/<hash>).
+# Session-scoped; the instrument's reference files are cached across sessions
+# under $JWST_MBKG_PLUS_CACHE (default ~/.cache/jwst_mbkg_plus), one folder per
+# generator version (synthetic_instrument/<hash>).
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def synthetic_instrument():
@@ -120,4 +147,3 @@ def noisy_mos_exposure(synthetic_instrument, tmp_path_factory):
     return scene, make_exposure(scene, folder, instrument=synthetic_instrument)
 
 
-# ------------------------------ end of S1 section ------------------------------

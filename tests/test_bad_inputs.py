@@ -29,10 +29,16 @@ from jwst_mbkg_plus import (
     Spec2PipelinePlus,
     input_checks,
 )
-from jwst_mbkg_plus import spec3_background as engine
 from jwst_mbkg_plus.algorithms import source_evidence
 from jwst_mbkg_plus.cli import handle_args
 from jwst_mbkg_plus.input_checks import ParameterError
+from jwst_mbkg_plus.io.user_background import (
+    UserBackgroundFileNotFoundError,
+    UserBackgroundFormatError,
+    UserBackgroundUnreadableError,
+    read_user_background,
+    write_user_background,
+)
 from jwst_mbkg_plus.safe_io import (
     PARTIAL_TAG,
     InputFileError,
@@ -42,19 +48,14 @@ from jwst_mbkg_plus.safe_io import (
     check_output_folder,
     reading,
 )
+from jwst_mbkg_plus.spec3 import collect
+from jwst_mbkg_plus.spec3 import master as spec3_master
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
     make_container,
     make_spec3_inputs,
     write_association,
 )
 from jwst_mbkg_plus.tools import ToolInputError
-from jwst_mbkg_plus.user_background import (
-    UserBackgroundFileNotFoundError,
-    UserBackgroundFormatError,
-    UserBackgroundUnreadableError,
-    read_user_background,
-    write_user_background,
-)
 
 
 def _sha(path):
@@ -539,10 +540,10 @@ def test_spec3_unreadable_user_background_fails(fs_inputs, masterbg1d, deny_read
 
 
 def test_spec3_engine_degenerate_spectra():
-    spectrum = engine.BackgroundSpectrum("a", np.array([]), np.array([]), None, "SURF_BRIGHT", 1)
+    spectrum = collect.BackgroundSpectrum("a", np.array([]), np.array([]), None, "SURF_BRIGHT", 1)
     assert spectrum.wavelength.size == 0
     with pytest.raises(ValueError, match="no background member has a usable spectrum"):
-        engine.build_master_background([])
+        spec3_master.build_master_background([])
 
 
 # --------------------------------------------------------------------------- source evidence
@@ -660,6 +661,7 @@ def test_demo_with_a_bad_folder_says_so(tmp_path, capsys):
 # --------------------------------------------------------------------------- synthetic cache
 
 
+@pytest.mark.pipeline
 def test_concurrent_first_use_of_a_new_cache(tmp_path):
     """Three processes build the same fresh synthetic instrument at once."""
     child = textwrap.dedent("""

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from comparisons import skippable_multislit, strun_executable
 from stdatamodels.jwst import datamodels
 from stpipe import Pipeline, Step
 from stpipe.config_parser import ValidationError
@@ -40,11 +41,6 @@ NOTEBOOK_STEPS = {
 }
 
 
-def _strun():
-    exe = shutil.which("strun", path=os.path.dirname(sys.executable))
-    if exe is None:  # pragma: no cover - strun comes with stpipe
-        pytest.skip("strun console script not found beside the interpreter")
-    return exe
 
 
 def _run_cli(*args, cwd=None):
@@ -53,16 +49,6 @@ def _run_cli(*args, cwd=None):
     )
 
 
-def _skippable_multislit(path):
-    """Save a MultiSlitModel whose master background is already done: a cheap real run."""
-    model = datamodels.MultiSlitModel()
-    model.meta.instrument.name = "NIRSPEC"
-    model.meta.exposure.type = "NRS_MSASPEC"
-    model.meta.cal_step.master_background = "COMPLETE"
-    model.slits.append(datamodels.SlitModel())
-    model.save(path)
-    model.close()
-    return path
 
 
 def test_get_steps_matches_classes():
@@ -83,7 +69,7 @@ def test_plus_classes_extend_jwst():
     assert issubclass(Spec3PipelinePlus, Spec3Pipeline)
     # Only the master background sub-steps differ; names are jwst's.
     assert set(Spec2PipelinePlus.step_defs) == set(Spec2Pipeline.step_defs)
-    from jwst_mbkg_plus.steps.pipelines import FlatFieldReuseStep
+    from jwst_mbkg_plus.pipelines import FlatFieldReuseStep
 
     for name, cls in Spec2Pipeline.step_defs.items():
         if name == "master_background_mos":
@@ -132,6 +118,7 @@ def test_stpipe_list_shows_plus_aliases():
         assert f"({alias})" in result.stdout
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize(
     ("alias", "expected_option"),
     [
@@ -144,7 +131,7 @@ def test_stpipe_list_shows_plus_aliases():
     ],
 )
 def test_strun_help_resolves(alias, expected_option):
-    result = _run_cli(_strun(), alias, "--help")
+    result = _run_cli(strun_executable(), alias, "--help")
     assert result.returncode == 0, result.stderr
     assert "matched more than 1 step" not in result.stderr
     assert expected_option in result.stdout
@@ -175,7 +162,7 @@ def test_export_config_asdf_round_trip(tmp_path):
     import asdf
 
     with asdf.open(params) as af:
-        assert af["class"] == "jwst_mbkg_plus.steps.pipelines.Spec2PipelinePlus"
+        assert af["class"] == "jwst_mbkg_plus.pipelines.Spec2PipelinePlus"
         mb_pars = next(s for s in af["steps"] if s["name"] == "master_background_mos")
         assert mb_pars["class"].endswith("MasterBackgroundMosPlusStep")
         assert mb_pars["parameters"]["save_background"] is True
@@ -190,11 +177,12 @@ def test_export_config_asdf_round_trip(tmp_path):
     assert from_file.master_background_mos.save_background is True
 
 
+@pytest.mark.pipeline
 def test_step_asdf_runs_plus_class_from_call_and_strun(tmp_path):
     step = MasterBackgroundMosPlusStep(save_background=True)
     params = tmp_path / "mbkg_params.asdf"
     step.export_config(params)
-    data = _skippable_multislit(tmp_path / "already_done_cal.fits")
+    data = skippable_multislit(tmp_path / "already_done_cal.fits")
 
     with datamodels.open(data) as model:
         result = MasterBackgroundMosPlusStep.call(model, config_file=str(params))
@@ -203,8 +191,8 @@ def test_step_asdf_runs_plus_class_from_call_and_strun(tmp_path):
         assert model.meta.cal_step.master_background == "COMPLETE"
 
     out = _run_cli(
-        _strun(), str(params), str(data), "--output_dir", str(tmp_path), "--log-level", "INFO",
-        cwd=tmp_path,
+        strun_executable(), str(params), str(data), "--output_dir", str(tmp_path),
+        "--log-level", "INFO", cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
     log_text = out.stdout + out.stderr

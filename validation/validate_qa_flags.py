@@ -85,8 +85,8 @@ def main(argv=None):
     from astropy.stats import mad_std
     from stdatamodels.jwst import datamodels
 
-    from jwst_mbkg_plus.mos_background import REJECTED_DQ
-    from jwst_mbkg_plus.qa_plots import read_qa
+    from jwst_mbkg_plus.io.products import read_qa
+    from jwst_mbkg_plus.mos.options import REJECTED_DQ
     from jwst_mbkg_plus.synthetic import load_truth
 
     truth = load_truth(next((workdir / "exposure").glob("*truth*")))

@@ -7,7 +7,7 @@ exposure goes through jwst's front end (assign_wcs, msaflagopen, extract_2d,
 srctype) and the plus step's calibration pass once; then its master is made
 twice with the plus step's defaults: from its own background slitlets
 (per exposure) and from those of all 3 nods of its detector
-(:func:`jwst_mbkg_plus.visit_master.visit_master`). For each master:
+(:func:`jwst_mbkg_plus.mos.visit.visit_master`). For each master:
 
 * noise: standard deviation over wavelength of master / truth - 1, with truth
   the nod's injected sky (level x B0), over the central 90% of the band;
@@ -59,7 +59,7 @@ def _master_figures(master, twave, tsb):
 
 def _data_column_pulls(forward, truth, labels):
     """Column pulls of the calibrated background slitlets against the truth (data noise only)."""
-    from jwst_mbkg_plus.adapters import DO_NOT_USE, slit_label, slit_variance
+    from jwst_mbkg_plus.io.slits import DO_NOT_USE, slit_label, slit_variance
 
     spreads = {}
     for slit in forward.model.slits:
@@ -77,10 +77,11 @@ def _data_column_pulls(forward, truth, labels):
 
 
 def _residual_figures(model, forward, master, options):
-    from jwst_mbkg_plus import mos_background
+    from jwst_mbkg_plus.mos.qa import residual_qa
+    from jwst_mbkg_plus.mos.subtract import subtract_master
 
-    result, bkg2d = mos_background.subtract_master(model, forward, master, options)
-    qa = mos_background.residual_qa(result, forward, master, bkg2d)
+    result, bkg2d = subtract_master(model, forward, master, options)
+    qa = residual_qa(result, forward, master, bkg2d)
     result.close()
     bkg2d.close()
     res = {k: v for k, v in qa["residuals"].items() if isinstance(v, dict)}
@@ -126,15 +127,16 @@ def main():
     visit = make_visit(scene, Path(args.work) / "visit", instrument=inst, n_nods=3,
                        drift=args.drift)
 
-    from jwst_mbkg_plus import mos_background
-    from jwst_mbkg_plus.calibration_pass import calibrate_as_extended
-    from jwst_mbkg_plus.steps.mos_step import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.visit_master import visit_master
+    from jwst_mbkg_plus.mos.calibration import calibrate_as_extended
+    from jwst_mbkg_plus.mos.master import master_from_slits
+    from jwst_mbkg_plus.mos.options import MasterOptions
+    from jwst_mbkg_plus.mos.step import MasterBackgroundMosPlusStep
+    from jwst_mbkg_plus.mos.visit import visit_master
 
     rows = []
     with local_crds_context(inst):
         step = MasterBackgroundMosPlusStep(spatial_model=args.spatial_model)
-        options = mos_background.MasterOptions.from_step(step)
+        options = MasterOptions.from_step(step)
         models, forwards = {}, {}
         for key, rate in sorted(visit.rate_paths.items()):
             models[key] = extract_slits(rate)
@@ -145,7 +147,7 @@ def main():
             name = visit.rate_paths[(nod, det)].name
             companions = [(visit.rate_paths[k].name, forwards[k].model)
                           for k in sorted(forwards) if k[1] == det and k != (nod, det)]
-            per = mos_background.master_from_slits(step, forward.model, options)
+            per = master_from_slits(step, forward.model, options)
             vis = visit_master(step, forward.model, companions, options, label=name,
                                leave_out=args.leave_out)
             row = {

@@ -1,10 +1,16 @@
 """Datamodel-free algorithms for master background subtraction: arrays in, arrays out.
 
 Nothing in this subpackage imports ``stdatamodels`` or ``jwst``; the steps in
-`jwst_mbkg_plus.steps` unpack datamodels and call these functions.
+`jwst_mbkg_plus.mos` and `jwst_mbkg_plus.spec3` unpack datamodels and call
+these functions.
 
 Modules
 -------
+master
+    The master-background core the MOS step, the spec3 step and the ``master``
+    command share: vet whole spectra, combine per wavelength, fill, smooth.
+qa_stats
+    The one definition of each QA statistic (coefficient of variation, ...).
 grid
     Common wavelength grid and resampling with variance propagation.
 combine
@@ -17,6 +23,8 @@ excess
     An additive excess told from a smooth level; verdicts on two spectra.
 profiles
     Row profiles of background slitlets: undeclared sources along the slit.
+source_evidence
+    Whether a slitlet named as background holds a source.
 outliers
     2-D pixel outliers against a model; 1-D per-bin clipping.
 binning
@@ -27,6 +35,11 @@ errors
     Variance propagation rules and the correlated master-background error.
 pulls
     Robust spread and outlier fraction of residual / error, for QA records.
+levels, spatial, chromatic, local_scale
+    Background level across the MSA: per-slitlet levels, the spatial models,
+    their wavelength dependence, per-slit rescaling.
+stats, interp
+    NaN-aware order statistics and checked interpolation shared by the above.
 """
 
 from jwst_mbkg_plus.algorithms.binning import BinnedSpectrum, bin_pixels

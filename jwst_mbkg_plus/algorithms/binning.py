@@ -43,10 +43,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms._interp import check_increasing
-from jwst_mbkg_plus.algorithms._stats import segment_quantile, sort_segments
 from jwst_mbkg_plus.algorithms.errors import median_variance_factor, median_variance_from_sums
-from jwst_mbkg_plus.algorithms.outliers import _segment_clip
+from jwst_mbkg_plus.algorithms.interp import check_increasing
+from jwst_mbkg_plus.algorithms.outliers import segment_clip
+from jwst_mbkg_plus.algorithms.stats import segment_quantile, sort_segments
 
 __all__ = ["BINNING_METHODS", "BinnedSpectrum", "bin_pixels"]
 
@@ -150,7 +150,7 @@ def bin_pixels(wavelength, sb, var, edges, *, method="clipped_mean", sigma=3.0, 
     vv = None if v is None else v[idx]
     clip = sigma if method in ("clipped_mean", "weighted_mean") else None
     noise = None if vv is None else _bin_median_noise(vv, lv, nb)
-    order, alive = _segment_clip(xv, lv, nb, noise, clip, maxiters)
+    order, alive = segment_clip(xv, lv, nb, noise, clip, maxiters)
     rejected = np.zeros(x.shape, dtype=bool)
     rejected[idx[order[~alive]]] = True
 

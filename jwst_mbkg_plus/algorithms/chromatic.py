@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms.spatial import level_ratios
+from jwst_mbkg_plus.algorithms.levels import level_ratios
 
 __all__ = ["ChromaticSpatialFit", "band_levels", "fit_chromatic_factor"]
 
@@ -54,7 +54,7 @@ def band_levels(wavelength, flux, var, master, *, n_bands=6):
     band_wave : ndarray, shape (n_bands,)
         Median wavelength of each band.
     ratio, error : ndarray, shape (n_spectra, n_bands)
-        Levels and their errors (`~jwst_mbkg_plus.algorithms.spatial.level_ratios`
+        Levels and their errors (`~jwst_mbkg_plus.algorithms.levels.level_ratios`
         in each band); NaN where a band has too few points.
     """
     wavelength = np.asarray(wavelength, dtype=float)
@@ -270,3 +270,38 @@ def fit_chromatic_factor(base, x, y, quadrant, band_wave, ratio, error, *, max_o
         dof=dof,
         candidates=candidates,
     )
+
+
+def factors_at(fit, chrom, positions, wavelength):
+    """
+    A spatial factor (grey or chromatic) and its error at MSA positions and wavelengths.
+
+    Parameters
+    ----------
+    fit : `~jwst_mbkg_plus.algorithms.spatial.SpatialFit` or None
+        The grey spatial factor.
+    chrom : ChromaticSpatialFit or None
+        Its wavelength dependence (used instead of ``fit`` when given).
+    positions : array_like, shape (n, 3)
+        MSA x, y and quadrant of each slit.
+    wavelength : array_like, shape (m,)
+        Wavelengths (micron).
+
+    Returns
+    -------
+    factor, error : ndarray, shape (n, m)
+        1 and 0 where there is no usable fit.
+    """
+    positions = np.atleast_2d(np.asarray(positions, dtype=float))
+    m = np.size(wavelength)
+    if chrom is not None:
+        factor, error = chrom.predict(
+            positions[:, 0], positions[:, 1], positions[:, 2].astype(int), wavelength
+        )
+    elif fit is not None:
+        f, e = fit.predict(positions[:, 0], positions[:, 1], positions[:, 2])
+        factor, error = np.repeat(f[:, None], m, axis=1), np.repeat(e[:, None], m, axis=1)
+    else:
+        return np.ones((len(positions), m)), np.zeros((len(positions), m))
+    good = np.isfinite(factor) & (factor > 0) & np.isfinite(error)
+    return np.where(good, factor, 1.0), np.where(good, error, 0.0)

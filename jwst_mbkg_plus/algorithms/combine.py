@@ -45,9 +45,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA, mad_small_n_factor, nanmedian
 from jwst_mbkg_plus.algorithms.errors import median_variance, median_variance_factor
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA, mad_small_n_factor, nanmedian
 
 __all__ = ["METHODS", "CombinedSpectrum", "combine_spectra", "sigma_clip_stack"]
 
@@ -113,7 +113,7 @@ def sigma_clip_stack(flux, var=None, *, sigma=3.0, maxiters=5, valid=None, noise
     points; scale = 1.4826 x the median absolute deviation of the survivors
     from it, pooled over ``scale_window`` adjacent wavelengths and multiplied
     by the small-sample factor for the number of survivors ``n`` (1.16 for
-    n = 9, see `~jwst_mbkg_plus.algorithms._stats.mad_small_n_factor`);
+    n = 9, see `~jwst_mbkg_plus.algorithms.stats.mad_small_n_factor`);
     if ``noise_aware`` and ``var`` is given, the scale of point ``i`` is
     ``max(scale, sqrt(var_i))``. Points with ``|x - centre| > sigma * scale``
     are rejected and stay rejected. The MAD scale never drops below its

@@ -56,7 +56,7 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy.signal import savgol_filter
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = ["ExcessFit", "PairVerdict", "additive_excess", "compare_pair"]
 

@@ -29,8 +29,9 @@ import functools
 import logging
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
-from jwst_mbkg_plus.algorithms._interp import check_increasing, interp_linear
+from jwst_mbkg_plus.algorithms.interp import check_increasing, interp_linear
 
 __all__ = ["EDGE_POLICIES", "INTERPOLATIONS", "expand_to_2d", "subtract_background"]
 
@@ -127,8 +128,6 @@ def expand_to_2d(wavelength_2d, master_wave, master_flux, master_var=None, *, ed
 
 def _cubic_inside(mw, mf, wave, linear):
     """Cubic-spline values where the linear ones are finite and inside the samples."""
-    from scipy.interpolate import CubicSpline
-
     good = np.isfinite(mf)
     if good.sum() < 4:
         return linear
@@ -149,8 +148,6 @@ def _spline_noise_gain():
     0.756 half-way (a straight line gives ``(1 - t)**2 + t**2``, 0.5). Computed
     once from the splines of unit impulses on an interior stretch of grid.
     """
-    from scipy.interpolate import CubicSpline
-
     n = 41
     grid = np.arange(n, dtype=np.float64)
     t = np.linspace(0.0, 1.0, 201)

@@ -26,8 +26,8 @@ import logging
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms._interp import check_increasing, interp_linear
-from jwst_mbkg_plus.algorithms._stats import nanmedian
+from jwst_mbkg_plus.algorithms.interp import check_increasing, interp_linear
+from jwst_mbkg_plus.algorithms.stats import nanmedian
 
 __all__ = [
     "common_wavelength_grid",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = ["LocalScale", "local_scale"]
 

@@ -35,14 +35,14 @@ import logging
 import numpy as np
 from scipy import ndimage
 
-from jwst_mbkg_plus.algorithms._stats import (
+from jwst_mbkg_plus.algorithms.stats import (
     GAUSS_IQR,
     MAD_TO_SIGMA,
     segment_quantile,
     sort_segments,
 )
 
-__all__ = ["find_pixel_outliers", "flag_binned_outliers"]
+__all__ = ["find_pixel_outliers", "flag_binned_outliers", "segment_clip"]
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +141,35 @@ def find_pixel_outliers(data, var, model, model_var=None, *, sigma=5.0, grow=1, 
     return mask
 
 
-def _segment_clip(values, labels, n_labels, noise, sigma, maxiters):
-    """Clip each segment iteratively; inputs already restricted to valid entries.
+def segment_clip(values, labels, n_labels, noise, sigma, maxiters):
+    """
+    Clip each segment of a flattened set iteratively (per-bin sigma clipping).
 
-    Returns ``(order, alive_sorted)``: the segment sort order and, in that
-    order, which entries survive. After the first pass only the bins that
-    lost a value are re-examined (the others' centre and scale are unchanged).
+    After the first pass only the segments that lost a value are re-examined
+    (the others' centre and scale are unchanged).
+
+    Parameters
+    ----------
+    values : ndarray, shape (n,)
+        Values, already restricted to valid entries.
+    labels : ndarray of int, shape (n,)
+        Segment (bin) of each value, ``0 <= label < n_labels``.
+    n_labels : int
+        Number of segments.
+    noise : ndarray, shape (n,), or None
+        Per-value 1-sigma noise: each value's clip scale is at least its own.
+        None: the segment's robust scatter (IQR / 1.349) alone.
+    sigma : float or None
+        Clip threshold; None: no clipping.
+    maxiters : int or None
+        Largest number of passes (None: until nothing changes).
+
+    Returns
+    -------
+    order : ndarray of int
+        The sort order that groups the values by segment.
+    alive : ndarray of bool
+        In that order, which values survive.
     """
     order = sort_segments(values, labels)
     alive = np.ones(values.size, dtype=bool)
@@ -234,6 +257,6 @@ def flag_binned_outliers(values, bin_index, var=None, *, sigma=3.0, maxiters=5):
     lab = bin_index[idx].astype(np.int64)
     if var is not None:
         noise = np.sqrt(var[idx])
-    order, alive = _segment_clip(values[idx], lab, int(lab.max()) + 1, noise, sigma, maxiters)
+    order, alive = segment_clip(values[idx], lab, int(lab.max()) + 1, noise, sigma, maxiters)
     rejected[idx[order[~alive]]] = True
     return rejected

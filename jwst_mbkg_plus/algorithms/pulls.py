@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = [
     "OUTLIER_THRESHOLD",

@@ -60,9 +60,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA, nanmedian
 from jwst_mbkg_plus.algorithms.errors import median_variance_factor
 from jwst_mbkg_plus.algorithms.excess import additive_excess
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA, nanmedian
 
 __all__ = ["VettingResult", "vet_spectra"]
 

@@ -32,8 +32,8 @@ import logging
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from jwst_mbkg_plus.algorithms._stats import nanmedian
 from jwst_mbkg_plus.algorithms.errors import median_variance_from_sums
+from jwst_mbkg_plus.algorithms.stats import nanmedian
 
 __all__ = ["effective_kernel", "median_filter_nan"]
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from jwst_mbkg_plus.algorithms import profiles
-from jwst_mbkg_plus.algorithms._stats import nan_mad_std, nanmedian
+from jwst_mbkg_plus.algorithms.stats import nan_mad_std, nanmedian
 
 __all__ = ["SourceEvidence", "level_excess", "row_profile_evidence"]
 

@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from jwst_mbkg_plus.algorithms._stats import MAD_TO_SIGMA
+from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = [
     "SPATIAL_MODELS",
     "SpatialFit",
     "fit_spatial_factor",
-    "level_ratios",
 ]
 
 log = logging.getLogger(__name__)
@@ -202,62 +201,6 @@ class SpatialFit:
         }
 
 
-def level_ratios(flux, var, master, *, sigma=3.0, maxiters=5):
-    """
-    Level of each spectrum relative to a master, with its error.
-
-    The ratio is the inverse-variance weighted least-squares scale ``r`` of
-    ``flux ~ r * master`` over wavelength, with wavelengths more than
-    ``sigma`` robust standard deviations from it clipped (emission-line
-    residuals, a stray bad bin). Its error is scaled up by the reduced
-    chi-square of the spectrum about ``r * master`` when that exceeds one.
-
-    Parameters
-    ----------
-    flux, var : ndarray, shape (n_spectra, n_wave)
-        Spectra and their variances on the master's grid; NaN = no data.
-    master : ndarray, shape (n_wave,)
-        The master spectrum.
-    sigma : float, optional
-        Clipping threshold.
-    maxiters : int, optional
-        Clipping iterations.
-
-    Returns
-    -------
-    ratio, error : ndarray, shape (n_spectra,)
-        NaN for spectra with fewer than 5 usable wavelengths.
-    """
-    flux = np.atleast_2d(np.asarray(flux, dtype=float))
-    var = np.atleast_2d(np.asarray(var, dtype=float))
-    master = np.asarray(master, dtype=float)
-    n = flux.shape[0]
-    ratio = np.full(n, np.nan)
-    error = np.full(n, np.nan)
-    for k in range(n):
-        ok = np.isfinite(flux[k]) & np.isfinite(var[k]) & (var[k] > 0) & np.isfinite(master)
-        ok &= master > 0
-        for _ in range(maxiters):
-            if ok.sum() < 5:
-                break
-            w = master[ok] ** 2 / var[k, ok]
-            r = np.sum(flux[k, ok] * master[ok] / var[k, ok]) / np.sum(w)
-            z = (flux[k] - r * master) / np.sqrt(np.where(var[k] > 0, var[k], np.nan))
-            spread = MAD_TO_SIGMA * np.median(np.abs(z[ok] - np.median(z[ok])))
-            keep = ok & (np.abs(z) <= sigma * max(spread, 1.0))
-            if keep.sum() == ok.sum():
-                break
-            ok = keep
-        if ok.sum() < 5:
-            continue
-        w = master[ok] ** 2 / var[k, ok]
-        r = np.sum(flux[k, ok] * master[ok] / var[k, ok]) / np.sum(w)
-        chi2 = np.sum((flux[k, ok] - r * master[ok]) ** 2 / var[k, ok]) / (ok.sum() - 1)
-        ratio[k] = r
-        error[k] = np.sqrt(max(chi2, 1.0) / np.sum(w))
-    return ratio, error
-
-
 def _normalisation(x, y):
     """Centre and scale of positions (scale 1 where they do not spread)."""
     centre = (float(np.mean(x)), float(np.mean(y)))
@@ -396,7 +339,7 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
         Their MSA quadrants.
     ratio, error : array_like, shape (n,)
         Level of each slitlet relative to the master, and its error (e.g. from
-        `level_ratios`); non-finite entries are ignored.
+        `~jwst_mbkg_plus.algorithms.levels.level_ratios`); non-finite entries are ignored.
     model : {'plane', 'quadrant', 'plane_quadrant', 'auto', 'constant'}, optional
         Spatial model (see the module description); ``constant`` is the
         trivial factor 1 (e.g. to refit a model ``auto`` chose).

@@ -137,14 +137,18 @@ def run_synthetic_visit_command(args):
     int
         0.
     """
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
-    from jwst_mbkg_plus.synthetic import Scene, build_instrument, default_instrument_path
-    from jwst_mbkg_plus.synthetic.visit import make_visit
+    from jwst_mbkg_plus.offline import offline_crds
 
     if args.nods < 1:
         raise ValueError("--nods must be >= 1")
+    with offline_crds():
+        return _synthetic_visit(args)
+
+
+def _synthetic_visit(args):
+    from jwst_mbkg_plus.synthetic import Scene, build_instrument, default_instrument_path
+    from jwst_mbkg_plus.synthetic.visit import make_visit
+
     folder = Path(args.folder).expanduser().resolve()
     grating = args.grating or ("G395M" if args.msa else "G235M")
     _say("Building the synthetic NIRSpec instrument (cached after the first run) ...")

@@ -10,7 +10,6 @@ is recorded the same way by the client. Nothing here builds a process pool:
 all parallelism is Dask's.
 """
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jwst_mbkg_plus.batch._task_env import restore_environment, set_environment
 from jwst_mbkg_plus.batch.inputs import Exposure, collect_exposures, group_exposures
 from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS
 from jwst_mbkg_plus.safe_io import atomic_write_text
@@ -97,46 +97,8 @@ def _base_record(exposure):
     }
 
 
-def _set_environment(env):
-    """Apply the CRDS/stpipe environment a task must run in, and forget crds' caches."""
-    from jwst_mbkg_plus.offline import clear_crds_caches, configure_offline_crds
-
-    if env.get("_local_context_path"):
-        configure_offline_crds(env["_local_context_path"], local_context=True,
-                               context=env.get("CRDS_CONTEXT") or "jwst_0000.pmap")
-        return
-    for key in OFFLINE_ENV_KEYS:
-        value = env.get(key)
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    clear_crds_caches()
-
-
-#: Loggers whose level a task sets to the batch's ``log_level`` while it runs.
-PIPELINE_LOGGERS = ("jwst", "stpipe", "stcal", "stdatamodels", "crds", "jwst_mbkg_plus",
-                    "py.warnings")
-
-
-@contextlib.contextmanager
-def _log_level(level):
-    """Set the pipeline loggers' level for a block (None: leave them), then restore it."""
-    if level is None:
-        yield
-        return
-    saved = {name: logging.getLogger(name).level for name in PIPELINE_LOGGERS}
-    for name in PIPELINE_LOGGERS:
-        logging.getLogger(name).setLevel(level)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            logging.getLogger(name).setLevel(old)
-
-
 def _qa_figures(qa):
-    """Summary figures of a MOS QA record (see `~jwst_mbkg_plus.qa_plots.read_qa`)."""
+    """Summary figures of a MOS QA record (see `~jwst_mbkg_plus.io.products.read_qa`)."""
     vetting = dict(qa.get("vetting") or {})
     rejected = vetting.get("rejected") or []
     rejected = sorted(str(r) for r in (rejected.keys() if isinstance(rejected, dict)
@@ -188,23 +150,27 @@ def prepare_companion_task(exposure, output_dir, *, env, force=False, log_level=
     dict
         ``{"path": str or None, "error": str}``.
     """
-    from jwst_mbkg_plus.visit_master import COMPANION_SUFFIX
+    from jwst_mbkg_plus.mos.visit import COMPANION_SUFFIX
 
     path = Path(output_dir) / f"{exposure.stem}{COMPANION_SUFFIX}.fits"
     if path.is_file() and not force:
         return {"path": str(path), "error": ""}
+    saved = None
     try:
-        _set_environment(env)
+        saved = set_environment(env)
+        from jwst_mbkg_plus.mos.step import MasterBackgroundMosPlusStep
+        from jwst_mbkg_plus.mos.visit import prepare_companion
         from jwst_mbkg_plus.safe_io import check_input_file
-        from jwst_mbkg_plus.visit_master import prepare_companion
 
         check_input_file(exposure.path, "rate file")
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        with _log_level(log_level):
-            prepare_companion(exposure.path, path)
+        with log_level(log_level):
+            prepare_companion(exposure.path, path, step=MasterBackgroundMosPlusStep())
         return {"path": str(path), "error": ""}
     except Exception as err:  # noqa: BLE001 - the exposure's own task reports it
         return {"path": None, "error": f"{exposure.path.name}: {type(err).__name__}: {err}"}
+    finally:
+        restore_environment(saved)
 
 
 def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
@@ -246,15 +212,16 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
     t0 = time.perf_counter()
     record = _base_record(exposure)
     record["host"], record["pid"] = socket.gethostname(), os.getpid()
+    saved = None
     try:
-        _set_environment(env)
+        saved = set_environment(env)
         from jwst_mbkg_plus.safe_io import check_input_file
 
         check_input_file(exposure.path, "rate file")
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
-        from jwst_mbkg_plus.qa_plots import read_qa
-        from jwst_mbkg_plus.steps.pipelines import Spec2PipelinePlus
+        from jwst_mbkg_plus.io.products import read_qa
+        from jwst_mbkg_plus.pipelines import Spec2PipelinePlus
 
         mbkg = {"skip": False, "save_qa": True, "save_background": True}
         merged = {k: dict(v) for k, v in (steps or {}).items()}
@@ -266,7 +233,7 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
                                    + "; ".join(c.get("error", "") for c in companions) + ")")
             merged["master_background_mos"]["visit_companions"] = paths
             record["companions"] = [Path(p).name for p in paths]
-        with _log_level(log_level):
+        with log_level(log_level):
             result = Spec2PipelinePlus.call(str(exposure.path), steps=merged,
                                             output_dir=str(output_dir), save_results=True,
                                             configure_log=False)
@@ -289,6 +256,8 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
             detail = f"{exposure.path.name}: {type(err).__name__}: {detail}"
         record["error"] = detail
         record["traceback"] = traceback.format_exc(limit=8)
+    finally:
+        restore_environment(saved)
     record["seconds"] = time.perf_counter() - t0
     record["peak_rss_mb"] = _peak_rss_mb()
     return record

@@ -12,18 +12,21 @@ rate file. Run the pipeline on it with
 ``jwst_mbkg_plus.offline.configure_offline_crds(inst.crds_path, local_context=True)``.
 """
 
-from jwst_mbkg_plus.synthetic.build import (
-    GENERATOR_VERSION,
-    ExposureResult,
-    Instrument,
-    build_instrument,
-    default_instrument_path,
-    local_crds_context,
-    make_exposure,
-)
-from jwst_mbkg_plus.synthetic.front_end import extract_slits
-from jwst_mbkg_plus.synthetic.scene import Scene, Slitlet, default_background
-from jwst_mbkg_plus.synthetic.truth import Truth, load_truth
+import importlib
+
+#: Public name -> module that defines it; imported on first use (PEP 562), so
+#: that the CLI and the submodules (instrument, scene, sky) load no jwst code.
+_LAZY = {
+    **dict.fromkeys(
+        ("GENERATOR_VERSION", "ExposureResult", "Instrument", "build_instrument",
+         "default_instrument_path", "local_crds_context", "make_exposure"),
+        "jwst_mbkg_plus.synthetic.build",
+    ),
+    "extract_slits": "jwst_mbkg_plus.synthetic.front_end",
+    **dict.fromkeys(("Scene", "Slitlet"), "jwst_mbkg_plus.synthetic.scene"),
+    "default_background": "jwst_mbkg_plus.synthetic.spectra",
+    **dict.fromkeys(("Truth", "load_truth"), "jwst_mbkg_plus.synthetic.truth"),
+}
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -40,3 +43,15 @@ __all__ = [
     "local_crds_context",
     "make_exposure",
 ]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

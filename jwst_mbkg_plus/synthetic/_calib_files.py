@@ -21,9 +21,6 @@ __all__ = [
     "FAST_WAVE_STEP",
     "UNIFORM_WAVE_STEP",
     "POINT_WAVE_PLANES",
-    "write_dflat",
-    "write_sflat",
-    "write_fflat",
     "write_pathloss",
     "write_barshadow",
     "write_photom",
@@ -66,7 +63,7 @@ def _wave_grid(step, margin=0.0):
     return cf.WAVE_MIN - margin + step * np.arange(n, dtype=np.float64)
 
 
-def _set_meta(model, *, reftype, description, detector="ANY", filter_name=None, grating=None):
+def set_meta(model, *, reftype, description, detector="ANY", filter_name=None, grating=None):
     """Fill the reference-file keywords CRDS and strict validation look at.
 
     Keywords the model's schema does not define (e.g. EXP_TYPE of the MOS
@@ -98,7 +95,7 @@ def _set_meta(model, *, reftype, description, detector="ANY", filter_name=None, 
             log.debug("%s has no meta.%s; not set", type(model).__name__, ".".join(keys))
 
 
-def _save(model, path):
+def save(model, path):
     """Validate strictly, then save to ``path`` through a private temporary folder.
 
     Writing the file under its final base name in a temporary folder keeps
@@ -116,7 +113,7 @@ def _save(model, path):
     return path
 
 
-def _fast_table(values_fn):
+def fast_table(values_fn):
     """One-row FAST_VARIATION table sampled on the fast wavelength grid."""
     wave = _wave_grid(FAST_WAVE_STEP, FAST_TABLE_MARGIN)
     n = wave.size
@@ -136,119 +133,8 @@ def _fast_table(values_fn):
     return table
 
 
-def _plane_wavelengths():
+def plane_wavelengths():
     return np.array([(cf.WAVE_MIN,), (cf.WAVE_MAX,)], dtype=[("wavelength", "<f4")])
-
-
-def write_dflat(path, *, detector):
-    """
-    Write the d-flat: two full-frame planes at 0.6 and 5.3 micron plus a fast table.
-
-    Parameters
-    ----------
-    path : str or `~pathlib.Path`
-        Output FITS file.
-    detector : {"NRS1", "NRS2"}
-        Detector.
-
-    Returns
-    -------
-    `~pathlib.Path`
-        The written file.
-    """
-    x = np.arange(DETECTOR_SIZE, dtype=np.float64)[np.newaxis, :]
-    y = np.arange(DETECTOR_SIZE, dtype=np.float64)[:, np.newaxis]
-    data = np.empty((2, DETECTOR_SIZE, DETECTOR_SIZE), dtype=np.float32)
-    for k, wave in enumerate((cf.WAVE_MIN, cf.WAVE_MAX)):
-        data[k] = cf.dflat_image(wave, x, y, detector)
-    model = datamodels.NirspecFlatModel()
-    model.data = data
-    model.wavelength = _plane_wavelengths()
-    model.flat_table = _fast_table(lambda w: cf.dflat_fast(w, detector))
-    _set_meta(
-        model,
-        reftype="dflat",
-        detector=detector,
-        filter_name="N/A",
-        grating="N/A",
-        description=f"Synthetic NIRSpec D-flat for {detector} (two linear planes)",
-    )
-    return _save(model, path)
-
-
-def write_sflat(path, *, detector, filter_name, grating):
-    """
-    Write the s-flat: one 2-D full-frame image plus a fast table.
-
-    Parameters
-    ----------
-    path : str or `~pathlib.Path`
-        Output FITS file.
-    detector : {"NRS1", "NRS2"}
-        Detector.
-    filter_name, grating : str
-        The mode.
-
-    Returns
-    -------
-    `~pathlib.Path`
-        The written file.
-    """
-    x = np.arange(DETECTOR_SIZE, dtype=np.float64)[np.newaxis, :]
-    y = np.arange(DETECTOR_SIZE, dtype=np.float64)[:, np.newaxis]
-    model = datamodels.NirspecFlatModel()
-    model.data = cf.sflat_image(x, y, detector, filter_name, grating).astype(np.float32)
-    model.flat_table = _fast_table(lambda w: cf.sflat_fast(w, detector, filter_name, grating))
-    _set_meta(
-        model,
-        reftype="sflat",
-        detector=detector,
-        filter_name=filter_name,
-        grating=grating,
-        description=f"Synthetic NIRSpec MOS S-flat for {detector} {filter_name}/{grating}",
-    )
-    return _save(model, path)
-
-
-def write_fflat(path, *, filter_name, grating):
-    """
-    Write the MOS f-flat: per quadrant two shutter planes plus a fast table.
-
-    Parameters
-    ----------
-    path : str or `~pathlib.Path`
-        Output FITS file.
-    filter_name, grating : str
-        The mode.
-
-    Returns
-    -------
-    `~pathlib.Path`
-        The written file.
-    """
-    col = np.arange(1, MSA_COLUMNS + 1, dtype=np.float64)[np.newaxis, :]
-    row = np.arange(1, MSA_ROWS + 1, dtype=np.float64)[:, np.newaxis]
-    model = datamodels.NirspecQuadFlatModel()
-    for quadrant in range(1, 5):
-        data = np.empty((2, MSA_ROWS, MSA_COLUMNS), dtype=np.float32)
-        for k, wave in enumerate((cf.WAVE_MIN, cf.WAVE_MAX)):
-            data[k] = cf.fflat_image(wave, quadrant, col, row, filter_name, grating)
-        item = model.quadrants.item()
-        item.data = data
-        item.err = np.zeros_like(data)
-        item.wavelength = _plane_wavelengths()
-        item.flat_table = _fast_table(
-            lambda w, q=quadrant: cf.fflat_fast(w, q, filter_name, grating)
-        )
-        model.quadrants.append(item)
-    _set_meta(
-        model,
-        reftype="fflat",
-        filter_name=filter_name,
-        grating=grating,
-        description=f"Synthetic NIRSpec MOS F-flat for {filter_name}/{grating}",
-    )
-    return _save(model, path)
 
 
 def write_pathloss(path):
@@ -302,8 +188,8 @@ def write_pathloss(path):
         item.uniform_wcs.crval1 = cf.WAVE_MIN * 1e-6
         item.uniform_wcs.cdelt1 = UNIFORM_WAVE_STEP * 1e-6
         model.apertures.append(item)
-    _set_meta(model, reftype="pathloss", description="Synthetic NIRSpec MOS pathloss")
-    return _save(model, path)
+    set_meta(model, reftype="pathloss", description="Synthetic NIRSpec MOS pathloss")
+    return save(model, path)
 
 
 def write_barshadow(path):
@@ -335,13 +221,13 @@ def write_barshadow(path):
     model.cdelt1 = 0.047e-6
     model.crval2 = -1.0
     model.cdelt2 = 0.002
-    _set_meta(
+    set_meta(
         model,
         reftype="barshadow",
         grating="ANY",
         description="Synthetic NIRSpec MOS bar shadow",
     )
-    return _save(model, path)
+    return save(model, path)
 
 
 def write_photom(path, *, filter_name, grating):
@@ -386,12 +272,12 @@ def write_photom(path, *, filter_name, grating):
     # jwst does not use these for NIRSpec (it reads the AREA file per slitlet).
     model.meta.photometry.pixelarea_arcsecsq = 0.0110
     model.meta.photometry.pixelarea_steradians = 0.0110 * (np.pi / 648000.0) ** 2
-    _set_meta(
+    set_meta(
         model,
         reftype="photom",
         description=f"Synthetic NIRSpec MOS photom for {filter_name}/{grating}",
     )
-    return _save(model, path)
+    return save(model, path)
 
 
 def write_area(path, *, filter_name, grating):
@@ -426,14 +312,14 @@ def write_area(path, *, filter_name, grating):
     )
     model = datamodels.NirspecMosAreaModel()
     model.area_table = table
-    _set_meta(
+    set_meta(
         model,
         reftype="area",
         filter_name=filter_name,
         grating=grating,
         description=f"Synthetic NIRSpec MOS pixel area for {filter_name}/{grating}",
     )
-    return _save(model, path)
+    return save(model, path)
 
 
 def write_wavecorr(path):
@@ -466,8 +352,8 @@ def write_wavecorr(path):
         "variance": np.zeros((wave_m.size, xpos.size), dtype=np.float32),
     }
     model = datamodels.WaveCorrModel(apertures=[aperture])
-    _set_meta(model, reftype="wavecorr", description="Synthetic NIRSpec wavecorr (zero offset)")
-    return _save(model, path)
+    set_meta(model, reftype="wavecorr", description="Synthetic NIRSpec wavecorr (zero offset)")
+    return save(model, path)
 
 
 def write_extract1d(path, *, extract_width=5):
@@ -560,9 +446,9 @@ def write_apcorr(path, *, filter_name, grating):
     model = datamodels.NrsMosApcorrModel()
     model.apcorr_table = table
     model.sizeunit = "pixels"
-    _set_meta(
+    set_meta(
         model,
         reftype="apcorr",
         description=f"Synthetic NIRSpec MOS unity aperture correction for {filter_name}/{grating}",
     )
-    return _save(model, path)
+    return save(model, path)

@@ -1,7 +1,7 @@
 """Closed-form functions behind the synthetic NIRSpec MOS calibration.
 
 Every synthetic calibration reference file is written by sampling one of
-these functions, and `~jwst_mbkg_plus.synthetic.calibration.CalibrationTruth`
+these functions, and `~jwst_mbkg_plus.synthetic.calibration_truth.CalibrationTruth`
 evaluates the same functions, so the two cannot drift apart.  All functions
 are plain numpy, broadcast over their array arguments, and take wavelengths in
 micron.

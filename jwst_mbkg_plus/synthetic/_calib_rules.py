@@ -3,7 +3,7 @@
 Plain-numpy restatements of the selection rules of jwst's pathloss
 (``jwst/pathloss/pathloss.py``) and the shadow assembly of its barshadow step
 (``jwst/barshadow/bar_shadow.py``), written from their definitions and used by
-`~jwst_mbkg_plus.synthetic.calibration.CalibrationTruth`.
+`~jwst_mbkg_plus.synthetic.calibration_truth.CalibrationTruth`.
 """
 
 import functools

@@ -28,9 +28,12 @@ import logging
 import time
 from pathlib import Path
 
+import jwst_mbkg_plus.synthetic.calibration as calibration
+import jwst_mbkg_plus.synthetic.instrument as _inst
 from jwst_mbkg_plus.offline import default_crds_path, offline_crds
 from jwst_mbkg_plus.safe_io import atomic_write_text
-from jwst_mbkg_plus.synthetic import instrument as _inst
+from jwst_mbkg_plus.synthetic.calibration import build_calibration_refs
+from jwst_mbkg_plus.synthetic.calibration_truth import CalibrationTruth
 from jwst_mbkg_plus.synthetic.crds_context import (
     CONTEXT_NAME,
     RefRule,
@@ -42,6 +45,7 @@ from jwst_mbkg_plus.synthetic.exposure import (
     make_rate_model,
     paint_detector,
 )
+from jwst_mbkg_plus.synthetic.instrument_refs import build_instrument_refs
 from jwst_mbkg_plus.synthetic.msa_file import PROGRAM, write_msa_file
 from jwst_mbkg_plus.synthetic.truth import write_truth
 
@@ -93,7 +97,7 @@ class Instrument:
     detectors : tuple of str
         Detectors built.
     wcs_refs : dict
-        Output of :func:`~jwst_mbkg_plus.synthetic.instrument.build_instrument_refs`.
+        Output of :func:`~jwst_mbkg_plus.synthetic.instrument_refs.build_instrument_refs`.
     cal_refs : dict
         ``{(detector, filter, grating): {reftype: path}}``.
     build_seconds : float
@@ -251,7 +255,6 @@ def _build_lock(crds_path):
 
 
 def _build_locked(crds_path, params, digest, gratings, detectors, t0):
-    from jwst_mbkg_plus.synthetic.calibration import build_calibration_refs
 
     stamp_path = crds_path / _STAMP
 
@@ -271,7 +274,7 @@ def _build_locked(crds_path, params, digest, gratings, detectors, t0):
     for old in old_files:
         old.unlink()
     refdir = references_dir(crds_path)
-    wcs_refs = _inst.build_instrument_refs(refdir, gratings=gratings)
+    wcs_refs = build_instrument_refs(refdir, gratings=gratings)
     cal_refs = {}
     for det in detectors:
         for filt, grat in _modes(gratings):
@@ -334,9 +337,12 @@ def _source_digest():
     here = Path(__file__).parent
     names = (
         "instrument.py",
+        "instrument_refs.py",
         "crds_context.py",
         "calibration.py",
+        "calibration_truth.py",
         "_calib_files.py",
+        "_calib_flats.py",
         "_calib_functions.py",
     )
     sha = hashlib.sha1()
@@ -348,7 +354,6 @@ def _source_digest():
 
 
 def _calibration_version():
-    from jwst_mbkg_plus.synthetic import calibration
 
     return str(getattr(calibration, "_GENERATOR_VERSION", "unknown"))
 
@@ -445,7 +450,6 @@ def make_exposure(scene, folder, *, instrument, calibration=True, overwrite=Fals
     write_msa_file(msa_path, layout)
     cal = None
     if calibration:
-        from jwst_mbkg_plus.synthetic.calibration import CalibrationTruth
 
         cal = CalibrationTruth(filter=scene.filter, grating=scene.grating)
     refs = instrument.wcs_refs_for(filter=scene.filter, grating=scene.grating)

@@ -27,10 +27,14 @@ from pathlib import Path
 
 import numpy as np
 from gwcs.utils import to_index
+from jwst.assign_wcs import nirspec
+from jwst.assign_wcs.assign_wcs import load_wcs
+from jwst.assign_wcs.util import NoDataOnDetectorError
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.synthetic import instrument
+import jwst_mbkg_plus.synthetic.instrument as instrument
 from jwst_mbkg_plus.synthetic.msa_file import PROGRAM
+from jwst_mbkg_plus.synthetic.noise import add_hot_pixels, photon_noise
 
 __all__ = [
     "PIXELS_PER_SLIT_UNIT",
@@ -166,8 +170,6 @@ def slit_geometry(wcs_model, slit):
         2-D arrays ``x``, ``y`` (full-frame pixels), ``wavelength`` [micron],
         ``slit_y`` (slit frame), ``x_msa``, ``y_msa`` [m].
     """
-    from jwst.assign_wcs import nirspec
-
     slit_wcs = nirspec.nrs_wcs_set_input(wcs_model, slit.name)
     xlo, xhi = (int(v) for v in to_index(slit_wcs.bounding_box[0]))
     ylo, yhi = (int(v) for v in to_index(slit_wcs.bounding_box[1]))
@@ -232,7 +234,7 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
         "NRS1" or "NRS2".
     wcs_model : `~stdatamodels.jwst.datamodels.ImageModel`
         A model of that detector carrying jwst's MOS WCS.
-    calibration : `~jwst_mbkg_plus.synthetic.calibration.CalibrationTruth` or None
+    calibration : `~jwst_mbkg_plus.synthetic.calibration_truth.CalibrationTruth` or None
         Analytic calibration; None paints with F = 1 (geometry tests only).
     rng : `numpy.random.Generator`, optional
         Random generator for the defects and noise; default from ``scene.seed``.
@@ -334,14 +336,14 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
     positive = signal[signal > 0]
     floor = 1e-4 * (float(np.median(positive)) if positive.size else 1.0)
     if scene.sky_electrons:
-        sci, var_poisson, var_rnoise = _photon_noise(scene, painted, signal, rng, floor)
+        sci, var_poisson, var_rnoise = photon_noise(scene, painted, signal, rng, floor)
     else:
         sigma = scene.noise_fraction * np.abs(signal)
         variance = sigma**2 + floor**2
         sci = signal + (rng.standard_normal(signal.shape) * sigma if scene.noise_fraction else 0.0)
         var_poisson = (1 - RNOISE_SHARE) * variance
         var_rnoise = RNOISE_SHARE * variance
-    hot = _add_hot_pixels(scene, painted, sci, signal, rng, detector)
+    hot = add_hot_pixels(scene, painted, sci, signal, rng, detector)
     return {
         "sci": sci.astype(np.float32),
         "var_poisson": var_poisson.astype(np.float32),
@@ -353,86 +355,12 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
     }
 
 
-def _photon_noise(scene, painted, signal, rng, floor):
-    """
-    Poisson noise on all signal plus Gaussian read noise, in electrons.
-
-    The gain (electrons per DN/s) puts the median background of the background
-    slitlets' pixels at ``scene.sky_electrons``. VAR_POISSON is estimated from
-    each pixel's own value, as ramp fitting does (0 where it is negative), so
-    the variance is correlated with the noise; VAR_RNOISE is the read noise.
-
-    Returns
-    -------
-    sci, var_poisson, var_rnoise : ndarray
-        Count rate and its variances (float64).
-    """
-    sky = [
-        p.arrays["counts"][p.arrays["valid"]]
-        for p in painted
-        if p.slitlet.kind == "background"
-    ]
-    sky = np.concatenate(sky) if sky else signal[signal > 0]
-    sky = sky[sky > 0]
-    if not sky.size:
-        raise ValueError("photon noise needs a positive background somewhere on the detector")
-    gain = scene.sky_electrons / float(np.median(sky))
-    electrons = rng.poisson(np.clip(signal, 0.0, None) * gain).astype(np.float64)
-    electrons += rng.normal(0.0, scene.read_noise_electrons, signal.shape)
-    sci = np.where(signal != 0, electrons / gain, 0.0)
-    var_poisson = np.where(signal != 0, np.clip(electrons, 0.0, None) / gain**2, 0.0)
-    var_rnoise = np.full(signal.shape, (scene.read_noise_electrons / gain) ** 2 + floor**2)
-    return sci, var_poisson, var_rnoise
-
-
 def _contaminated_ids(scene, layout):
     bkg_ids = sorted(sid for sid, (_, s) in layout.items() if s.kind == "background")
     if not scene.n_contaminated:
         return set()
     rng = np.random.default_rng([scene.seed, 3])
     return {int(v) for v in rng.choice(bkg_ids, scene.n_contaminated, replace=False)}
-
-
-_HOT_DTYPE = [
-    ("detector", "U4"),
-    ("slitlet_id", "i4"),
-    ("x", "i4"),
-    ("y", "i4"),
-    ("rate", "f4"),
-    ("cluster", "i4"),
-]
-
-
-def _add_hot_pixels(scene, painted, sci, signal, rng, detector):
-    rows = []
-    n_single = scene.hot_pixels_per_slit
-    n_cluster = scene.hot_clusters_per_slit
-    if not (n_single or n_cluster):
-        return np.zeros(0, dtype=_HOT_DTYPE)
-    cluster_id = 0
-    shapes = ((2, 2), (1, 3), (3, 1))
-    for p in painted:
-        if p.slitlet.kind != "background":
-            continue
-        valid = p.arrays["valid"]
-        iy, ix = np.nonzero(valid)
-        if iy.size == 0:
-            continue
-        picks = [(1, 1)] * n_single + [shapes[rng.integers(len(shapes))] for _ in range(n_cluster)]
-        for h, w in picks:
-            k = rng.integers(iy.size)
-            y0 = p.ystart - 1 + iy[k]
-            x0 = p.xstart - 1 + ix[k]
-            cluster_id += 1
-            for dy in range(h):
-                for dx in range(w):
-                    yy, xx = min(y0 + dy, 2047), min(x0 + dx, 2047)
-                    level = scene.hot_pixel_level * max(
-                        float(signal[yy, xx]), float(np.median(p.arrays["counts"][valid]))
-                    )
-                    sci[yy, xx] += level
-                    rows.append((detector, p.name, xx, yy, level, cluster_id if h * w > 1 else 0))
-    return np.array(rows, dtype=_HOT_DTYPE)
 
 
 def make_rate_model(scene, *, detector, msa_name, painted):
@@ -484,9 +412,6 @@ def load_synthetic_wcs(scene, *, detector, refs, msa_path):
     `~stdatamodels.jwst.datamodels.ImageModel` or None
         The model with ``meta.wcs``, or None if no slit falls on the detector.
     """
-    from jwst.assign_wcs.assign_wcs import load_wcs
-    from jwst.assign_wcs.util import NoDataOnDetectorError
-
     model = skeleton_model(scene, detector=detector, msa_name=Path(msa_path).name)
     reference_files = {k: str(v) for k, v in refs.items()}
     reference_files["msametafile"] = str(msa_path)

@@ -1,5 +1,10 @@
 """jwst's calwebb_spec2 steps that come before the MOS master background."""
 
+from jwst.assign_wcs import AssignWcsStep
+from jwst.extract_2d import Extract2dStep
+from jwst.msaflagopen import MSAFlagOpenStep
+from jwst.srctype import SourceTypeStep
+
 __all__ = ["extract_slits"]
 
 
@@ -22,11 +27,6 @@ def extract_slits(rate_path):
     `~stdatamodels.jwst.datamodels.MultiSlitModel`
         The extracted slits with their source types.
     """
-    from jwst.assign_wcs import AssignWcsStep
-    from jwst.extract_2d import Extract2dStep
-    from jwst.msaflagopen import MSAFlagOpenStep
-    from jwst.srctype import SourceTypeStep
-
     model = AssignWcsStep.call(str(rate_path))
     model = MSAFlagOpenStep.call(model)
     model = Extract2dStep.call(model)

@@ -43,6 +43,8 @@ import logging
 import asdf
 import numpy as np
 
+import jwst_mbkg_plus.synthetic.instrument as instrument
+
 __all__ = ["TRUTH_FORMAT", "Truth", "load_truth", "write_truth"]
 
 log = logging.getLogger(__name__)
@@ -76,8 +78,6 @@ def write_truth(path, *, scene, detector, painted, calibrated=True, visit=None):
     pathlib.Path
         The file written.
     """
-    from jwst_mbkg_plus.synthetic import instrument
-
     lo, hi = instrument.GRATINGS[scene.grating]["wrange"]
     grid = np.linspace(lo * 1e6, hi * 1e6, 2001)
     contaminated = set(painted["contaminated"])

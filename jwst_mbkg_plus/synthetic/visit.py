@@ -389,7 +389,7 @@ def make_visit(scene, folder, *, instrument, n_nods=3, drift=0.01, levels=None,
                                old.get("unplaced", []), 0.0)
 
     _write_visit_msa(msa_path, [s.layout() for s in scenes])
-    from jwst_mbkg_plus.synthetic.calibration import CalibrationTruth
+    from jwst_mbkg_plus.synthetic.calibration_truth import CalibrationTruth
 
     cal = CalibrationTruth(filter=scene.filter, grating=scene.grating)
     refs = instrument.wcs_refs_for(filter=scene.filter, grating=scene.grating)

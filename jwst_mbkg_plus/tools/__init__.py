@@ -10,7 +10,7 @@ over them.
   flags at given or automatically found hot pixels of a rate file.
 - :func:`jwst_mbkg_plus.tools.msa_select.select_msa_slitlets` (``msa-select``):
   make slitlets background or source in a copy of an MSA metadata file.
-- :func:`jwst_mbkg_plus.qa_plots.plot_files` (``plot``): PNG plots of products.
+- :func:`jwst_mbkg_plus.tools.plot.plot_files` (``plot``): PNG plots of products.
 
 No tool modifies its input files: every one writes a new file and refuses to
 write over one of its inputs. Every input is read behind

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.safe_io import atomic_save_model
@@ -241,8 +242,6 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
         If the input is missing or not a rate file, a pixel lies outside the
         image, a flag name is unknown, or the output is not writable.
     """
-    from stdatamodels.jwst import datamodels
-
     rate_file = Path(rate_file).expanduser()
     if not rate_file.exists():
         raise ToolInputError(rate_file, "no such file; give the path of a _rate.fits file")

@@ -15,7 +15,7 @@ does the same with the package's algorithms:
 3. reject whole deviating spectra (:func:`~jwst_mbkg_plus.algorithms.selection.vet_spectra`);
 4. combine the rest per wavelength (:func:`~jwst_mbkg_plus.algorithms.combine.combine_spectra`),
    optionally smooth (:func:`~jwst_mbkg_plus.algorithms.smoothing.median_filter_nan`);
-5. write the result with :func:`~jwst_mbkg_plus.user_background.write_user_background`.
+5. write the result with :func:`~jwst_mbkg_plus.io.user_background.write_user_background`.
 """
 
 import logging
@@ -24,16 +24,20 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.algorithms import binning, combine, grid, selection, smoothing
-from jwst_mbkg_plus.algorithms._stats import mad_small_n_factor, nan_mad_std
+from jwst_mbkg_plus.algorithms import grid
+from jwst_mbkg_plus.algorithms import master as core
+from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits, slit_label
+from jwst_mbkg_plus.io.spectra import column_names, spectrum_name, table_columns
+from jwst_mbkg_plus.io.user_background import write_user_background
+from jwst_mbkg_plus.plots import plot_master_background
 from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
 __all__ = [
     "COLUMNS",
     "BackgroundSpectrum",
     "MasterResult",
-    "coefficient_of_variation",
     "combine_background_spectra",
     "make_master_background",
     "read_background_spectra",
@@ -152,22 +156,18 @@ def _to_quantity(values, unit, default, path, column, equivalencies=None):
 
 
 def _spectra_from_x1d(model, path, column):
-    from jwst_mbkg_plus.adapters import spectrum_name
-
     value_col, err_col = COLUMNS[column]
     out = []
     for i, spec in enumerate(model.spec):
         table = spec.spec_table
-        names = {n.upper() for n in table.dtype.names}
-        if "WAVELENGTH" not in names or value_col not in names:
+        if not {"WAVELENGTH", value_col} <= column_names(table):
             raise ToolInputError(
                 path, f"spectrum {i} has no WAVELENGTH and {value_col} columns; "
                 "give x1d, c1d or masterbg1d products"
             )
         columns = spec.spec_table.columns if hasattr(spec.spec_table, "columns") else []
-        wave = np.asarray(table["WAVELENGTH"], dtype=np.float64)
-        flux = np.asarray(table[value_col], dtype=np.float64)
-        err = np.asarray(table[err_col], dtype=np.float64) if err_col in names else None
+        values = table_columns(table, ("WAVELENGTH", value_col), optional=(err_col,))
+        wave, flux, err = values["WAVELENGTH"], values[value_col], values[err_col]
         wave_unit = _column_unit(columns, "WAVELENGTH")
         wave = _to_quantity(wave, wave_unit, u.um, path, "WAVELENGTH", u.spectral())
         sb_unit = _column_unit(columns, value_col)
@@ -189,50 +189,26 @@ def _spectra_from_x1d(model, path, column):
 
 
 def _spectra_from_slits(model, path, slits):
-    from jwst.lib.wcs_utils import get_wavelengths
-
-    from jwst_mbkg_plus.adapters import (
-        BackgroundSelectionError,
-        select_background_slits,
-        slit_label,
-        slit_variance,
-    )
+    """Each background slit binned in wavelength, exactly as the MOS step's first round."""
+    # Here, not at the top: it loads jwst, which x1d inputs do not need.
+    from jwst_mbkg_plus.mos.slit_spectra import bin_slits, slit_arrays, slit_grid
 
     try:
         chosen = select_background_slits(model.slits, include=slits or None)
     except BackgroundSelectionError as err:
         raise ToolInputError(path, f"{err}; name background slits with --slits") from None
     exp_type = model.meta.exposure.type
-    arrays = []
-    for index in chosen.indices:
-        slit = model.slits[index]
-        wave = np.asarray(get_wavelengths(slit, exp_type), dtype=np.float64)
-        sb = np.asarray(slit.data, dtype=np.float64)
-        var = slit_variance(slit)
-        with np.errstate(invalid="ignore"):
-            valid = (np.isfinite(wave) & (wave > 0) & np.isfinite(sb) & np.isfinite(var)
-                     & ((np.asarray(slit.dq) & 1) == 0))
-        arrays.append((slit_label(slit), wave, sb, var, valid))
-    columns = []
-    for _, wave, _, _, valid in arrays:
-        with np.errstate(invalid="ignore"):
-            col = np.nanmedian(np.where(valid, wave, np.nan), axis=0) if valid.any() else []
-        col = np.sort(np.asarray(col)[np.isfinite(col)])
-        if col.size >= 2:
-            columns.append(col)
-    if not columns:
+    arrays = [slit_arrays(model.slits[i], exp_type) for i in chosen.indices]
+    if not any(valid.any() for *_, valid in arrays):
         raise ToolInputError(path, "its background slits have no valid calibrated pixel")
-    edges = grid.grid_edges(grid.common_wavelength_grid(columns))
+    grid_wave, _ = slit_grid(arrays)
+    flux, var = bin_slits(arrays, [np.zeros(a[1].shape, dtype=bool) for a in arrays], grid_wave)
     out = []
-    for label, wave, sb, var, valid in arrays:
-        if not valid.any():
-            continue
-        binned = binning.bin_pixels(wave[valid], sb[valid], var[valid], edges)
-        keep = np.isfinite(binned.flux) & np.isfinite(binned.wavelength)
-        w, f, v = binned.wavelength[keep], binned.flux[keep], binned.var[keep]
-        increasing = np.concatenate([[True], np.diff(w) > 0])
-        out.append(BackgroundSpectrum(f"{path.name}:{label}", w[increasing], f[increasing],
-                                      v[increasing]))
+    for k, index in enumerate(chosen.indices):
+        keep = np.isfinite(flux[k])
+        if keep.sum() >= 2:
+            label = f"{path.name}:{slit_label(model.slits[index])}"
+            out.append(BackgroundSpectrum(label, grid_wave[keep], flux[k, keep], var[k, keep]))
     return out
 
 
@@ -265,8 +241,6 @@ def read_background_spectra(paths, *, column="surf_bright", slits=None, progress
     ToolInputError
         If a file is missing, of another kind, or lacks the columns.
     """
-    from stdatamodels.jwst import datamodels
-
     if column not in COLUMNS:
         raise ValueError(f"column must be one of {sorted(COLUMNS)}, got {column!r}")
     spectra = []
@@ -307,33 +281,6 @@ def read_background_spectra(paths, *, column="surf_bright", slits=None, progress
     return spectra
 
 
-def coefficient_of_variation(flux, master):
-    """
-    Per-wavelength robust scatter of spectra relative to a master.
-
-    Parameters
-    ----------
-    flux : array_like, shape (n_spectra, n_wave)
-        Spectra on a common grid (NaN = no data).
-    master : array_like, shape (n_wave,)
-        The combined spectrum.
-
-    Returns
-    -------
-    ndarray, shape (n_wave,)
-        1.4826 x MAD of the finite values at each wavelength, with the
-        small-sample correction for their number, over ``|master|``; NaN where
-        fewer than 2 values are finite.
-    """
-    flux = np.asarray(flux, dtype=np.float64)
-    n = np.isfinite(flux).sum(axis=0)
-    if flux.shape[0] < 2:
-        return np.full(flux.shape[1], np.nan)
-    scatter = nan_mad_std(flux, axis=0) * mad_small_n_factor(n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n >= 2, scatter / np.abs(master), np.nan)
-
-
 def combine_background_spectra(spectra, *, method="clipped_mean", sigma=3.0, vet=True,
                                vet_threshold=5.0, min_deviation=0.05, median_kernel=1):
     """
@@ -349,7 +296,8 @@ def combine_background_spectra(spectra, *, method="clipped_mean", sigma=3.0, vet
     sigma : float, optional
         Clip threshold of the per-wavelength clip.
     vet : bool, optional
-        Reject whole spectra that deviate from the consensus (needs 3 spectra).
+        Reject whole spectra: three or more against the consensus, two against each
+        other (`~jwst_mbkg_plus.algorithms.master.vet_by_count`).
     vet_threshold : float, optional
         Significance (sigma) of a spectrum's median relative deviation above
         which it is rejected.
@@ -383,25 +331,24 @@ def combine_background_spectra(spectra, *, method="clipped_mean", sigma=3.0, vet
     accepted = np.ones(n, dtype=bool)
     reasons = ["accepted"] * n
     scores = np.full(n, np.nan)
-    if vet and n >= 3:
-        vetting = selection.vet_spectra(flux, var, threshold=vet_threshold,
-                                        min_deviation=min_deviation)
-        accepted, reasons, scores = vetting.accepted, list(vetting.reasons), vetting.score
+    if vet and n >= 2:
+        vetting = core.vet_by_count(flux, var, labels, threshold=vet_threshold,
+                                    min_deviation=min_deviation, wavelength=wave_grid)
+        accepted, reasons = vetting.accepted, vetting.reasons
+        if vetting.consensus is not None:
+            scores = np.asarray(vetting.consensus.score, dtype=float)
     elif vet:
-        reasons = ["accepted (not vetted: fewer than 3 spectra)"] * n
+        reasons = ["accepted (not vetted: one spectrum)"]
     if not accepted.any():
         raise ValueError("vetting rejected every spectrum; check the inputs or use --no-vet")
     use_var = None if var is None else var[accepted]
     if method == "weighted_mean" and use_var is None:
         raise ValueError("method 'weighted_mean' needs errors in every input spectrum")
-    robust = combine.combine_spectra(flux[accepted], use_var, method=method, sigma=sigma)
-    master, master_var = robust.flux, robust.var
-    if median_kernel and median_kernel > 1:
-        master, master_var = smoothing.median_filter_nan(master, master_var,
-                                                         kernel=median_kernel, keep_nan=True)
+    combined = core.combine_master(flux[accepted], use_var, method=method, sigma=sigma,
+                                   median_kernel=core.odd_kernel(median_kernel), keep_nan=True)
+    master, master_var, cv = combined.flux, combined.var, combined.cv
     clipped = np.zeros(flux.shape, dtype=bool)
-    clipped[accepted] = robust.rejected_mask
-    cv = coefficient_of_variation(np.where(clipped, np.nan, flux)[accepted], master)
+    clipped[accepted] = combined.rejected_mask
     with np.errstate(invalid="ignore"):
         master_err = np.sqrt(np.where(np.isfinite(master_var) & (master_var >= 0),
                                       master_var, np.nan))
@@ -411,7 +358,7 @@ def combine_background_spectra(spectra, *, method="clipped_mean", sigma=3.0, vet
         labels=labels, wavelength=wave_grid, flux=flux,
         var=np.full(flux.shape, np.nan) if var is None else var,
         accepted=np.asarray(accepted), reasons=reasons, scores=np.asarray(scores),
-        master=master, master_err=master_err, n_used=robust.n_used, clipped=clipped, cv=cv,
+        master=master, master_err=master_err, n_used=combined.n_used, clipped=clipped, cv=cv,
     )
 
 
@@ -437,7 +384,7 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
         Options of `combine_background_spectra`.
     plot : str or `~pathlib.Path`, optional
         Also write a QA PNG here
-        (:func:`~jwst_mbkg_plus.qa_plots.plot_master_background`).
+        (:func:`~jwst_mbkg_plus.plots.plot_master_background`).
     overwrite : bool, optional
         Replace existing output files (never an input).
     progress : callable, optional
@@ -484,15 +431,12 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
         )
     except ValueError as err:
         raise ToolInputError(paths[0] if len(paths) == 1 else "inputs", str(err)) from None
-    from jwst_mbkg_plus.user_background import write_user_background
-
     defined = np.isfinite(result.master)
     err = np.where(np.isfinite(result.master_err), result.master_err, np.nan)[defined]
     write_user_background(output, result.wavelength[defined], result.master[defined], err,
                           n_inputs=result.n_used[defined], overwrite=overwrite)
     written_plot = None
     if plot is not None:
-        from jwst_mbkg_plus.qa_plots import plot_master_background
 
         written_plot = plot_master_background(
             result.wavelength, result.flux, result.accepted, result.master, result.master_err,

@@ -178,7 +178,7 @@ def test_existing_scheduler_and_worker_processes(visit, synthetic_instrument, tm
 
 def test_visit_master_batch(visit, synthetic_instrument, tmp_path):
     """--visit-master: each exposure's master from its 3 nods, with the drift fitted."""
-    from jwst_mbkg_plus.qa_plots import read_qa
+    from jwst_mbkg_plus.io.products import read_qa
 
     out = tmp_path / "vm"
     result = run_batch([visit.folder], out, workers=2, crds=synthetic_instrument.crds_path,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.visit_master import exposure_name, fit_levels
+from jwst_mbkg_plus.mos.visit import exposure_name, fit_levels
 
 
 def _slit(slitlet_id, level, rng, *, shape=(20, 400), noise=0.05, ystart=100, xstart=300):

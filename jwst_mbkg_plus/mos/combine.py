@@ -1,0 +1,122 @@
+"""The MOS background spectra combined into a master, with its variance and QA.
+
+The numerics are the package's one core (`jwst_mbkg_plus.algorithms.master`);
+this module sets the MOS policy: the propagated variance is scaled to the
+spectra's scatter, wavelengths with too few spectra for the robust estimate
+get their plain mean, and the result is a `~jwst_mbkg_plus.mos.options.MasterBackground`.
+"""
+
+import logging
+
+import numpy as np
+
+from jwst_mbkg_plus.algorithms import master as core
+from jwst_mbkg_plus.algorithms import qa_stats
+from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
+from jwst_mbkg_plus.mos.options import MasterBackground, MasterBackgroundError
+
+__all__ = ["combine_master", "smooth"]
+
+log = logging.getLogger(__name__)
+
+
+def combine_master(grid_wave, flux, var, options):
+    """
+    Combine the accepted background spectra of the MOS step into a master.
+
+    Parameters
+    ----------
+    grid_wave : ndarray, shape (n_wave,)
+        The common grid (micron).
+    flux, var : ndarray, shape (n, n_wave)
+        The accepted spectra and their variances on it.
+    options : `~jwst_mbkg_plus.mos.options.MasterOptions`
+        Step options (``combine_method``, ``sigma_clip``, ``min_spectra``,
+        ``median_kernel``).
+
+    Returns
+    -------
+    `~jwst_mbkg_plus.mos.options.MasterBackground`
+        The master on the wavelengths where it is defined, with its QA record.
+
+    Raises
+    ------
+    MasterBackgroundError
+        If there is no spectrum, the running median is too long, or no
+        wavelength is covered.
+    """
+    if flux.shape[0] == 0:
+        raise MasterBackgroundError(
+            "Every background spectrum was rejected (see the warnings above): no master "
+            "background can be made. Check the background slitlets, name clean ones with "
+            "bkg_slits, or supply user_background."
+        )
+    method = options.combine_method
+    try:
+        # Fewer spectra than min_spectra: the mean, as documented (not a clamp).
+        combined = core.combine_master(
+            flux, var, method=method, sigma=options.sigma_clip, min_spectra=options.min_spectra,
+            # Weights from variances smoothed over wavelength: per-point weights
+            # from photon-noise variances favour the spectra that fluctuated low.
+            weight_window=31 if method == "weighted_mean" else 1,
+            scale_to_scatter=True, fill_low_coverage=True,
+            median_kernel=options.median_kernel, keep_nan=False,
+        )
+    except ValueError as err:
+        raise MasterBackgroundError(str(err)) from err
+    sb, sb_var = combined.flux, combined.var
+    scale = combined.scatter_scale
+    qa = {
+        "clipped_fraction": qa_stats.clipped_fraction(flux, combined.rejected_mask),
+        "low_coverage_points": int(combined.low_coverage.sum()),
+        "n_spectra_combined": int(flux.shape[0]),
+        "coefficient_of_variation": qa_stats.finite_median(combined.cv),
+        "master_variance": {
+            "method": "propagated from the pixel variances, scaled by the reduced chi2 of "
+                      "the spectra about the master pooled over 51 wavelengths where > 1",
+            "n_spectra": int(flux.shape[0]),
+            "median_scatter_scale": float(np.median(scale)),
+            "max_scatter_scale": float(np.max(scale)),
+        },
+    }
+    defined = np.isfinite(sb)
+    if not defined.any():
+        raise MasterBackgroundError("No wavelength is covered by the background spectra.")
+    return MasterBackground(
+        wavelength=grid_wave[defined],
+        surf_bright=sb[defined],
+        var=np.where(np.isfinite(sb_var[defined]), sb_var[defined], 0.0),
+        n_used=combined.n_used.astype(float)[defined],
+        qa=qa,
+    )
+
+
+def smooth(sb, var, kernel):
+    """
+    The running median of a user background (``median_kernel``), as for a master.
+
+    Parameters
+    ----------
+    sb, var : ndarray
+        Surface brightness and variance.
+    kernel : int
+        Odd width (1: none).
+
+    Returns
+    -------
+    sb, var : ndarray
+        The smoothed spectrum and variance.
+
+    Raises
+    ------
+    MasterBackgroundError
+        If the kernel is not shorter than the spectrum.
+    """
+    if kernel is None or kernel <= 1:
+        return sb, var
+    try:
+        core.check_kernel(kernel, sb.size)
+    except ValueError as err:
+        raise MasterBackgroundError(str(err)) from err
+    log.info("Applying a NaN-aware moving median of width %d to the master background", kernel)
+    return median_filter_nan(sb, var, kernel=kernel)

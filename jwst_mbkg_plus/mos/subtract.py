@@ -1,0 +1,248 @@
+"""The MOS master expanded to every slit, un-calibrated and subtracted.
+"""
+
+
+import copy
+import logging
+
+import numpy as np
+from jwst.lib.wcs_utils import get_wavelengths
+from stdatamodels.jwst import datamodels
+
+from jwst_mbkg_plus.algorithms import (
+    errors,
+    expand,
+    local_scale,
+)
+from jwst_mbkg_plus.io.slits import (
+    DO_NOT_USE,
+    is_msa_background,
+    slit_label,
+    slit_variance,
+)
+from jwst_mbkg_plus.mos.msa_position import slit_position, source_distance
+from jwst_mbkg_plus.mos.options import REJECTED_DQ
+
+__all__ = [
+    "subtract_master",
+]
+
+log = logging.getLogger(__name__)
+
+
+def subtract_master(output_model, forward, master, options, uncalibrated=None):
+    """
+    Expand the master to every slit, un-calibrate it and subtract it.
+
+    With ``options.flag_rejected``, the pixels of ``master.flag_masks`` (those
+    ``reject_pixels`` left out of the master, in the slitlets that went into
+    it) get `REJECTED_DQ` in the output DQ; the count goes into the QA record
+    (``flagged_pixels``).
+
+    Parameters
+    ----------
+    output_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        Uncalibrated slits; updated in place (the step hands it a copy when it
+        runs standalone) and returned.
+    forward : `~jwst_mbkg_plus.mos.calibration.ForwardCalibration`
+        Calibrated slits and the per-pixel factors of the forward pass.
+    master : MasterBackground
+        The master background.
+    options : MasterOptions
+        Step options.
+    uncalibrated : list of tuple, optional
+        Per slit, the master already un-calibrated by jwst's inverse steps and
+        its DQ (`~jwst_mbkg_plus.mos.calibration.uncalibrate_like_jwst`):
+        used instead of the division by the factors inside the covered range,
+        and its DQ ORed into the science DQ, as jwst does.
+
+    Returns
+    -------
+    result : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        ``output_model`` with the background subtracted.
+    background_2d : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The subtracted background in the input's units (``masterbg2d``).
+    """
+    exp_type = output_model.meta.exposure.type
+    # Built from valid slits: validated as a whole when saved, not per assignment.
+    background_2d = datamodels.MultiSlitModel(validate_on_assignment=False)
+    background_2d.update(output_model)
+    height = options.error_extraction_height or _typical_height(forward.model)
+    master.qa["error_extraction_height"] = int(height)
+    applied = {}  # slit label -> spatial factor and local scale used
+    flagged = {}  # slit label -> pixels flagged REJECTED_DQ
+    for index, (slit, cal_slit, factor) in enumerate(
+        zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
+    ):
+        this = master.leave_one_out.get(index, master)
+        low, high = this.covered_range
+        wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
+        # Inside the inputs' range every pixel gets a background (the master's
+        # samples may stop a fraction of a sample short of it).
+        bkg_cal, bkg_var_cal = expand.expand_to_2d(
+            wave, this.wavelength, this.surf_bright, this.var, edge="nearest",
+            interpolation=this.interpolation,
+        )
+        if options.spatial_model != "none" or options.slit_scale:
+            bkg_cal, bkg_var_cal, record = _scale_locally(
+                cal_slit, wave, bkg_cal, bkg_var_cal, this, index in master.leave_one_out, options
+            )
+            applied[slit_label(slit)] = record
+        outside = ~((wave >= low) & (wave <= high))
+        if options.outside_range == "nan":
+            bkg_cal[outside] = np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bkg = bkg_cal / factor
+            bkg_var = bkg_var_cal / factor**2
+        bg_slit = _background_slit(slit)
+        dq = np.zeros(slit.data.shape, dtype=np.uint32)
+        if uncalibrated is not None and this is master:
+            # jwst's float32 values: subtracting them in float64 and rounding
+            # to float32 gives exactly jwst's float32 subtraction.
+            exact, exact_dq = uncalibrated[index]
+            bkg = np.where(outside, bkg, exact)
+            # jwst's DQ (DO_NOT_USE outside the range), except where 'nearest' subtracts.
+            take = ~outside if options.outside_range == "nearest" else slice(None)
+            dq[take] = exact_dq[take]
+        if options.outside_range == "flag":
+            bkg[outside] = 0.0
+            bkg_var[outside] = 0.0
+        if options.outside_range in ("flag", "nan"):
+            dq[outside] |= DO_NOT_USE
+        bg_slit.data = bkg.astype(np.float32)
+        bg_slit.dq = dq
+        bg_slit.err = np.sqrt(np.where(np.isfinite(bkg_var), bkg_var, 0)).astype(np.float32)
+        background_2d.slits.append(bg_slit)
+
+        # In place: same values as assigning new arrays, without re-validating them.
+        slit.data[...] = slit.data - bkg
+        slit.dq |= dq
+        rejected = master.flag_masks.get(index) if options.flag_rejected else None
+        if rejected is not None:
+            slit.dq[rejected] |= REJECTED_DQ
+            flagged[slit_label(slit)] = int(rejected.sum())
+        if options.propagate_errors:
+            bkg_var = np.where(np.isfinite(bkg_var), bkg_var, 0.0)
+            pixel_var = slit_variance(slit)
+            # The master's error is shared along a column (algorithms.errors, C).
+            inflation = errors.balanced_background_inflation(bkg_var, pixel_var, height)
+            _add_variance(slit, pixel_var, bkg_var * inflation)
+    if applied:
+        master.qa["applied_scaling"] = applied
+    master.qa["flagged_pixels"] = {
+        "applied": bool(options.flag_rejected and options.reject_pixels),
+        "dq_value": int(REJECTED_DQ),
+        "dq_flags": "OUTLIER, DO_NOT_USE",
+        "total": int(sum(flagged.values())),
+        "slits": flagged,
+    }
+    if flagged:
+        log.info("Flagged %d background-slitlet pixels rejected by reject_pixels as "
+                 "OUTLIER + DO_NOT_USE", sum(flagged.values()))
+    return output_model, background_2d
+
+
+def _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options):
+    """
+    Multiply a slit's expanded master by its spatial factor and local scale.
+
+    Each factor's error is added to the background's variance (it is shared by
+    every pixel of the slit, like the master's own error).
+
+    Returns
+    -------
+    bkg, bkg_var : ndarray
+        The scaled background (calibrated units) and its variance.
+    record : dict
+        Factor, local scale and their errors, for the QA record.
+    """
+    record = {}
+    if master.spatial is not None:
+        position = slit_position(cal_slit)
+        factor, error = (v[0] for v in master.spatial.predict(*position))
+        if not (np.isfinite(factor) and factor > 0):
+            factor, error = 1.0, 0.0
+        record.update(
+            x=position.x, y=position.y, quadrant=position.quadrant,
+            spatial_factor=float(factor), spatial_factor_error=float(error),
+        )
+        if master.spatial_chromatic is not None:
+            # The factor per pixel, at the pixel's wavelength.
+            finite = np.isfinite(wave)
+            factor = np.ones(wave.shape)
+            error = np.zeros(wave.shape)
+            f, e = master.spatial_factors([tuple(position)], wave[finite])
+            factor[finite], error[finite] = f[0], e[0]
+            record["spatial_factor_range"] = [float(f.min()), float(f.max())] if f.size else []
+        bkg_var = factor**2 * bkg_var + (bkg * error) ** 2
+        bkg = bkg * factor
+    if options.slit_scale:
+        if is_background or is_msa_background(cal_slit):
+            record["slit_scale"] = {"status": "background slitlet (checked, not rescaled)"}
+        elif str(getattr(cal_slit, "source_type", "") or "").upper() == "EXTENDED":
+            record["slit_scale"] = {"status": "extended source: no source-free rows assumed"}
+        else:
+            valid = (cal_slit.dq & DO_NOT_USE) == 0
+            scale = local_scale.local_scale(
+                cal_slit.data, slit_variance(cal_slit), bkg, source_distance(cal_slit), valid,
+                guard=options.slit_scale_guard,
+            )
+            record["slit_scale"] = scale.to_record()
+            if scale.applied:
+                bkg_var = scale.scale**2 * bkg_var + (bkg * scale.error) ** 2
+                bkg = bkg * scale.scale
+            else:
+                log.info("Slit %s keeps the modelled background level: %s",
+                         slit_label(cal_slit), scale.status)
+    return bkg, bkg_var, record
+
+
+_SLIT_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")
+
+
+def _background_slit(slit):
+    """A SlitModel with the slit's attributes and metadata, for ``masterbg2d``."""
+    bg = datamodels.SlitModel(validate_on_assignment=False)
+    # The WCS object is shared with the slit (read-only), not deep-copied.
+    wcs = slit.meta.wcs
+    memo = {} if wcs is None else {id(wcs): wcs}
+    for key, value in slit.instance.items():
+        if key in _SLIT_ARRAYS or (isinstance(value, np.ndarray) and key != "wavelength"):
+            continue
+        bg.instance[key] = value if isinstance(value, np.ndarray) else copy.deepcopy(value, memo)
+    return bg
+
+
+def _add_variance(slit, pixel_var, extra_var):
+    """Add a signal-independent variance to VAR_RNOISE and ERR (``pixel_var``: current total)."""
+    total = pixel_var + extra_var
+    shape = slit.data.shape
+    rnoise = slit.var_rnoise if slit.hasattr("var_rnoise") else None
+    if rnoise is None or rnoise.shape != shape:
+        rnoise = np.zeros(shape, dtype=np.float32)
+    _store(slit, "var_rnoise", (rnoise + extra_var).astype(np.float32))
+    _store(slit, "err", np.sqrt(total).astype(np.float32))
+
+
+def _store(slit, name, values):
+    """Write float32 values into a slit's array in place if it has one of that shape."""
+    current = getattr(slit, name, None)
+    if current is not None and current.shape == values.shape and current.dtype == values.dtype:
+        current[...] = values
+    else:
+        setattr(slit, name, values)
+
+
+def _typical_height(cal_model):
+    """Median number of valid rows per column over all slits."""
+    heights = []
+    for slit in cal_model.slits:
+        valid = np.isfinite(slit.data)
+        rows = valid.sum(axis=0)
+        rows = rows[rows > 0]
+        if rows.size:
+            heights.append(np.median(rows))
+    return max(1, int(round(float(np.median(heights))))) if heights else 1
+
+
+

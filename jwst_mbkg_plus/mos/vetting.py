@@ -1,0 +1,190 @@
+"""Vetting of the MOS background slitlets: whole spectra, row profiles, the pair case.
+"""
+
+
+import logging
+
+import numpy as np
+
+from jwst_mbkg_plus.algorithms import (
+    expand,
+    profiles,
+)
+from jwst_mbkg_plus.algorithms import master as core
+from jwst_mbkg_plus.mos.options import MasterBackgroundError
+
+__all__ = [
+    "grow_source_rows",
+    "report_vetting",
+    "undeclared_sources",
+    "vet_background_spectra",
+]
+
+log = logging.getLogger(__name__)
+
+_WHAT_TO_DO = (
+    "If one of them holds a source, exclude it (exclude_slits), choose other background "
+    "slitlets (bkg_slits) or supply a user_background."
+)
+
+
+def vet_background_spectra(flux, var, labels, options, profile_rejects, wavelength=None):
+    """
+    Vet the background spectra not already rejected for a source along the slit.
+
+    Three or more: against the leave-one-out consensus
+    (`~jwst_mbkg_plus.algorithms.selection.vet_spectra`). Two: against each
+    other, by the sign and significance of their difference and the shape of
+    the excess (`~jwst_mbkg_plus.algorithms.excess.compare_pair`). One: its
+    row profile is its only test.
+    """
+    n = flux.shape[0]
+    keep = np.ones(n, dtype=bool)
+    keep[list(profile_rejects)] = False
+    rejected = {labels[k]: reason for k, reason in profile_rejects.items()}
+    if not options.vet_spectra:
+        return keep, {"applied": False, "rejected": rejected}
+    idx = np.flatnonzero(keep)
+    if idx.size < 2:
+        return keep, {
+            "applied": True,
+            "method": "row profile only",
+            "reason": "one background spectrum: nothing to compare it with",
+            "rejected": rejected,
+        }
+    names = [labels[k] for k in idx]
+    vetting = core.vet_by_count(flux[idx], var[idx], names, threshold=options.vet_threshold,
+                                wavelength=wavelength)
+    accepted = np.zeros(n, dtype=bool)
+    accepted[idx] = vetting.accepted
+    if vetting.method == "pair":
+        for j in np.flatnonzero(~vetting.accepted):
+            rejected[names[j]] = vetting.reasons[j]
+        return accepted, {
+            "applied": True,
+            "method": "pair",
+            "threshold": options.vet_threshold,
+            "pair": vetting.pair.to_record(names),
+            "rejected": rejected,
+        }
+    result = vetting.consensus
+    scores, excess_scores = {}, {}
+    for j, k in enumerate(idx):
+        scores[labels[k]] = float(result.score[j])
+        excess_scores[labels[k]] = float(result.excess_score[j])
+        if not result.accepted[j]:
+            rejected[labels[k]] = result.reasons[j]
+            log.warning("Rejected background slitlet %s: %s", labels[k], result.reasons[j])
+    if not accepted.any():
+        raise MasterBackgroundError(
+            "Vetting rejected every background spectrum; check the background slitlets "
+            "or set vet_spectra=False."
+        )
+    return accepted, {
+        "applied": True,
+        "method": "consensus",
+        "threshold": options.vet_threshold,
+        "scores": scores,
+        "excess_scores": excess_scores,
+        "rejected": rejected,
+    }
+
+
+def report_vetting(qa, profiles_qa, profile_flags):
+    """Add the row profiles to the vetting record; log what could not be decided."""
+    vet = qa.setdefault("vetting", {})
+    if profiles_qa:
+        vet["profiles"] = profiles_qa
+    if profile_flags:
+        vet["flagged"] = dict(profile_flags)
+        masked = vet.get("masked_rows", {})
+        for label, reason in profile_flags.items():
+            rows = masked.get(label)
+            how = (f"without its rows {min(rows)}-{max(rows)}, which hold the source"
+                   if rows else "as it is")
+            log.warning(
+                "Background slitlet %s shows a source along the slit (%s), but no clean "
+                "background slitlet is left to replace it, so it is used %s. Exclude it "
+                "(exclude_slits), choose other background slitlets (bkg_slits) or supply a "
+                "user_background.", label, reason, how,
+            )
+    pair = vet.get("pair")
+    if pair is None:
+        return
+    if pair["verdict"] == "contaminated":
+        log.warning("Rejected background slitlet %s: %s", pair["contaminated"],
+                    vet["rejected"].get(pair["contaminated"], pair["message"]))
+    elif pair["verdict"] == "undecided":
+        log.warning(
+            "The two background slitlets differ: %s is brighter by %.1f%% (%.0f sigma), "
+            "and neither their spectra nor their profiles say which is contaminated; both "
+            "are used. %s", pair["brighter"], 100 * (pair["level_difference"] or 0),
+            pair["level_score"] or 0, _WHAT_TO_DO,
+        )
+    else:
+        log.info("The two background slitlets agree: %s", pair["message"])
+
+
+def grow_source_rows(flagged, valid, previous, margin=1, min_kept=0.25):
+    """
+    Rows to leave out of a kept slitlet that shows a source: the flagged ones and
+    ``margin`` rows around them, added to ``previous``.
+
+    Returns None if nothing new would be masked, or if fewer than ``min_kept`` of
+    the slitlet's rows with data would remain.
+    """
+    n_rows = valid.shape[0]
+    rows = np.zeros(n_rows, dtype=bool) if previous is None else previous.copy()
+    for r in flagged:
+        rows[max(r - margin, 0):r + margin + 1] = True
+    if previous is not None and np.array_equal(rows, previous):
+        return None
+    has_data = valid.any(axis=1)
+    if (has_data & ~rows).sum() < min_kept * has_data.sum():
+        return None
+    return rows
+
+
+def undeclared_sources(arrays, masks, master, accepted, options, factors):
+    """
+    Accepted slits whose row profile shows a source.
+
+    Returns
+    -------
+    found : dict
+        Position in the selection -> reason, for the slits with a source.
+    summary : dict
+        Position -> largest row deviation from a flat profile and its
+        significance, for every accepted slit.
+    """
+    found, summary = {}, {}
+    for k in np.flatnonzero(accepted):
+        wave, sb, var, valid = arrays[k]
+        model, _ = expand.expand_to_2d(
+            wave, master.wavelength, master.surf_bright * factors[k], edge="nan",
+            interpolation=master.interpolation,
+        )
+        result = profiles.row_profile(sb, var, model, valid & ~masks[k])
+        rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
+        finite = np.isfinite(result.deviation) & np.isfinite(result.sigma)
+        if finite.sum() >= 3:
+            centred = result.deviation - np.median(result.deviation[finite])
+            pull = np.where(finite, centred / result.sigma, 0.0)
+            top = int(np.argmax(np.abs(pull)))
+            summary[k] = {
+                "max_row_deviation": float(centred[top]),
+                "max_row_score": float(pull[top]),
+                "rows_flagged": int(rows.sum()),
+                "flagged_rows": np.flatnonzero(rows).tolist(),
+            }
+        if rows.any():
+            where = np.flatnonzero(rows)
+            peak = where[np.nanargmax(np.abs(result.deviation[where]))]
+            found[k] = (
+                f"undeclared source along the slit: rows {where.min()}-{where.max()} deviate "
+                f"from the master by up to {100 * result.deviation[peak]:+.1f}%"
+            )
+    return found, summary
+
+
+

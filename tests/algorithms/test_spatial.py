@@ -1,0 +1,229 @@
+"""Spatial factor across the MSA and per-slitlet local scale (pure numpy)."""
+
+import numpy as np
+import pytest
+
+from jwst_mbkg_plus.algorithms.levels import level_ratios
+from jwst_mbkg_plus.algorithms.local_scale import local_scale
+from jwst_mbkg_plus.algorithms.spatial import fit_spatial_factor
+
+
+def _positions(rng, n=10):
+    """Slitlets scattered over two quadrants (y < 0: Q4, y > 0: Q3), metres."""
+    x = rng.uniform(0.02, 0.04, n)
+    y = rng.uniform(-0.035, 0.035, n)
+    q = np.where(y > 0, 3, 4)
+    return x, y, q
+
+
+def _truth(x, y, q, gx=0.0, gy=0.0, offsets=None):
+    factor = 1 + gx * (x - 0.03) / 0.01 + gy * y / 0.035
+    if offsets:
+        factor = factor + np.vectorize(offsets.get)(q)
+    return factor
+
+
+def test_plane_recovered_with_honest_errors():
+    pulls = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        x, y, q = _positions(rng)
+        truth = _truth(x, y, q, gx=0.01, gy=0.05)
+        err = np.full(x.size, 0.002)
+        ratio = truth * (1 + rng.normal(0, 0.002, x.size))
+        fit = fit_spatial_factor(x, y, q, ratio, err, model="plane")
+        assert fit.model == "plane"
+        factor, ferr = fit.predict(x, y, q)
+        # Normalised: mean 1 over the fitted slitlets; compare shapes.
+        pulls.append(((factor - truth / truth.mean()) / ferr)[0])
+        assert np.mean(factor[fit.used]) == pytest.approx(1.0, abs=1e-12)
+    pulls = np.array(pulls)
+    # The truth is normalised with its own mean, not the fit's: errors are an
+    # upper bound, so the pull width may fall a little below 1.
+    assert 0.8 < np.std(pulls) < 1.15
+    assert abs(np.mean(pulls)) < 0.2
+
+
+def test_quadrant_offsets_recovered():
+    rng = np.random.default_rng(1)
+    x, y, q = _positions(rng, 12)
+    truth = _truth(x, y, q, offsets={3: 0.03, 4: -0.03})
+    ratio = truth * (1 + rng.normal(0, 0.001, x.size))
+    fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 0.001), model="quadrant")
+    factor, _ = fit.predict(x, y, q)
+    np.testing.assert_allclose(factor, truth / truth.mean(), atol=0.002)
+    assert set(fit.columns) == {"Q3", "Q4"}
+
+
+def test_auto_picks_constant_when_flat_and_plane_when_tilted():
+    flat_choices, tilted_choices = [], []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        x, y, q = _positions(rng)
+        err = np.full(x.size, 0.002)
+        flat = 1 + rng.normal(0, 0.002, x.size)
+        flat_choices.append(fit_spatial_factor(x, y, q, flat, err, model="auto").model)
+        tilted = _truth(x, y, q, gy=0.05) + rng.normal(0, 0.002, x.size)
+        tilted_choices.append(fit_spatial_factor(x, y, q, tilted, err, model="auto").model)
+    assert flat_choices.count("constant") >= 80
+    assert all(c in ("plane", "plane_quadrant") for c in tilted_choices)
+
+
+def test_auto_does_not_chase_unstructured_scatter():
+    """2% random slit-to-slit scatter (errors quote 0.03%): mostly the constant model."""
+    choices = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        x, y, q = _positions(rng, 8)
+        ratio = 1 + rng.normal(0, 0.02, x.size)
+        fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 3e-4), model="auto")
+        choices.append(fit.model)
+        # Whatever it picks, the quoted error covers the scatter it cannot explain.
+        _, err = fit.predict(x, y, q)
+        if fit.model != "constant":
+            assert np.median(err) > 0.002  # not the 0.0003 quoted
+    assert choices.count("constant") >= 55
+
+
+def test_outlying_slitlet_clipped():
+    rng = np.random.default_rng(3)
+    x, y, q = _positions(rng, 10)
+    truth = _truth(x, y, q, gy=0.05)
+    ratio = truth * (1 + rng.normal(0, 0.001, x.size))
+    ratio[4] *= 1.3  # an undeclared source
+    fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 0.001), model="plane")
+    assert not fit.used[4]
+    assert fit.used.sum() == 9
+    factor, _ = fit.predict(x, y, q)
+    keep = np.arange(x.size) != 4
+    np.testing.assert_allclose(factor[keep], (truth / truth[keep].mean())[keep], atol=0.003)
+
+
+def test_unknown_quadrant_gets_mean_level():
+    rng = np.random.default_rng(4)
+    x, y, q = _positions(rng, 10)
+    ratio = _truth(x, y, q, offsets={3: 0.02, 4: -0.02})
+    fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 1e-3), model="quadrant")
+    factor, _ = fit.predict([0.03], [0.0], [1])
+    levels = fit.params[[fit.columns.index("Q3"), fit.columns.index("Q4")]]
+    assert factor[0] == pytest.approx(levels.mean())
+
+
+def test_too_few_or_unsupported():
+    assert fit_spatial_factor([0.0], [0.0], [3], [1.0], [0.01]) is None
+    # One quadrant only: a per-quadrant model has nothing to fit.
+    x, y = np.linspace(0, 1, 5), np.linspace(0, 1, 5)
+    assert fit_spatial_factor(x, y, [3] * 5, np.ones(5), np.full(5, 0.01),
+                              model="quadrant") is None
+    assert fit_spatial_factor(x, y, [3] * 5, np.ones(5), np.full(5, 0.01),
+                              model="auto").model == "constant"
+    with pytest.raises(ValueError, match="model must be one of"):
+        fit_spatial_factor(x, y, [3] * 5, np.ones(5), np.full(5, 0.01), model="cubic")
+    with pytest.raises(ValueError, match="same length"):
+        fit_spatial_factor(x, y[:3], [3] * 5, np.ones(5), np.full(5, 0.01))
+
+
+def test_unexplained_scatter_inflates_errors():
+    rng = np.random.default_rng(5)
+    x, y, q = _positions(rng, 12)
+    ratio = 1 + rng.normal(0, 0.02, x.size)  # 2% per-slit scatter, errors say 0.1%
+    fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 0.001), model="plane")
+    _, err = fit.predict(x, y, q)
+    assert fit.reduced_chi2 > 100
+    assert np.median(err) > 0.004  # not the 0.0005 the quoted errors alone give
+
+
+def test_level_ratios_recover_scale_and_clip_a_line():
+    rng = np.random.default_rng(6)
+    master = 1 + 0.5 * np.sin(np.linspace(0, 6, 500))
+    var = np.full((3, 500), 0.01**2)
+    scales = np.array([0.95, 1.0, 1.04])
+    flux = scales[:, None] * master + rng.normal(0, 0.01, (3, 500))
+    flux[2, 100:105] += 1.0  # an emission-line residual
+    ratio, error = level_ratios(flux, var, master)
+    assert np.all(np.abs(ratio - scales) < 5 * error)
+    assert np.all(error < 1e-3)
+
+
+# ------------------------------------------------------------------ local scale
+
+
+def _slit(rng, *, scale=1.0, source=0.0, wing=0.0, noise=0.01, rows=30, cols=400):
+    """Rows at slit-frame y from -2.2 to 2.2; a Gaussian source at y=0 with optional wings."""
+    y = np.linspace(-2.2, 2.2, rows)[:, None] * np.ones((1, cols))
+    model = np.ones((rows, cols)) * (1 + 0.3 * np.sin(np.arange(cols) / 40))
+    profile = source * np.exp(-0.5 * (y / 0.25) ** 2) + wing * np.exp(-np.abs(y) / 0.6)
+    data = model * (scale + profile)
+    data = data + rng.normal(0, noise, data.shape) * model
+    var = (noise * model) ** 2
+    return data, var, model, np.abs(y)
+
+
+def test_local_scale_background_slit():
+    rng = np.random.default_rng(7)
+    data, var, model, dist = _slit(rng, scale=1.03)
+    result = local_scale(data, var, model, np.full(data.shape, np.inf))
+    assert result.applied
+    assert result.scale == pytest.approx(1.03, abs=4 * result.error)
+    assert result.error < 1e-3
+
+
+def test_local_scale_guard_and_wings():
+    rng = np.random.default_rng(8)
+    data, var, model, dist = _slit(rng, scale=1.02, source=3.0, wing=0.05)
+    naive = local_scale(data, var, model, dist, guard=0.0, wing_sigma=np.inf)
+    unguarded = local_scale(data, var, model, dist, guard=0.0)
+    guarded = local_scale(data, var, model, dist, guard=1.0)
+    assert naive.scale > 1.1  # the source itself
+    # The wing test alone already walks away from the source ...
+    assert unguarded.scale == pytest.approx(1.02, abs=0.003)
+    assert guarded.applied
+    # The exponential wing still adds ~0.5% at 1.0-1.5: the wing test drops it.
+    assert guarded.min_distance > 1.2
+    assert guarded.scale == pytest.approx(1.02, abs=0.003)
+
+
+def test_local_scale_too_few_pixels():
+    rng = np.random.default_rng(9)
+    data, var, model, dist = _slit(rng, rows=6, cols=20, source=3.0)
+    result = local_scale(data, var, model, dist, guard=1.0)
+    assert not result.applied
+    assert result.scale == 1.0 and result.error == 0.0
+    assert "fewer than" in result.status
+
+
+def test_record_round_trip_predicts_the_same():
+    from jwst_mbkg_plus.algorithms.spatial import SpatialFit
+
+    rng = np.random.default_rng(10)
+    x, y, q = _positions(rng, 10)
+    ratio = _truth(x, y, q, gy=0.05, offsets={3: 0.01, 4: -0.01})
+    fit = fit_spatial_factor(x, y, q, ratio, np.full(x.size, 1e-3), model="plane_quadrant")
+    again = SpatialFit.from_record(fit.to_record())
+    for a, b in zip(fit.predict(x, y, q), again.predict(x, y, q), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert again.model == fit.model and again.columns == fit.columns
+
+
+def _four_slitlets():
+    # Two per quadrant, the quadrants stacked along y (as NRS1 sees them).
+    x = np.array([0.0382, 0.0320, 0.0332, 0.0373])
+    y = np.array([0.0015, -0.0354, 0.0097, -0.0272])
+    q = np.array([3, 4, 3, 4])
+    return x, y, q
+
+
+def test_four_slitlets_fit_a_gradient_but_rarely_chase_scatter():
+    x, y, q = _four_slitlets()
+    err = np.full(4, 3e-4)
+    plane, chased = 0, 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        level = 1 + 0.05 * x / 0.04 + 0.05 * y / 0.036
+        fit = fit_spatial_factor(x, y, q, level / level.mean() + rng.normal(0, 3e-4, 4), err)
+        plane += fit.model == "plane"
+        scatter = 1 + rng.normal(0, 0.01, 4)
+        chased += fit_spatial_factor(x, y, q, scatter, err).model == "plane"
+    # One degree of freedom left: admitted only on a decisive F-test.
+    assert plane == 100
+    assert chased <= 10

@@ -1,0 +1,77 @@
+"""The jwst-mbkg-plus command: the demo runs the real pipeline and reports residuals."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+from jwst_mbkg_plus.cli import handle_args
+from jwst_mbkg_plus.synthetic.demo import run_demo
+
+
+@pytest.mark.pipeline
+def test_demo_plus_only_recovers_background(tmp_path, capsys):
+    # G235M: the pull expectation below was measured there. On the PRISM with 3
+    # background slitlets the spread is 0.86 (errors overestimated; open, see the
+    # issue on defaults under real conditions).
+    results = run_demo(tmp_path / "demo", grating="G235M", n_background=3, noise=0.05,
+                       n_contaminated=0, stock=False, seed=3)
+    out = capsys.readouterr().out
+    # Without the stock run: instrument, exposure, plus pipeline, residuals.
+    assert "[1/4]" in out and "[3/4] Running Spec2PipelinePlus" in out and "[4/4]" in out
+    plus = results["plus"]
+    assert any(p.name.endswith("_cal.fits") for p in plus["folder"].iterdir())
+    residuals = [value for kind, value in plus["residuals"].values()]
+    assert len(residuals) == 6  # 3 background, 2 point, 1 extended
+    assert all(math.isfinite(r) and abs(r) < 0.5 for r in residuals)
+    # Slits listed in numeric order; the QA line reports the robust pull spread.
+    rows = re.findall(r"^\s+(\d+) (?:background|point|extended)", out, flags=re.MULTILINE)
+    assert [int(r) for r in rows] == sorted(int(r) for r in rows) and len(rows) == 6
+    spread = re.search(r"residual / error spread (\d\.\d+) \(1\.4826 MAD", out)
+    # 3 background slitlets: each leave-one-out master is made of 2, whose
+    # error is overestimated (0.950 measured; 0.974 with the demo's 6).
+    assert spread and abs(float(spread.group(1)) - 1) < 0.1
+    assert re.search(r"; (\d+) rejected pixels flagged OUTLIER \+ DO_NOT_USE", out)
+
+
+@pytest.mark.pipeline
+def test_demo_takes_a_sky_csv_on_a_grating(tmp_path, capsys):
+    """`demo --sky FILE --grating G235M`: any (wave, flux) CSV is the injected background."""
+    from jwst_mbkg_plus.synthetic.sky import builtin_sky
+
+    wave, flux = builtin_sky()
+    sky = tmp_path / "my_sky.csv"
+    rows = "".join(f"{w},{2 * f}\n" for w, f in zip(wave, flux, strict=True))
+    sky.write_text("wave,flux\n" + rows)
+    status = handle_args(["demo", "--workdir", str(tmp_path / "demo"), "--grating", "G235M",
+                          "--sky", str(sky), "--no-stock", "--background-slitlets", "3",
+                          "--noise", "0.05", "--contaminated", "0", "--seed", "4"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "Painting a G235M exposure" in out and "my_sky.csv" in out
+    from jwst_mbkg_plus.synthetic import load_truth
+
+    truth = load_truth(next((tmp_path / "demo" / "exposure").glob("*_truth.asdf")))
+    lam, sb = truth.background_1d()
+    np.testing.assert_allclose(sb, 2 * np.interp(lam, wave, flux), rtol=1e-5)
+    rows = [line.split() for line in out.splitlines() if line.strip().endswith("%")]
+    residuals = [float(r[-1].rstrip("%")) for r in rows if r[0].isdigit()]
+    assert len(residuals) == 6 and all(abs(r) < 0.5 for r in residuals)
+
+
+def test_demo_reports_a_bad_sky_file(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert handle_args(["demo", "--sky", str(bad), "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}: needs columns 'wave'" in err
+    assert handle_args(["demo", "--sky", str(tmp_path / "none.csv")]) == 2
+    assert "no such sky file" in capsys.readouterr().err
+
+
+def test_cli_rejects_unknown_command(capsys):
+    with pytest.raises(SystemExit) as err:
+        handle_args(["nope"])
+    assert err.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
