@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jwst_mbkg_plus.batch._task_env import log_level as pipeline_log_level
 from jwst_mbkg_plus.batch._task_env import restore_environment, set_environment
 from jwst_mbkg_plus.batch.inputs import Exposure, collect_exposures, group_exposures
 from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS
@@ -164,7 +165,7 @@ def prepare_companion_task(exposure, output_dir, *, env, force=False, log_level=
 
         check_input_file(exposure.path, "rate file")
         Path(output_dir).mkdir(parents=True, exist_ok=True)
-        with log_level(log_level):
+        with pipeline_log_level(log_level):
             prepare_companion(exposure.path, path, step=MasterBackgroundMosPlusStep())
         return {"path": str(path), "error": ""}
     except Exception as err:  # noqa: BLE001 - the exposure's own task reports it
@@ -233,7 +234,7 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
                                    + "; ".join(c.get("error", "") for c in companions) + ")")
             merged["master_background_mos"]["visit_companions"] = paths
             record["companions"] = [Path(p).name for p in paths]
-        with log_level(log_level):
+        with pipeline_log_level(log_level):
             result = Spec2PipelinePlus.call(str(exposure.path), steps=merged,
                                             output_dir=str(output_dir), save_results=True,
                                             configure_log=False)
