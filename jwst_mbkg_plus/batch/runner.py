@@ -333,7 +333,7 @@ def _make_client(scheduler, workers, memory_limit):
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                            memory_limit=memory_limit, host="127.0.0.1",
-                           dashboard_address=None)
+                           dashboard_address=":0")
     return Client(cluster), cluster
 
 
