@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jwst_mbkg_plus.batch import cli as batch_cli
+
 __all__ = ["handle_args", "main"]
 
 # Each sub-command imports its module when it runs, not here: `jwst-mbkg-plus
@@ -73,6 +75,7 @@ def _build_parser():
     _add_flag_pixels_parser(sub)
     _add_msa_select_parser(sub)
     _add_plot_parser(sub)
+    batch_cli.add_parsers(sub)
     return parser
 
 
@@ -315,6 +318,7 @@ def handle_args(argv):
         "flag-pixels": _run_flag_pixels,
         "msa-select": _run_msa_select,
         "plot": _run_plot,
+        **batch_cli.RUNNERS,
     }
     try:
         return runners[args.command](args)

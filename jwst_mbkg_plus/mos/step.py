@@ -87,6 +87,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
         slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
+        visit_companions = string_list(default=None)  # Visit master: other exposures of the same visit and detector (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files) whose background slitlets join the master, each at a fitted sky level; default: this exposure's alone
     """  # noqa: E501
 
     def process(self, data):
@@ -151,6 +152,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     master = master_from_user(
                         self.user_background, forward.model, options
                     )
+                elif self.visit_companions:
+                    master = self._visit_master(forward.model, options)
                 else:
                     master = master_from_slits(self, forward.model, options)
                 if jwst_arithmetic:
@@ -200,6 +203,17 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         background_2d.close()
         forward.model.close()
         return result
+
+    def _visit_master(self, cal_model, options):
+        """The master from this exposure's and its companions' background slitlets."""
+        from jwst_mbkg_plus.mos import visit
+
+        companions = visit.load_companions(self, self.visit_companions, options)
+        try:
+            return visit.visit_master(self, cal_model, companions, options)
+        finally:
+            for _, model in companions:
+                model.close()
 
     def take_flat_handover(self):
         """
@@ -252,6 +266,9 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                 "combine_method='jwst' combines jwst's extract_1d spectra: "
                 "set bkg_method='extract_1d' as well."
             )
+        if self.visit_companions and (self.combine_method == "jwst" or self.user_background):
+            return ("visit_companions builds a visit master from background slitlets: it "
+                    "cannot be combined with combine_method='jwst' or user_background.")
         explicit_spatial = self.spatial_model not in ("none", "auto")
         if self.combine_method == "jwst" and (explicit_spatial or self.slit_scale):
             return (

@@ -27,6 +27,11 @@ Tree of the file (one file per detector)::
                             #   rate (DN/s added), cluster (0 = single)
     contaminated: [ids]     # background slitlets holding an undeclared source
     overlap_pixels: int     # pixels painted by two slits
+    visit:                  # only in an exposure of a synthetic visit (synthetic.visit)
+      nod, n_nods           # this exposure's nod (PATT_NUM, 1-based) and the visit's nods
+      level                 # sky level of this nod relative to the visit's (drift)
+      shutter_shift         # shutters the sources moved from the centre (null: real layout)
+      exposures             # rate file names of this detector's nods, in nod order
 
 The calibrated background of slit ``s`` from the pipeline (``SlitModel.data``
 after photom, MJy/sr) should equal ``truth.slit(s)["background"]`` where
@@ -48,7 +53,7 @@ log = logging.getLogger(__name__)
 TRUTH_FORMAT = "jwst_mbkg_plus.synthetic.truth"
 
 
-def write_truth(path, *, scene, detector, painted, calibrated=True):
+def write_truth(path, *, scene, detector, painted, calibrated=True, visit=None):
     """
     Write the truth file of one detector.
 
@@ -64,6 +69,9 @@ def write_truth(path, *, scene, detector, painted, calibrated=True):
         Output of :func:`~jwst_mbkg_plus.synthetic.exposure.paint_detector`.
     calibrated : bool, optional
         Whether the analytic calibration was used.
+    visit : dict, optional
+        The ``visit`` entry of an exposure of a visit (see the module docstring);
+        not written when None.
 
     Returns
     -------
@@ -106,6 +114,8 @@ def write_truth(path, *, scene, detector, painted, calibrated=True):
         "contaminated": sorted(int(c) for c in contaminated),
         "overlap_pixels": int(painted["overlap_pixels"]),
     }
+    if visit is not None:
+        tree["visit"] = dict(visit)
     with asdf.AsdfFile(tree) as af:
         af.write_to(path)
     return path
@@ -130,6 +140,8 @@ class Truth:
         self.slits = {int(s["name"]): s for s in tree["slits"]}
         self.contaminated = list(tree["contaminated"])
         self.hot_pixels = tree["hot_pixels"]
+        #: dict or None: the ``visit`` entry (nod, n_nods, level, ...) of a visit's exposure.
+        self.visit = tree.get("visit")
 
     def slit(self, name):
         """

@@ -1,0 +1,147 @@
+"""The inputs of a batch: rate files, folders and associations, grouped by visit."""
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+__all__ = ["Exposure", "collect_exposures", "group_exposures", "header_key"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exposure:
+    """
+    One input exposure of a batch.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The rate file.
+    visit : str
+        Visit id (``jw<program><observation><visit>``), or ``"unknown"`` when the
+        header cannot be read (the task then records why).
+    detector : str
+        Detector name, or ``"unknown"``.
+    """
+
+    path: Path
+    visit: str
+    detector: str
+
+    @property
+    def stem(self):
+        """str: the file name without ``_rate.fits`` (the products' base name)."""
+        name = self.path.name
+        for suffix in ("_rate.fits", "_rateints.fits", ".fits"):
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return self.path.stem
+
+    @property
+    def group(self):
+        """tuple of str: (visit, detector)."""
+        return (self.visit, self.detector)
+
+
+def header_key(path):
+    """
+    Return the visit and detector of a rate file, from its primary header.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The rate file.
+
+    Returns
+    -------
+    tuple of str
+        ``(visit, detector)``; ``("unknown", "unknown")`` if the header cannot
+        be read (the task that runs it then records why).
+    """
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path)
+        visit = (f"jw{str(header['PROGRAM']).strip():>05s}{str(header['OBSERVTN']).strip():>03s}"
+                 f"{str(header['VISIT']).strip():>03s}")
+        return visit, str(header.get("DETECTOR", "unknown")).strip()
+    except Exception:  # noqa: BLE001 - any unreadable header: the task reports it
+        return "unknown", "unknown"
+
+
+def _association_members(path):
+    """Science members of a spec2 association file, resolved beside it."""
+    data = json.loads(Path(path).read_text())
+    members = []
+    for product in data.get("products", []):
+        for member in product.get("members", []):
+            if str(member.get("exptype", "science")).lower() == "science":
+                members.append((Path(path).parent / member["expname"]).resolve())
+    if not members:
+        raise ValueError(f"{path}: an association with no science member")
+    return members
+
+
+def collect_exposures(inputs):
+    """
+    Expand the inputs of a batch into exposures.
+
+    Parameters
+    ----------
+    inputs : str or pathlib.Path or sequence of them
+        Rate files, folders (every ``*_rate.fits`` in them, not recursive) and
+        association files (``*.json``: their science members).
+
+    Returns
+    -------
+    list of Exposure
+        Unique exposures, sorted by visit, detector and name.
+
+    Raises
+    ------
+    ValueError
+        If an input does not exist, a folder holds no rate file, or nothing is left.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    paths = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(p.glob("*_rate.fits"))
+            if not found:
+                raise ValueError(f"{p}: folder holds no *_rate.fits file")
+            paths.extend(found)
+        elif p.suffix == ".json":
+            if not p.is_file():
+                raise ValueError(f"{p}: no such association file")
+            paths.extend(_association_members(p))
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise ValueError(f"{p}: no such file or folder")
+    unique = list(dict.fromkeys(q.resolve() for q in paths))
+    if not unique:
+        raise ValueError("no input exposure")
+    exposures = [Exposure(q, *header_key(q)) for q in unique]
+    return sorted(exposures, key=lambda e: (e.visit, e.detector, e.path.name))
+
+
+def group_exposures(exposures):
+    """
+    Group exposures by visit and detector.
+
+    Parameters
+    ----------
+    exposures : list of Exposure
+        The exposures.
+
+    Returns
+    -------
+    dict
+        ``{(visit, detector): [Exposure, ...]}``, in input order.
+    """
+    groups = {}
+    for e in exposures:
+        groups.setdefault(e.group, []).append(e)
+    return groups
