@@ -29,6 +29,8 @@ __all__ = [
     "configure_offline_crds",
     "default_crds_path",
     "offline_crds",
+    "restore_environment",
+    "saved_environment",
     "write_server_config",
 ]
 
@@ -179,13 +181,37 @@ def offline_crds(crds_path=None, **kwargs):
     pathlib.Path
         The CRDS cache folder in use.
     """
-    saved = {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
+    saved = saved_environment()
     try:
         yield configure_offline_crds(crds_path, **kwargs)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        clear_crds_caches()
+        restore_environment(saved)
+
+
+def saved_environment():
+    """
+    The current values of the environment variables the offline set-up touches.
+
+    Returns
+    -------
+    dict
+        `OFFLINE_ENV_KEYS` -> value, or None where unset.
+    """
+    return {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
+
+
+def restore_environment(saved):
+    """
+    Set (or unset, for None) each variable of ``saved``; forget crds' memoized set-up.
+
+    Parameters
+    ----------
+    saved : dict
+        Variable -> value or None, as from `saved_environment`.
+    """
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    clear_crds_caches()

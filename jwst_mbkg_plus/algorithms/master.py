@@ -36,6 +36,7 @@ __all__ = [
     "combine_master",
     "odd_kernel",
     "pair_rejection_reason",
+    "running_median",
     "vet_by_count",
 ]
 
@@ -119,6 +120,37 @@ def check_kernel(kernel, n_samples):
             f"({n_samples} samples): the running median would flatten it. Use an odd value "
             "well below that, or 1 for none."
         )
+
+
+def running_median(sb, var, kernel, *, keep_nan=True):
+    """
+    jwst's running median of a master background, with its variance.
+
+    Parameters
+    ----------
+    sb, var : ndarray
+        The master and its variance.
+    kernel : int
+        Odd width (see `odd_kernel`); 1 or less: returned as they are.
+    keep_nan : bool, optional
+        Keep undefined points undefined.
+
+    Returns
+    -------
+    sb, var : ndarray
+        The smoothed master and variance.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel`` is not shorter than the spectrum (`check_kernel`).
+    """
+    kernel = int(kernel or 1)
+    if kernel <= 1:
+        return sb, var
+    check_kernel(kernel, sb.size)
+    log.info("Applying a NaN-aware moving median of width %d to the master background", kernel)
+    return median_filter_nan(sb, var, kernel=kernel, keep_nan=keep_nan)
 
 
 def pair_rejection_reason(verdict, other):
@@ -306,11 +338,7 @@ def combine_master(flux, var, *, method="clipped_mean", sigma=3.0, maxiters=5, m
             n_used[hole] = fallback.n_used[hole]
     cv = qa_stats.coefficient_of_variation(np.where(robust.rejected_mask, np.nan, flux), sb)
     kernel = int(median_kernel or 1)
-    if kernel > 1:
-        check_kernel(kernel, sb.size)
-        log.info("Applying a NaN-aware moving median of width %d to the master background",
-                 kernel)
-        sb, sb_var = median_filter_nan(sb, sb_var, kernel=kernel, keep_nan=keep_nan)
+    sb, sb_var = running_median(sb, sb_var, kernel, keep_nan=keep_nan)
     return CombinedMaster(flux=sb, var=sb_var, n_used=n_used, rejected_mask=robust.rejected_mask,
                           low_coverage=hole, scatter_scale=scale, cv=cv, median_kernel=kernel,
                           robust=robust)

@@ -7,9 +7,9 @@ the calling process puts the previous one back afterwards.
 
 import contextlib
 import logging
-import os
 
-from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS
+from jwst_mbkg_plus import offline
+from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS, configure_offline_crds, saved_environment
 
 __all__ = ["PIPELINE_LOGGERS", "log_level", "restore_environment", "set_environment"]
 
@@ -21,35 +21,19 @@ def set_environment(env):
     Returns the previous values, for :func:`restore_environment`: a task run in
     the calling process (not in a worker) leaves its environment as it was.
     """
-    from jwst_mbkg_plus.offline import clear_crds_caches, configure_offline_crds
-
-    saved = {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
+    saved = saved_environment()
     if env.get("_local_context_path"):
         configure_offline_crds(env["_local_context_path"], local_context=True,
                                context=env.get("CRDS_CONTEXT") or "jwst_0000.pmap")
         return saved
-    for key in OFFLINE_ENV_KEYS:
-        value = env.get(key)
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    clear_crds_caches()
+    offline.restore_environment({key: env.get(key) for key in OFFLINE_ENV_KEYS})
     return saved
 
 
 def restore_environment(saved):
     """Put back the environment :func:`set_environment` returned (None: nothing)."""
-    from jwst_mbkg_plus.offline import clear_crds_caches
-
-    if saved is None:
-        return
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    clear_crds_caches()
+    if saved is not None:
+        offline.restore_environment(saved)
 
 
 #: Loggers whose level a task sets to the batch's ``log_level`` while it runs.

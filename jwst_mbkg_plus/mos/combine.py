@@ -12,7 +12,6 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.algorithms import qa_stats
-from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 from jwst_mbkg_plus.mos.options import MasterBackground, MasterBackgroundError
 
 __all__ = ["combine_master", "smooth"]
@@ -112,11 +111,7 @@ def smooth(sb, var, kernel):
     MasterBackgroundError
         If the kernel is not shorter than the spectrum.
     """
-    if kernel is None or kernel <= 1:
-        return sb, var
     try:
-        core.check_kernel(kernel, sb.size)
+        return core.running_median(sb, var, kernel, keep_nan=False)
     except ValueError as err:
         raise MasterBackgroundError(str(err)) from err
-    log.info("Applying a NaN-aware moving median of width %d to the master background", kernel)
-    return median_filter_nan(sb, var, kernel=kernel)

@@ -11,11 +11,11 @@ from jwst_mbkg_plus.algorithms.master import (
     check_kernel,
     combine_master,
     odd_kernel,
+    running_median,
     vet_by_count,
 )
 from jwst_mbkg_plus.algorithms.pulls import pooled_summary, pull_definition, pull_statistics
 from jwst_mbkg_plus.algorithms.qa_stats import clipped_fraction
-from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 
 __all__ = [
     "MasterBackground",
@@ -298,8 +298,7 @@ def master_from_user_background(user_background, *, median_kernel=1):
     var = np.where(np.isfinite(var), var, 0.0)
     check_kernel(median_kernel, sb.size)
     kernel = odd_kernel(median_kernel)
-    if kernel > 1:
-        sb, var = median_filter_nan(sb, var, kernel=kernel, keep_nan=True)
+    sb, var = running_median(sb, var, kernel, keep_nan=True)
     qa = {
         "source": "user_background",
         "user_background": str(user_background.path),
