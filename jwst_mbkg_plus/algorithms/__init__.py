@@ -33,6 +33,8 @@ expand
     1-D master to 2-D by pixel wavelength; subtraction with variance.
 errors
     Variance propagation rules and the correlated master-background error.
+column_variance
+    Variance of a column sum of the expanded master, from its samples' covariance.
 pulls
     Robust spread and outlier fraction of residual / error, for QA records.
 levels, spatial, chromatic, local_scale

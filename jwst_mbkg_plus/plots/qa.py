@@ -40,8 +40,10 @@ def plot_qa_record(qa, path, *, title=None):
     master made without it; spec3: the spectrum against that master); the
     robust spread (1.4826 x MAD) of the pulls, residual / error, over the
     pixels the step did not reject, per pixel and per column sum, against the
-    band 1 +/- 0.05 of right errors; and the fraction of pulls beyond 5, with
-    the pixels rejected (and flagged in DQ) written above each bar. The
+    band 1 +/- 0.05 of right errors (MOS: the error model's pulls with their
+    standard errors, and residual / ERR beside what it is when the model is
+    right); and the fraction of pulls beyond 5, with the pixels rejected (and
+    flagged in DQ) written above each bar. The
     clipped fraction, median coefficient of variation and pooled pull spread
     are in the title.
 
@@ -99,28 +101,42 @@ def plot_qa_record(qa, path, *, title=None):
     ax_pull.axhspan(float(low), float(high), color="tab:green", alpha=0.2, lw=0,
                     label=f"right errors: {float(low):.2f}-{float(high):.2f}")
     ax_pull.axhline(1.0, color="0.3", ls=":", lw=1)
-    model, _ = _residual_values(residuals, labels, "model_pull_spread")
-    pixel, old = _residual_values(residuals, labels, "pull_spread", fallback="pull_std")
-    column, old_column = _residual_values(residuals, labels, "column_pull_spread",
-                                          fallback="column_pull_std")
-    expected, _ = _residual_values(residuals, labels, "expected_pull_spread")
-    statistic = "plain std (old record)" if old else "1.4826 MAD"
-    if np.isfinite(model).any():
+    statistic = "1.4826 MAD"
+    errors = {}
+    if "err_pull_spread" in next(iter(residuals.values()), {}):
         # The error model (1 when right), then residual / ERR beside its expectation.
-        # Column sums against the sum of ERR**2 (what an extraction uses): the
-        # model's fully correlated column variance is an upper bound, not a target.
-        bars = [("pixel / error model", model, "o", 7),
-                ("column sum / ERR", column, "s", 7),
-                ("pixel / ERR", pixel, "x", 6)]
-    else:  # a record without the error-model pulls
+        pixel, _ = _residual_values(residuals, labels, "pull_spread")
+        column, _ = _residual_values(residuals, labels, "column_pull_spread")
+        err_pixel, _ = _residual_values(residuals, labels, "err_pull_spread")
+        err_column, _ = _residual_values(residuals, labels, "err_column_pull_spread")
+        expected, _ = _residual_values(residuals, labels, "expected_err_pull_spread")
+        expected_column, _ = _residual_values(residuals, labels, "expected_err_column_pull_spread")
+        pixel_error, _ = _residual_values(residuals, labels, "pull_spread_error")
+        column_error, _ = _residual_values(residuals, labels, "column_pull_spread_error")
+        errors = {"pixel / error model": pixel_error, "column sum / error model": column_error}
+        bars = [("pixel / error model", pixel, "o", 7),
+                ("column sum / error model", column, "s", 7),
+                ("pixel / ERR", err_pixel, "x", 6),
+                ("column sum / ERR", err_column, "+", 7)]
+        references = [("/ ERR expected (ERR raised for column sums)", expected),
+                      (None, expected_column)]
+    else:  # spec3 records, and MOS records of earlier versions
+        pixel, old = _residual_values(residuals, labels, "pull_spread", fallback="pull_std")
+        column, _ = _residual_values(residuals, labels, "column_pull_spread",
+                                     fallback="column_pull_std")
+        statistic = "plain std (old record)" if old else statistic
         bars = [("pixel pulls", pixel, "o", 7), ("column-sum pulls", column, "s", 7)]
+        references = []
     # Markers, not bars: the reference band stays visible behind them.
     for name, values, marker, size in bars:
         if np.isfinite(values).any():
-            ax_pull.plot(pos, values, marker, ms=size, ls="none", label=f"{name}, {statistic}")
-    if np.isfinite(expected).any():
-        ax_pull.plot(pos, expected, "_", ms=14, mew=2, color="0.3", ls="none",
-                     label="pixel / ERR expected (ERR raised for column sums)")
+            # Error bars: the spread's own standard error (0.058 for 400 columns).
+            ax_pull.errorbar(pos, values, yerr=errors.get(name), fmt=marker, ms=size,
+                             capsize=2, label=f"{name}, {statistic}")
+    for name, values in references:
+        if np.isfinite(values).any():
+            ax_pull.plot(pos, values, "_", ms=14, mew=2, color="0.3", ls="none",
+                         label=name or "_nolegend_")
     ax_pull.set_ylabel("pull spread")
     pixels = definition.get("pixels", "pixels not rejected by the step")
     ax_pull.set_title(f"Residual / error over {pixels}", fontsize=9)
@@ -154,11 +170,14 @@ def plot_qa_record(qa, path, *, title=None):
         extra.append(f"{100 * float(clipped):.2f}% points clipped")
     if cv is not None and np.isfinite(float(cv)):
         extra.append(f"median coeff. of variation {100 * float(cv):.2f}%")
-    model_summary = dict(qa.get("model_pull_summary") or {})
-    if model_summary.get("n_pixels"):
-        extra.append(f"pooled error-model pull spread {float(model_summary['pull_spread']):.3f}")
+    column_summary = dict(qa.get("column_pull_summary") or {})
+    err_summary = dict(qa.get("err_pull_summary") or {})
     if summary.get("n_pixels"):
-        extra.append(f"pooled residual / ERR spread {float(summary['pull_spread']):.3f}")
+        extra.append(f"pooled pull spread {float(summary['pull_spread']):.3f} per pixel"
+                     + (f", {float(column_summary['pull_spread']):.3f} per column"
+                        if column_summary.get("n_pixels") else ""))
+    if err_summary.get("n_pixels"):
+        extra.append(f"residual / ERR {float(err_summary['pull_spread']):.3f} per pixel")
     heading = title or "Master background QA"
     lines = [", ".join(extra[i:i + 2]) for i in range(0, len(extra), 2)]
     fig.suptitle("\n".join([heading, *lines]))

@@ -68,18 +68,18 @@ def _qa_summary(folder):
     summary = dict(qa.get("pull_summary") or {})
     if not summary.get("n_pixels"):
         return ""
-    model = dict(qa.get("model_pull_summary") or {})
-    expected = [r.get("expected_pull_spread") for r in (qa.get("residuals") or {}).values()]
+    column = dict(qa.get("column_pull_summary") or {})
+    err = dict(qa.get("err_pull_summary") or {})
+    expected = [r.get("expected_err_pull_spread") for r in (qa.get("residuals") or {}).values()]
     expected = [e for e in expected if e is not None and np.isfinite(e)]
     flagged = dict(qa.get("flagged_pixels") or {})
-    model_text = (f"residual / error-model spread {model['pull_spread']:.3f} "
-                  "(1.4826 MAD, pixels not rejected; 1 +/- 0.05 is right), "
-                  if model.get("n_pixels") else "")
-    err_text = (f"residual / ERR spread {summary['pull_spread']:.3f}"
+    column_text = (f", {column['pull_spread']:.3f} per column" if column.get("n_pixels") else "")
+    err_text = (f"; residual / ERR {err['pull_spread']:.3f} per pixel"
                 + (f" (expected {np.median(expected):.3f}: ERR per pixel is raised for "
-                   "column sums)" if expected else ""))
-    return (f"background slitlets' {model_text}{err_text}, "
-            f"{100 * summary['pull_outlier_fraction']:.3f}% beyond 5; "
+                   "column sums)" if expected else "") if err.get("n_pixels") else "")
+    return (f"background slitlets' error-model pull spread {summary['pull_spread']:.3f} "
+            f"per pixel{column_text} (1.4826 MAD, pixels not rejected; 1 +/- 0.05 is right)"
+            f"{err_text}, {100 * summary['pull_outlier_fraction']:.3f}% beyond 5; "
             f"{flagged.get('total', 0)} rejected pixels flagged OUTLIER + DO_NOT_USE")
 
 

@@ -49,3 +49,16 @@ def test_pooled_summary_and_definition():
     assert definition["pixels"] == "valid pixels"
     assert definition["outlier_threshold"] == OUTLIER_THRESHOLD
     assert definition["target"] == [0.95, 1.05]
+
+
+def test_spread_error_is_the_scatter_of_the_spread():
+    """400 unit-normal column pulls: the spread scatters by the recorded error (0.058)."""
+    rng = np.random.default_rng(8)
+    spreads, errors = [], []
+    for _ in range(2000):
+        stats = pull_statistics(rng.standard_normal(400))
+        spreads.append(stats["spread"])
+        errors.append(stats["spread_error"])
+    assert np.mean(errors) == pytest.approx(0.058, abs=0.002)
+    assert np.std(spreads) == pytest.approx(np.mean(errors), rel=0.08)
+    assert pooled_summary([rng.standard_normal(400)])["pull_spread_error"] > 0
