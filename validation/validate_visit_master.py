@@ -80,7 +80,8 @@ def _residual_figures(model, forward, master, options):
     from jwst_mbkg_plus.mos.qa import residual_qa
     from jwst_mbkg_plus.mos.subtract import subtract_master
 
-    result, bkg2d = subtract_master(model, forward, master, options)
+    # subtract_master works in place: on a copy, so the next master starts from the data.
+    result, bkg2d = subtract_master(model.copy(), forward, master, options)
     qa = residual_qa(result, forward, master, bkg2d)
     result.close()
     bkg2d.close()
