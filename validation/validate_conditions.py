@@ -70,6 +70,12 @@ def _qa_fields(qa):
         "chromatic_order": spatial.get("wavelength_order"),
         "rejected": sorted((qa.get("vetting") or {}).get("rejected", {})),
         "master_variance": qa.get("master_variance"),
+        # The QA record's error-model pulls (1.4826 MAD, leave-one-out residuals).
+        "qa_pull_spread": (qa.get("pull_summary") or {}).get("pull_spread"),
+        "qa_column_pull_spread": (qa.get("column_pull_summary") or {}).get("pull_spread"),
+        "qa_err_pull_spread": (qa.get("err_pull_summary") or {}).get("pull_spread"),
+        "qa_slit_pull_spreads": {k: [r.get("pull_spread"), r.get("column_pull_spread")]
+                                 for k, r in (qa.get("residuals") or {}).items()},
     }
 
 
@@ -120,7 +126,9 @@ def main(argv=None):
                         f"{100 * m['min_residual']:+6.2f}..{100 * m['max_residual']:+6.2f}% "
                         f"pull {m['pull_std']:.3f}/{m['column_pull_std']:.3f} "
                         f"bias {100 * m.get('bias', np.nan):+.3f}% {m['seconds']:5.1f}s "
-                        f"{m.get('spatial_model', '')} {m.get('rejected', '')}",
+                        f"{m.get('spatial_model', '')} {m.get('rejected', '')}"
+                        + (f" QA pulls {m['qa_pull_spread']:.3f}/{m['qa_column_pull_spread']:.3f}"
+                           if m.get("qa_column_pull_spread") is not None else ""),
                         flush=True,
                     )
                 # Written after every scene, so an interrupted run keeps what it measured.
