@@ -181,11 +181,14 @@ def test_visit_master_batch(visit, synthetic_instrument, tmp_path):
     from jwst_mbkg_plus.io.products import read_qa
 
     out = tmp_path / "vm"
-    result = run_batch([visit.folder], out, workers=2, crds=synthetic_instrument.crds_path,
-                       memory_limit="4GB", visit_master=True)
-    assert result.count("done") == 6, [r["error"] for r in result.records]
+    # One detector's three nods: a visit group (NRS2's is the same code on other files).
+    nrs1 = {key: rate for key, rate in visit.rate_paths.items() if key[1] == "NRS1"}
+    result = run_batch(sorted(nrs1.values()), out, workers=2,
+                       crds=synthetic_instrument.crds_path, memory_limit="4GB",
+                       visit_master=True)
+    assert result.count("done") == 3, [r["error"] for r in result.records]
     mean_level = np.mean(visit.levels)
-    for (nod, det), rate in visit.rate_paths.items():
+    for (nod, det), rate in nrs1.items():
         stem = rate.name.removesuffix("_rate.fits")
         record = next(r for r in result.records if r["file"] == rate.name)
         assert len(record["companions"]) == 2
