@@ -142,7 +142,10 @@ def run_spec3(mode, spectrum_noise, work, seed=11):
                                              output_dir=str(out_dir))
     finally:
         _release(handler)
-    qa = json.loads(next(out_dir.glob("*mbkgqa.json")).read_text())
+    from jwst_mbkg_plus.io.products import read_qa
+
+    # The spec3 QA record is ASDF since issue 17 (it was JSON when this script was written).
+    qa = json.loads(json.dumps(read_qa(next(out_dir.glob("*mbkgqa.asdf"))), default=str))
     return {
         "contaminated_member": inputs.backgrounds[1].meta.filename,
         "stock": {"bias": _spec3_bias(inputs, stock)},

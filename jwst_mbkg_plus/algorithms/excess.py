@@ -32,10 +32,17 @@ against the fainter give one of
 
 * ``"contaminated"``: an additive excess of more than ``min_excess`` at more
   than ``threshold`` sigma; the spectrum holding it is named;
+* ``"contaminated"`` too, with ``level_limit``: no shape evidence, but the
+  brighter spectrum's level exceeds the fainter's by more than ``level_limit``
+  at more than ``threshold`` sigma. Contamination only adds light, and no sky
+  differs that much between the nod positions of one slit, so the brighter is
+  named (spec3 passes 0.10; MOS slitlets across the MSA do not, their sky
+  levels may differ by more);
 * ``"undecided"``: no shape evidence, but a level difference larger than
-  ``level_tolerance`` at more than ``threshold`` sigma (too large for a
-  quadrant or nod offset, yet nothing says which spectrum is off; contamination
-  with the sky's own shape looks like this), or too few common samples;
+  ``level_tolerance`` (and not beyond ``level_limit``) at more than
+  ``threshold`` sigma (too large for a quadrant or nod offset, yet nothing says
+  which spectrum is off; contamination with the sky's own shape looks like
+  this), or too few common samples;
 * ``"consistent"``: anything else, e.g. a significant but small pure level.
 
 Measured (tests/test_algorithms_excess.py; 400 samples, a continuum rising by
@@ -118,6 +125,9 @@ class PairVerdict:
         The shape test of the brighter against the fainter.
     message : str
         One sentence for the log.
+    basis : str
+        What decided ``"contaminated"``: ``"shape"`` (an additive excess) or
+        ``"level"`` (a level difference beyond ``level_limit``).
     """
 
     verdict: str
@@ -127,6 +137,7 @@ class PairVerdict:
     level_score: float
     excess: ExcessFit
     message: str
+    basis: str = "shape"
 
     def to_record(self, names=("0", "1")):
         """
@@ -145,6 +156,7 @@ class PairVerdict:
         """
         return {
             "verdict": self.verdict,
+            "basis": self.basis,
             "contaminated": None if self.contaminated is None else names[self.contaminated],
             "brighter": names[self.brighter],
             "level_difference": _plain(self.level_difference),
@@ -345,7 +357,7 @@ def _level_difference(bright, faint, v_b, v_f):
 
 
 def compare_pair(flux, var=None, *, wavelength=None, threshold=5.0, level_tolerance=0.05,
-                 min_excess=0.02, level_degree=2, min_points=20):
+                 min_excess=0.02, level_degree=2, min_points=20, level_limit=None):
     """
     Decide whether one of two background spectra holds a source.
 
@@ -368,6 +380,10 @@ def compare_pair(flux, var=None, *, wavelength=None, threshold=5.0, level_tolera
         Degree of the smooth level factor allowed between clean spectra.
     min_points : int, optional
         Fewest common samples for a verdict.
+    level_limit : float or None, optional
+        Level difference (fraction) beyond which, at more than ``threshold``
+        sigma and without shape evidence, the brighter spectrum is called
+        contaminated (None: never; such pairs are ``"undecided"``).
 
     Returns
     -------
@@ -395,6 +411,7 @@ def compare_pair(flux, var=None, *, wavelength=None, threshold=5.0, level_tolera
     fit = additive_excess(flux[bright], flux[faint], v_b, v_f, wavelength=wavelength,
                           level_degree=level_degree, min_points=min_points)
     contaminated = None
+    basis = "shape"
     if fit.n_used == 0 or not np.isfinite(level):
         verdict = "undecided"
         message = "too few common samples to compare the two spectra"
@@ -405,6 +422,16 @@ def compare_pair(flux, var=None, *, wavelength=None, threshold=5.0, level_tolera
             f"spectrum {contaminated} holds an additive excess of {100 * abs(fit.excess):.1f}% "
             f"({abs(fit.score):.1f} sigma) with a spectral shape unlike the other's; "
             f"levels differ by {100 * level:+.1f}%"
+        )
+    elif level_limit is not None and level > level_limit and level_score > threshold:
+        verdict = "contaminated"
+        contaminated = bright
+        basis = "level"
+        message = (
+            f"spectrum {bright} is brighter by {100 * level:.1f}% ({level_score:.0f} sigma), "
+            f"more than any sky difference between nods ({100 * level_limit:g}%); "
+            "contamination only adds light, so the brighter one holds it (its excess has the "
+            f"other's spectral shape, {fit.score:+.1f} sigma)"
         )
     elif level > level_tolerance and level_score > threshold:
         verdict = "undecided"
@@ -422,4 +449,4 @@ def compare_pair(flux, var=None, *, wavelength=None, threshold=5.0, level_tolera
         )
     return PairVerdict(verdict=verdict, contaminated=contaminated, brighter=bright,
                        level_difference=float(level), level_score=float(level_score),
-                       excess=fit, message=message)
+                       excess=fit, message=message, basis=basis)

@@ -169,6 +169,12 @@ def pair_rejection_reason(verdict, other):
     str
         The reason.
     """
+    if verdict.basis == "level":
+        return (
+            f"rejected: brighter than {other} by {100 * verdict.level_difference:.1f}% "
+            f"({verdict.level_score:.0f} sigma), more than any sky difference between nods "
+            "(contamination only adds light)"
+        )
     return (
         f"rejected: additive excess of {100 * abs(verdict.excess.excess):.1f}% "
         f"({abs(verdict.excess.score):.1f} sigma) with a spectral shape unlike {other}'s"
@@ -201,7 +207,8 @@ class SpectrumVetting:
     pair: object = None
 
 
-def vet_by_count(flux, var, names, *, threshold=5.0, min_deviation=0.05, wavelength=None):
+def vet_by_count(flux, var, names, *, threshold=5.0, min_deviation=0.05, wavelength=None,
+                 pair_level_limit=None):
     """
     Reject whole background spectra, with the test their number allows.
 
@@ -220,6 +227,10 @@ def vet_by_count(flux, var, names, *, threshold=5.0, min_deviation=0.05, wavelen
         that can reject a spectrum.
     wavelength : ndarray, optional
         The grid (micron), for the shape tests.
+    pair_level_limit : float or None, optional
+        Two spectra only: level difference beyond which the brighter is
+        rejected without shape evidence (`~jwst_mbkg_plus.algorithms.excess.compare_pair`'s
+        ``level_limit``; None: never).
 
     Returns
     -------
@@ -231,7 +242,8 @@ def vet_by_count(flux, var, names, *, threshold=5.0, min_deviation=0.05, wavelen
         return SpectrumVetting(np.ones(n, dtype=bool), ["accepted"] * n, "single")
     if n == 2:
         verdict = excess.compare_pair(flux, var, wavelength=wavelength, threshold=threshold,
-                                      level_tolerance=min_deviation)
+                                      level_tolerance=min_deviation,
+                                      level_limit=pair_level_limit)
         accepted, reasons = np.ones(2, dtype=bool), ["accepted", "accepted"]
         if verdict.contaminated is not None:
             bad = verdict.contaminated

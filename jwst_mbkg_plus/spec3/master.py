@@ -11,6 +11,7 @@ from jwst_mbkg_plus.algorithms.master import (
     check_kernel,
     combine_master,
     odd_kernel,
+    pair_rejection_reason,
     running_median,
     vet_by_count,
 )
@@ -43,6 +44,7 @@ def build_master_background(
     vet=True,
     vet_threshold=5.0,
     vet_min_deviation=0.05,
+    vet_pair_level_limit=0.1,
     median_kernel=1,
     exptime_weights=True,
 ):
@@ -67,6 +69,9 @@ def build_master_background(
         Vetting significance threshold (sigma).
     vet_min_deviation : float, optional
         Smallest median relative deviation that can reject a spectrum.
+    vet_pair_level_limit : float or None, optional
+        Two spectra: level difference beyond which the brighter is rejected
+        even without shape evidence (None: never).
     median_kernel : int, optional
         Running-median width in grid samples (1: none; even values rounded
         down, as jwst does).
@@ -107,7 +112,8 @@ def build_master_background(
     reasons = ["not vetted"] * n
     if vet and n >= 2:
         decided = vet_by_count(flux, var, names, threshold=vet_threshold,
-                               min_deviation=vet_min_deviation, wavelength=grid)
+                               min_deviation=vet_min_deviation, wavelength=grid,
+                               pair_level_limit=vet_pair_level_limit)
         accepted, reasons = decided.accepted.copy(), list(decided.reasons)
         vetting, pair = decided.consensus, decided.pair
         if pair is not None:
@@ -253,7 +259,11 @@ def _residual_qa(names, flux, var, accepted, full, combine_kwargs, weights):
 
 def _log_pair(pair, names):
     """Log the verdict of `~jwst_mbkg_plus.algorithms.excess.compare_pair` on two spectra."""
-    if pair.verdict == "contaminated":
+    if pair.verdict == "contaminated" and pair.basis == "level":
+        bad = pair.contaminated
+        log.warning("Background spectrum %s %s", names[bad],
+                    pair_rejection_reason(pair, names[1 - bad]))
+    elif pair.verdict == "contaminated":
         bad = pair.contaminated
         log.warning("Background spectrum %s rejected: it holds an additive excess of %.1f%% "
                     "(%.1f sigma) with a spectral shape unlike %s's; levels differ by %.1f%%",

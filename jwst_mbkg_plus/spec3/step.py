@@ -60,6 +60,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         vet_spectra = boolean(default=True) # Reject whole background spectra that deviate from the others
         vet_threshold = float(default=5.0, min=0) # Vetting significance threshold, in sigma
         vet_min_deviation = float(default=0.05, min=0) # Smallest median relative deviation the vetting rejects
+        vet_pair_level_limit = float(default=0.1, min=0) # Two background spectra whose levels differ by more than this (and by vet_threshold sigma): the brighter is rejected as contaminated without shape evidence, as contamination only adds light (a large value turns this off)
         exptime_weights = boolean(default=True) # Weight spectra by exposure time in the (clipped) mean, as jwst does
         propagate_errors = boolean(default=True) # Add the master background variance to VAR_RNOISE and ERR
         edge = option("nan", "nearest", "extrapolate_linear", default="nan") # Pixels outside the master range: NaN + DO_NOT_USE, or extend the master
@@ -144,6 +145,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
                     "vet": self.vet_spectra,
                     "vet_threshold": self.vet_threshold,
                     "vet_min_deviation": self.vet_min_deviation,
+                    "vet_pair_level_limit": self.vet_pair_level_limit,
                     "exptime_weights": self.exptime_weights,
                 },
                 median_kernel=self.median_kernel,

@@ -42,6 +42,8 @@ def test_clean_pairs_never_called_contaminated(noise):
         result = compare_pair(flux, var)
         verdicts.append(result.verdict)
         scores.append(result.excess.score)
+        # spec3's level limit (10 %) never fires on clean pairs either.
+        assert compare_pair(flux, var, level_limit=0.1).verdict == result.verdict
     assert "contaminated" not in verdicts
     assert verdicts.count("consistent") == 100
     # The shape test's significance is calibrated.
@@ -93,6 +95,30 @@ def test_same_shape_excess_is_undecided():
     record = result.to_record(("a", "b"))
     assert record["brighter"] == "b"
     assert record["level_difference"] == pytest.approx(0.3, abs=0.01)
+
+
+@pytest.mark.parametrize("noise", [0.003, 0.05, 0.2])
+@pytest.mark.parametrize("holder", [0, 1])
+def test_level_beyond_the_limit_names_the_brighter(noise, holder):
+    """+30 % (sky's shape or continuum): beyond level_limit the brighter holds it."""
+    for seed in range(5):
+        for kind in ("level", "contamination"):
+            flux, var = _pair(np.random.default_rng(seed), noise, **{kind: 0.3})
+            if holder == 0:
+                flux, var = flux[::-1].copy(), var[::-1].copy()
+            result = compare_pair(flux, var, level_limit=0.1)
+            assert result.verdict == "contaminated", result.message
+            assert result.contaminated == holder == result.brighter
+            if kind == "level":
+                assert result.basis == "level"
+                assert result.to_record(("a", "b"))["basis"] == "level"
+
+
+def test_level_between_tolerance_and_limit_stays_undecided():
+    """+8 %: too much for a nod offset, not enough to say a sky cannot be that bright."""
+    flux, var = _pair(np.random.default_rng(9), 0.003, level=0.08)
+    result = compare_pair(flux, var, level_limit=0.1)
+    assert result.verdict == "undecided" and result.contaminated is None
 
 
 def test_faint_lines_leave_it_undecided():

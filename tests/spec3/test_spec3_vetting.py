@@ -112,9 +112,9 @@ def test_three_percent_level_is_not_contamination(mode, tmp_path):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_undecided_pair_warns_and_says_which_is_brighter(mode, tmp_path, caplog):
-    """+30 % with the sky's own shape: no evidence which is contaminated, so a warning."""
+    """+8 % with the sky's own shape: no evidence which is contaminated, so a warning."""
     inputs = make_spec3_inputs(mode, n_background=2, seed=24)
-    _scale_member(inputs, 0, 1.3)
+    _scale_member(inputs, 0, 1.08)
     with caplog.at_level(logging.WARNING, logger="jwst_mbkg_plus"):
         result, qa = run(inputs, tmp_path)
     assert all(m.meta.cal_step.master_background == "COMPLETE" for m in result)
@@ -122,10 +122,24 @@ def test_undecided_pair_warns_and_says_which_is_brighter(mode, tmp_path, caplog)
     pair = qa["pair"]
     assert pair["verdict"] == "undecided"
     assert pair["brighter"] == qa["inputs"][0]["name"]
-    assert pair["level_difference"] == pytest.approx(0.3, abs=0.01)
+    assert pair["level_difference"] == pytest.approx(0.08, abs=0.01)
     warned = [r.getMessage() for r in caplog.records if "differ" in r.getMessage()]
     assert warned and "user_background" in warned[0]
     assert inputs.backgrounds[0].meta.filename in warned[0]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pair_brighter_beyond_the_level_limit_is_rejected(mode, tmp_path, caplog):
+    """+30 % with the sky's own shape: no sky differs so much between nods; named."""
+    inputs = make_spec3_inputs(mode, n_background=2, seed=24)
+    _scale_member(inputs, 0, 1.3)
+    with caplog.at_level(logging.WARNING, logger="jwst_mbkg_plus"):
+        result, qa = run(inputs, tmp_path)
+    assert _rejected(qa) == [qa["inputs"][0]["name"].split("[")[0]]
+    assert qa["pair"]["verdict"] == "contaminated" and qa["pair"]["basis"] == "level"
+    assert abs(bias(inputs, result)) < 0.003
+    warned = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert warned and "contamination only adds light" in warned[0]
 
 
 @pytest.mark.parametrize("mode", MODES)
