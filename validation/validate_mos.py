@@ -75,11 +75,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
         if t["kind"] == "background":
             with np.errstate(divide="ignore", invalid="ignore"):
                 pull = slit_out.data / slit_out.err
-            use = ok & np.isfinite(pull)
-            for x_full, y_full in truth.hot_pixel_positions(slit_in.name):
-                y, x = y_full - (slit_in.ystart - 1), x_full - (slit_in.xstart - 1)
-                if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
-                    use[y, x] = False
+            use = ok & np.isfinite(pull) & ~truth.hot_pixel_mask(slit_in)
             if int(slit_in.name) in truth.contaminated:
                 continue
             pulls.append(pull[use])

@@ -29,15 +29,6 @@ from pathlib import Path
 import numpy as np
 
 
-def _hot_mask(truth, slit):
-    hot = np.zeros(slit.data.shape, dtype=bool)
-    for x_full, y_full in truth.hot_pixel_positions(slit.name):
-        y, x = y_full - (slit.ystart - 1), x_full - (slit.xstart - 1)
-        if 0 <= y < hot.shape[0] and 0 <= x < hot.shape[1]:
-            hot[y, x] = True
-    return hot
-
-
 def _x1d_spikes(x1d, truth, skip):
     """Background-slitlet x1d points with |SURF_BRIGHT / SB_ERROR| > 5."""
     n = 0
@@ -111,7 +102,7 @@ def main(argv=None):
             is_flag = (slit.dq & REJECTED_DQ) == REJECTED_DQ
             # jwst sets DO_NOT_USE pixels to NaN in _cal: the flagged ones count as data.
             valid = (np.isfinite(slit.data) & ((slit.dq & 1) == 0)) | is_flag
-            hot = _hot_mask(truth, slit) & valid
+            hot = truth.hot_pixel_mask(slit) & valid
             clean = valid & ~hot
             mark = "*" if int(slit.name) in vetted_out else " "
             print(f"{slit.name:>3s}{mark} {record['pull_spread']:9.3f} "

@@ -190,6 +190,27 @@ class Truth:
         mine = hot["slitlet_id"] == int(name)
         return [(int(x), int(y)) for x, y in zip(hot["x"][mine], hot["y"][mine], strict=True)]
 
+    def hot_pixel_mask(self, slit_model):
+        """
+        Return the hot pixels injected into one slit, as a mask on its cutout.
+
+        Parameters
+        ----------
+        slit_model : `~stdatamodels.jwst.datamodels.SlitModel`
+            The slit (its ``name``, ``xstart``, ``ystart`` and data shape).
+
+        Returns
+        -------
+        ndarray of bool
+            True at each injected hot pixel inside the cutout.
+        """
+        hot = np.zeros(slit_model.data.shape, dtype=bool)
+        for x_full, y_full in self.hot_pixel_positions(slit_model.name):
+            y, x = y_full - (slit_model.ystart - 1), x_full - (slit_model.xstart - 1)
+            if 0 <= y < hot.shape[0] and 0 <= x < hot.shape[1]:
+                hot[y, x] = True
+        return hot
+
     def background_1d(self):
         """
         Return the spatially uniform background spectrum.

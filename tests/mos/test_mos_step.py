@@ -9,6 +9,7 @@ import asdf
 import numpy as np
 import pytest
 from comparisons import max_plain_relative_difference
+from scipy.ndimage import binary_dilation
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import (
@@ -140,10 +141,8 @@ def test_errors_include_master_background(noisy):
         if int(before.name) in truth.contaminated:
             continue
         use = np.isfinite(after.data) & np.isfinite(_true_rate(truth, before))
-        for x_full, y_full in truth.hot_pixel_positions(before.name):
-            y, x = y_full - (before.ystart - 1), x_full - (before.xstart - 1)
-            if 0 <= y < use.shape[0] and 0 <= x < use.shape[1]:
-                use[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2] = False
+        # Each hot pixel and its 8 neighbours.
+        use &= ~binary_dilation(truth.hot_pixel_mask(before), np.ones((3, 3), bool))
         pulls.append(after.data[use] / after.err[use])
         column = np.where(use, after.data, 0.0).sum(axis=0)
         column_var = np.where(use, after.err.astype(float) ** 2, 0.0).sum(axis=0)
@@ -299,16 +298,6 @@ def test_bad_user_background_fails_cleanly(
 # --------------------------------------------------------------------------- QA and DQ flags
 
 
-def _hot_mask(truth, slit):
-    """Injected hot pixels of one slit, as a mask on its cutout."""
-    hot = np.zeros(slit.data.shape, dtype=bool)
-    for x_full, y_full in truth.hot_pixel_positions(slit.name):
-        y, x = y_full - (slit.ystart - 1), x_full - (slit.xstart - 1)
-        if 0 <= y < hot.shape[0] and 0 <= x < hot.shape[1]:
-            hot[y, x] = True
-    return hot
-
-
 def _vetted_out(qa):
     return {int(label.split(":")[0]) for label in qa["vetting"]["rejected"]}
 
@@ -339,7 +328,7 @@ def test_qa_pulls_are_robust_and_count_the_hot_pixels(noisy):
         assert (record["err_column_pull_spread"] / record["expected_err_column_pull_spread"]
                 == pytest.approx(1.0, abs=0.05)), slit.name
         # Every injected hot pixel with data was rejected (and counted).
-        hot = _hot_mask(truth, slit) & np.isfinite(slit_in.data) & ((slit_in.dq & 1) == 0)
+        hot = truth.hot_pixel_mask(slit) & np.isfinite(slit_in.data) & ((slit_in.dq & 1) == 0)
         assert hot.sum() >= 2
         assert record["rejected_pixels"] >= hot.sum()
         # The plain std over the same slit with its hot pixels is far from 1:
@@ -368,7 +357,7 @@ def test_rejected_hot_pixels_flagged_in_dq(noisy):
             assert not new.any(), slit.name
             continue
         valid = np.isfinite(slit_in.data) & ((slit_in.dq & 1) == 0)
-        hot = _hot_mask(truth, slit) & valid
+        hot = truth.hot_pixel_mask(slit) & valid
         assert new[hot].all(), slit.name
         n_hot += int(hot.sum())
         n_clean += int((valid & ~hot).sum())
@@ -440,7 +429,7 @@ def test_flagged_pixels_reach_cal_and_x1d(pipeline_flags, noisy):
             assert not new.any(), s_on.name
             continue
         valid = np.isfinite(s_off.data) & ((s_off.dq & 1) == 0)
-        hot = _hot_mask(truth, s_on) & valid
+        hot = truth.hot_pixel_mask(s_on) & valid
         assert new[hot].all(), s_on.name
         n_hot += int(hot.sum())
         n_clean += int((valid & ~hot).sum())
