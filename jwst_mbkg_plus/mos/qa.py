@@ -8,6 +8,7 @@ import numpy as np
 from jwst.lib.wcs_utils import get_wavelengths
 
 from jwst_mbkg_plus.algorithms import column_variance, errors, expand, pulls
+from jwst_mbkg_plus.algorithms.qa_stats import finite_median
 from jwst_mbkg_plus.io.slits import (
     DO_NOT_USE,
     slit_label,
@@ -133,8 +134,8 @@ def residual_qa(result, forward, master, background_2d, *, propagate_errors=True
             "column_pull_outlier_fraction": columns["outlier_fraction"],
             "err_pull_spread": err_pixel["spread"],
             "err_column_pull_spread": err_columns["spread"],
-            "expected_err_pull_spread": _median(expected),
-            "expected_err_column_pull_spread": _median(expected_column),
+            "expected_err_pull_spread": finite_median(expected),
+            "expected_err_column_pull_spread": finite_median(expected_column),
             "n_pixels": pixel["n"],
             "n_columns": columns["n"],
             "rejected_pixels": int(rejected.sum()),
@@ -151,11 +152,6 @@ def residual_qa(result, forward, master, background_2d, *, propagate_errors=True
                   "err_* pulls divide by ERR"),
         ),
     }
-
-
-def _median(values):
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if values.size else float("nan")
 
 
 def _background_column_variance(this, wave, background, good):
