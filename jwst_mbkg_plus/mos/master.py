@@ -224,8 +224,9 @@ def master_from_slits(step, cal_model, options):
                 master.qa.update(qa)
                 return master
             flux, var = grid.resample_spectra(spec_wave, spec_flux, spec_var, grid_wave)
+            sum_var = var
         else:
-            flux, var = bin_slits(arrays, masks, grid_wave)
+            flux, var, sum_var = bin_slits(arrays, masks, grid_wave, sum_variance=True)
 
         if positions is None:
             accepted, vet_qa = vet_background_spectra(flux, var, labels, options, spatial_rejects,
@@ -234,7 +235,7 @@ def master_from_slits(step, cal_model, options):
         else:
             master, accepted, vet_qa, ratios = fit_spatial_master(
                 grid_wave, flux, var, positions, labels, options, spatial_rejects, accepted,
-                previous=master,
+                previous=master, level_var=sum_var,
             )
             factors, _ = master.spatial_factors(positions, master.wavelength)
         master.qa.update(qa)

@@ -186,9 +186,18 @@ def slit_grid(arrays):
     return grid_wave, grid_qa
 
 
-def bin_slits(arrays, masks, grid_wave):
+def bin_slits(arrays, masks, grid_wave, *, sum_variance=False):
     """
     One 1-D spectrum per slit from all of its valid, unmasked pixels.
+
+    Each bin's value sits at the mean wavelength of its pixels and is
+    interpolated linearly onto the grid, so neighbouring grid values share
+    bins: ``var`` (``(1 - t)**2 v0 + t**2 v1``) is right for one value, but a
+    sum over many values has the variance of ``sum_var`` (``(1 - t) v0 + t v1``,
+    the same bins counted once), up to twice ``var`` half-way between bins.
+    Levels fitted over wavelength (`~jwst_mbkg_plus.algorithms.levels.level_ratios`)
+    need ``sum_var``: with ``var`` their errors were 0.82x the scatter of the
+    levels of a uniform sky (measured on 90 PRISM slitlets at 20% noise).
 
     Parameters
     ----------
@@ -198,15 +207,21 @@ def bin_slits(arrays, masks, grid_wave):
         Pixels to leave out of each slit.
     grid_wave : ndarray
         The grid (micron), from `slit_grid`.
+    sum_variance : bool, optional
+        Also return ``sum_var``.
 
     Returns
     -------
     flux, var : ndarray, shape (n_slits, n_wave)
         The spectra and their variances; NaN where a slit has no pixel.
+    sum_var : ndarray, shape (n_slits, n_wave)
+        Only with ``sum_variance``: each value's share of the variance of a sum
+        over wavelength.
     """
     edges = grid.grid_edges(grid_wave)
     flux = np.full((len(arrays), grid_wave.size), np.nan)
     var = np.full_like(flux, np.nan)
+    sum_var = np.full_like(flux, np.nan)
     for k, ((wave, sb, pix_var, valid), mask) in enumerate(zip(arrays, masks, strict=True)):
         use = valid & ~mask
         if not use.any():
@@ -226,7 +241,13 @@ def bin_slits(arrays, masks, grid_wave):
         flux[k], var[k] = grid.resample_spectrum(
             w[increasing], f[increasing], v[increasing], grid_wave
         )
+        if sum_variance:
+            # Linear (not squared) weights: each bin's variance counted once in a sum.
+            sum_var[k], _ = grid.resample_spectrum(w[increasing], v[increasing], None,
+                                                   grid_wave)
 
+    if sum_variance:
+        return flux, var, sum_var
     return flux, var
 
 

@@ -24,9 +24,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 def fit_spatial_master(grid_wave, flux, var, positions, labels, options, profile_rejects,
-                    candidates, previous=None):
+                    candidates, previous=None, level_var=None):
     """
     Master and spatial factor, fitted in turn.
+
+    The slitlets' levels are fitted with ``level_var`` (default ``var``), the
+    variance that holds for sums over wavelength
+    (`~jwst_mbkg_plus.mos.slit_spectra.bin_slits`); the spectra are vetted and
+    combined with ``var``.
 
     Each slitlet's level relative to the master is fitted with the spatial
     model; the spectra divided by the fitted factor are vetted and combined
@@ -54,15 +59,16 @@ def fit_spatial_master(grid_wave, flux, var, positions, labels, options, profile
         reference = np.interp(grid_wave, previous.wavelength, previous.surf_bright,
                               left=np.nan, right=np.nan)
         rounds = 1
+    level_var = var if level_var is None else level_var
     use = candidates.copy()
     use[list(profile_rejects)] = False
     for _ in range(rounds):
-        ratio, error = levels.level_ratios(flux, var, reference)
+        ratio, error = levels.level_ratios(flux, level_var, reference)
         fit = spatial.fit_spatial_factor(
             positions[use, 0], positions[use, 1], positions[use, 2], ratio[use], error[use],
             model=options.spatial_model,
         )
-        bands = chromatic.band_levels(grid_wave, flux, var, reference)
+        bands = chromatic.band_levels(grid_wave, flux, level_var, reference)
         chrom = _chromatic_fit(fit, positions, use, bands, grid_wave)
         factors, _ = chromatic.factors_at(fit, chrom, positions, grid_wave)
         scaled, scaled_var = flux / factors, var / factors**2
@@ -74,8 +80,8 @@ def fit_spatial_master(grid_wave, flux, var, positions, labels, options, profile
         reference = np.interp(grid_wave, master.wavelength, master.surf_bright,
                               left=np.nan, right=np.nan)
         use = accepted.copy()
-    ratio, error = levels.level_ratios(flux, var, reference)
-    bands = chromatic.band_levels(grid_wave, flux, var, reference)
+    ratio, error = levels.level_ratios(flux, level_var, reference)
+    bands = chromatic.band_levels(grid_wave, flux, level_var, reference)
     return master, accepted, vet_qa, (ratio, error, *bands)
 
 

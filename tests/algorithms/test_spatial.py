@@ -227,3 +227,37 @@ def test_four_slitlets_fit_a_gradient_but_rarely_chase_scatter():
     # One degree of freedom left: admitted only on a decisive F-test.
     assert plane == 100
     assert chased <= 10
+
+
+def test_auto_keeps_the_constant_on_a_uniform_sky():
+    """Pure noise on 9 slitlets: BIC alone took a richer model in ~1 of 4 draws."""
+    richer = 0
+    n_draws = 400
+    for seed in range(n_draws):
+        rng = np.random.default_rng(1000 + seed)
+        x, y, q = _positions(rng, n=9)
+        err = np.full(x.size, 0.0023)  # 20 % noise, ~7,500 pixels per slitlet
+        ratio = 1 + rng.normal(0, 0.0023, x.size)
+        fit = fit_spatial_factor(x, y, q, ratio, err, model="auto")
+        richer += fit.model != "constant"
+    # Three nested candidates, each admitted at p < 0.01: a few percent at most.
+    assert richer / n_draws < 0.04
+
+
+@pytest.mark.parametrize("kind", ["gradient", "halves"])
+def test_auto_still_finds_percent_level_structure_at_20_percent_noise(kind):
+    found = 0
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        x, y, q = _positions(rng, n=9)
+        if kind == "gradient":
+            truth = _truth(x, y, q, gx=0.01, gy=0.01)
+        else:
+            truth = _truth(x, y, q, offsets={3: 0.01, 4: -0.01})
+        err = np.full(x.size, 0.0023)
+        ratio = truth * (1 + rng.normal(0, 0.0023, x.size))
+        fit = fit_spatial_factor(x, y, q, ratio, err, model="auto")
+        found += fit.model != "constant"
+    # A 2 % step or gradient is ~9 sigma per slitlet: missed only where the
+    # random layout puts (nearly) every slitlet on one side (49 of 50 found).
+    assert found >= 47
