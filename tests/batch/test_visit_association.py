@@ -226,3 +226,28 @@ def test_association_equals_companions_by_parameter(association_run, nods,
         np.testing.assert_allclose(ma.spec[0].spec_table["SURF_BRIGHT"],
                                    mb.spec[0].spec_table["SURF_BRIGHT"], rtol=1e-6,
                                    equal_nan=True)
+
+
+def test_standalone_step_with_an_association_file(association_run, nods, synthetic_instrument,
+                                                  tmp_path):
+    """The MOS plus step alone, given the association file: same companions, NRS2 left out."""
+    from jwst_mbkg_plus.mos.step import MasterBackgroundMosPlusStep
+    from jwst_mbkg_plus.synthetic import extract_slits, local_crds_context
+
+    _, rates, _ = nods
+    results, _ = association_run
+    # A member of the other detector (a header is all the choice reads).
+    other = _header_file(tmp_path / rates[0].name.replace("nrs1", "nrs2"), detector="NRS2")
+    asn = tmp_path / "with_nrs2_asn.json"
+    asn.write_text(json.dumps({"products": [
+        {"name": _stem(p), "members": [{"expname": str(p), "exptype": "science"}]}
+        for p in [*rates, other]]}))
+    with local_crds_context(synthetic_instrument):
+        slits = extract_slits(rates[1])
+        out = MasterBackgroundMosPlusStep.call(slits, visit_companions=str(asn))
+    qa = out.meta.master_background_qa.instance["visit"]
+    expected = _product(results, rates[1]).meta.master_background_qa.instance["visit"]
+    assert qa["exposures"] == expected["exposures"]
+    assert qa["level"] == pytest.approx(expected["level"], rel=1e-9)
+    assert list(qa["ignored"]) == [other.name]
+    assert "detector NRS2" in qa["ignored"][other.name]
