@@ -5,7 +5,15 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["Exposure", "collect_exposures", "group_exposures", "header_key"]
+__all__ = [
+    "Exposure",
+    "association_members",
+    "collect_exposures",
+    "group_exposures",
+    "header_key",
+    "model_key",
+    "visit_id",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +51,45 @@ class Exposure:
         return (self.visit, self.detector)
 
 
+def visit_id(program, observation, visit):
+    """
+    Return a visit id, ``jw<program:05><observation:03><visit:03>``.
+
+    Parameters
+    ----------
+    program, observation, visit : str or int
+        The header's PROGRAM, OBSERVTN and VISIT.
+
+    Returns
+    -------
+    str
+        E.g. ``jw02736007001``.
+    """
+    return (f"jw{str(program).strip():>05s}{str(observation).strip():>03s}"
+            f"{str(visit).strip():>03s}")
+
+
+def model_key(model):
+    """
+    Return the visit and detector of an open datamodel, as :func:`header_key` does.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.JwstDataModel`
+        E.g. an exposure's extracted slits.
+
+    Returns
+    -------
+    tuple of str
+        ``(visit, detector)``; ``"unknown"`` for what the model does not record.
+    """
+    obs = model.meta.observation
+    parts = (obs.program_number, obs.observation_number, obs.visit_number)
+    visit = "unknown" if any(v is None for v in parts) else visit_id(*parts)
+    detector = model.meta.instrument.detector
+    return visit, str(detector).strip() if detector else "unknown"
+
+
 def header_key(path):
     """
     Return the visit and detector of a rate file, from its primary header.
@@ -62,15 +109,32 @@ def header_key(path):
 
     try:
         header = fits.getheader(path)
-        visit = (f"jw{str(header['PROGRAM']).strip():>05s}{str(header['OBSERVTN']).strip():>03s}"
-                 f"{str(header['VISIT']).strip():>03s}")
+        visit = visit_id(header["PROGRAM"], header["OBSERVTN"], header["VISIT"])
         return visit, str(header.get("DETECTOR", "unknown")).strip()
     except Exception:  # noqa: BLE001 - any unreadable header: the task reports it
         return "unknown", "unknown"
 
 
-def _association_members(path):
-    """Science members of a spec2 association file, resolved beside it."""
+def association_members(path):
+    """
+    Return the science members of a spec2 association file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The association (JSON).
+
+    Returns
+    -------
+    list of pathlib.Path
+        Every member of exposure type science, over all products, resolved
+        beside the association file, in the file's order.
+
+    Raises
+    ------
+    ValueError
+        If the association has no science member.
+    """
     data = json.loads(Path(path).read_text())
     members = []
     for product in data.get("products", []):
@@ -115,7 +179,7 @@ def collect_exposures(inputs):
         elif p.suffix == ".json":
             if not p.is_file():
                 raise ValueError(f"{p}: no such association file")
-            paths.extend(_association_members(p))
+            paths.extend(association_members(p))
         elif p.exists():
             paths.append(p)
         else:

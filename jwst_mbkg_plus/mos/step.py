@@ -87,7 +87,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
         slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
-        visit_companions = string_list(default=None)  # Visit master: other exposures of the same visit and detector (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files) whose background slitlets join the master, each at a fitted sky level; default: this exposure's alone
+        visit_companions = force_list(default=None)  # Visit master: other exposures of the same visit and detector whose background slitlets join the master, each at a fitted sky level: files (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files), spec2 association files (their science members of this exposure's visit and detector), or 'association' (in calwebb_spec2_plus: the other science members of the association it runs on); default: this exposure's alone
     """  # noqa: E501
 
     def process(self, data):
@@ -206,14 +206,45 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
     def _visit_master(self, cal_model, options):
         """The master from this exposure's and its companions' background slitlets."""
+        from jwst_mbkg_plus.mos import companions as companion_files
         from jwst_mbkg_plus.mos import visit
 
-        companions = visit.load_companions(self, self.visit_companions, options)
         try:
-            return visit.visit_master(self, cal_model, companions, options)
+            paths, ignored = companion_files.resolve_companions(
+                self.visit_companions, cal_model,
+                association=getattr(self, "_association_members", None),
+                this_path=getattr(self, "_association_current", None))
+        except (OSError, ValueError) as err:
+            raise MasterBackgroundError(f"Visit master: {err}") from err
+        for path, reason in ignored:
+            log.info("Visit master: association member %s ignored: %s",
+                     getattr(path, "name", path), reason)
+        ignored_record = {str(getattr(p, "name", p)): reason for p, reason in ignored}
+        if not paths:
+            # Nothing to add (e.g. a one-exposure group): this exposure's own master.
+            log.warning("Visit master: no companion exposure of this visit and detector; "
+                        "master from this exposure alone")
+            master = master_from_slits(self, cal_model, options)
+            label = visit.exposure_name(cal_model.meta.filename)
+            master.qa["visit"] = {"exposure": label, "n_exposures": 1, "exposures": [label],
+                                  "level": 1.0, "level_error": 0.0, "ignored": ignored_record}
+            return master
+        cache = getattr(self, "_companion_cache", None)
+        if cache is not None:
+            return self._with_ignored(visit.visit_master(
+                self, cal_model, cache.get(self, paths, options), options), ignored_record)
+        loaded = visit.load_companions(self, paths, options)
+        try:
+            return self._with_ignored(visit.visit_master(self, cal_model, loaded, options),
+                                      ignored_record)
         finally:
-            for _, model in companions:
+            for _, model in loaded:
                 model.close()
+
+    @staticmethod
+    def _with_ignored(master, ignored):
+        master.qa["visit"]["ignored"] = ignored
+        return master
 
     def take_flat_handover(self):
         """
@@ -259,6 +290,22 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             return str(err)
         return ""
 
+    def _association_keyword_problem(self):
+        """Return a message if ``visit_companions`` misuses the keyword 'association', else ''."""
+        from jwst_mbkg_plus.mos.companions import ASSOCIATION, is_association_keyword
+
+        entries = [str(e).strip().lower() for e in self.visit_companions]
+        if ASSOCIATION in entries and len(entries) > 1:
+            return (f"visit_companions={ASSOCIATION!r} takes the association's members: "
+                    "give it alone, or give files without it.")
+        if (is_association_keyword(self.visit_companions)
+                and getattr(self, "_association_members", None) is None):
+            return (f"visit_companions={ASSOCIATION!r} takes the other science members of the "
+                    "association calwebb_spec2_plus runs on; this step runs on one exposure "
+                    "without it: give the association file (visit_companions=<name>_asn.json) "
+                    "or the companion files instead.")
+        return ""
+
     def _parameter_problem(self):
         """Return a message if the parameters contradict each other, else ''."""
         if self.combine_method == "jwst" and self.bkg_method != "extract_1d":
@@ -269,6 +316,10 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         if self.visit_companions and (self.combine_method == "jwst" or self.user_background):
             return ("visit_companions builds a visit master from background slitlets: it "
                     "cannot be combined with combine_method='jwst' or user_background.")
+        if self.visit_companions:
+            problem = self._association_keyword_problem()
+            if problem:
+                return problem
         explicit_spatial = self.spatial_model not in ("none", "auto")
         if self.combine_method == "jwst" and (explicit_spatial or self.slit_scale):
             return (

@@ -22,6 +22,10 @@ changing it:
    exposure's slits), the same slitlet in the other nods staying in;
 4. the QA record gets a ``visit`` entry naming every exposure, its level and
    the slitlets used.
+
+The companions are files given to the step's ``visit_companions``, or the
+science members of a spec2 association of the same visit and detector
+(:mod:`jwst_mbkg_plus.mos.companions`).
 """
 
 import copy
