@@ -1,15 +1,20 @@
 """Validate MasterBackgroundMosPlusStep against the truth, side by side with jwst's step.
 
-Builds synthetic NIRSpec MOS exposures (9 background slitlets, NRS1; G235M by
-default, any disperser with ``--grating``, any sky with ``--sky``) with the
-project's generator, runs jwst's stock ``MasterBackgroundMosStep`` and
+Builds synthetic NIRSpec MOS exposures (9 background slitlets on one detector,
+NRS1 by default or ``--detector NRS2``; G235M by default, any disperser with
+``--grating``, any sky with ``--sky``; seed 7 by default, several with
+``--seeds``) with the project's generator, runs jwst's stock ``MasterBackgroundMosStep`` and
 ``MasterBackgroundMosPlusStep`` on the same extracted slits in one process, and
 prints, for each scene and noise level:
 
 * bias: median over wavelength of (master / truth - 1);
 * source residual: median over source-slitlet pixels of the noise-free residual
   (subtracted background / true background - 1), per slitlet and over all
-  source pixels, and in ten equal wavelength bands spanning the disperser's range;
+  source pixels, and in ten equal wavelength bands spanning the part of the
+  disperser's range the detector covers (``band_coverage_um``: the range of the
+  input slits' wavelengths, clipped to the disperser's; all of it for the
+  modes whose spectra fit on one detector, a part of it for G395H); a band with
+  no source pixel is NaN (``null`` in the JSON file);
 * pulls of the background slitlets after subtraction: std of residual / ERR
   per pixel and of column sums / their propagated error;
 * science pixels turned NaN by the step;
@@ -20,10 +25,16 @@ prints, for each scene and noise level:
 Usage::
 
     python validation/validate_mos.py [--scenes clean,contaminated,hot] [--noise 0.02,0.2]
-        [--grating G235M] [--sky default|prism_sky|FILE.csv]
-        [--out validation/results_mos.json] [--work /tmp/mbkg_validation]
+        [--grating G235M] [--detector NRS1|NRS2] [--sky default|prism_sky|FILE.csv]
+        [--seeds 7[,8,...]] [--out validation/results_mos.json] [--work /tmp/mbkg_validation]
 
 ``--grating PRISM`` injects the built-in real PRISM sky unless ``--sky`` says otherwise.
+
+Results are keyed ``scene@noise`` for seed 7 (as before ``--seeds`` existed, so
+older results files stay comparable) and ``scene@noise@seedN`` for any other
+seed. With more than one seed, ``scene@noise@seedmean`` holds, per step, the
+mean over seeds of the overall and per-band figures and their standard error
+(std / sqrt(n_seeds), the seed-to-seed noise floor of the mean).
 """
 
 import argparse
@@ -52,6 +63,47 @@ def _read_master(folder):
 
 #: Number of equal wavelength bands of the per-band source residual.
 N_BANDS = 10
+
+
+#: Seed of the single-seed runs (the key without a ``@seed`` suffix).
+DEFAULT_SEED = 7
+
+#: Figures averaged over seeds by ``--seeds``.
+_MEAN_KEYS = (
+    "bias",
+    "source_residual_median",
+    "source_residual_all_pixels",
+    "source_residual_bands",
+    "pull_std",
+    "column_pull_std",
+)
+
+
+def band_coverage(slits, wrange_um):
+    """
+    Wavelength range the slits' finite pixels cover, clipped to the disperser's range.
+
+    Parameters
+    ----------
+    slits : sequence of SlitModel
+        Extracted slits of one detector.
+    wrange_um : tuple of float
+        The disperser's wavelength range [micron].
+
+    Returns
+    -------
+    tuple of float
+        (low, high) in micron.
+    """
+    lo, hi = np.inf, -np.inf
+    for slit in slits:
+        wave = np.asarray(slit.wavelength, float)
+        use = np.isfinite(wave) & np.isfinite(slit.data)
+        if use.any():
+            lo, hi = min(lo, float(wave[use].min())), max(hi, float(wave[use].max()))
+    # Bounding boxes pad 10 px, so full-band spectra reach past the range ends:
+    # clipping gives exactly the disperser's range for them.
+    return max(lo, wrange_um[0]), min(hi, wrange_um[1])
 
 
 def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
@@ -117,8 +169,37 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
     return out
 
 
-def run_scene(label, noise, work, instrument, *, grating="G235M", sky="default"):
-    """Build one scene, run both steps, return their metrics."""
+def run_scene(
+    label, noise, work, instrument, *, grating="G235M", sky="default", detector="NRS1", seed=7
+):
+    """
+    Build one scene, run both steps, return their metrics.
+
+    Parameters
+    ----------
+    label : str
+        A key of `SCENES`.
+    noise : float
+        Per-pixel noise fraction.
+    work : str or pathlib.Path
+        Work folder; the exposure goes to a sub-folder named after the grating,
+        detector, sky, scene, noise and (other than 7) seed.
+    instrument : Instrument
+        The synthetic instrument.
+    grating : str, optional
+        Disperser.
+    sky : str, optional
+        Background spectrum (see `Scene`).
+    detector : str, optional
+        "NRS1" or "NRS2": the detector all slitlets go to.
+    seed : int, optional
+        Scene seed.
+
+    Returns
+    -------
+    dict
+        ``{"stock": metrics, "plus": metrics}``.
+    """
     import asdf
     from jwst.master_background import MasterBackgroundMosStep
 
@@ -136,19 +217,22 @@ def run_scene(label, noise, work, instrument, *, grating="G235M", sky="default")
         n_background=9,
         n_point=3,
         n_extended=2,
-        detectors=("NRS1",),
+        detectors=(detector,),
         grating=grating,
         background=sky,
         noise_fraction=noise,
-        seed=7,
+        seed=seed,
         **SCENES[label],
     )
-    folder = Path(work) / f"{grating}_{Path(str(sky)).stem}_{label}_{noise}"
+    seed_tag = "" if seed == DEFAULT_SEED else f"_seed{seed}"
+    folder = Path(work) / f"{grating}_{detector}_{Path(str(sky)).stem}_{label}_{noise}{seed_tag}"
     exposure = make_exposure(scene, folder, instrument=instrument)
     truth = load_truth(exposure.truth_path)
     results = {}
     with local_crds_context(instrument):
         slits = extract_slits(exposure.rate_path)
+        wrange = tuple(w * 1e6 for w in instrument_module.GRATINGS[grating]["wrange"])
+        band = band_coverage(slits.slits, wrange)
         steps = (("stock", MasterBackgroundMosStep), ("plus", MasterBackgroundMosPlusStep))
         for name, cls in steps:
             out_dir = folder / name
@@ -160,14 +244,87 @@ def run_scene(label, noise, work, instrument, *, grating="G235M", sky="default")
             if name == "plus":
                 with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
                     qa = dict(af["master_background_qa"])
-            band = tuple(w * 1e6 for w in instrument_module.GRATINGS[grating]["wrange"])
             metrics = _metrics(
                 name, slits.slits, result.slits, _read_master(out_dir), truth, qa, band=band
             )
             metrics["seconds"] = seconds
+            metrics["detector"] = detector
+            metrics["seed"] = seed
+            metrics["wrange_um"] = list(wrange)
+            metrics["band_coverage_um"] = list(band)
             results[name] = metrics
             result.close()
     return results
+
+
+def seed_mean(per_seed):
+    """
+    Mean over seeds of the overall and per-band figures of each step.
+
+    Parameters
+    ----------
+    per_seed : list of dict
+        ``{"stock": metrics, "plus": metrics}`` of each seed.
+
+    Returns
+    -------
+    dict
+        Per step, the mean of each of `_MEAN_KEYS` (NaN-aware per band),
+        ``<key>_sem`` its standard error over seeds and ``n_seeds``.
+    """
+    out = {}
+    for step in per_seed[0]:
+        mean = {"n_seeds": len(per_seed)}
+        for key in _MEAN_KEYS:
+            values = np.array([r[step][key] for r in per_seed], dtype=float)
+            count = np.sum(np.isfinite(values), axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                avg = np.nansum(values, axis=0) / count
+                sem = np.sqrt(np.nansum((values - avg) ** 2, axis=0) / (count - 1) / count)
+            avg = np.where(count > 0, avg, np.nan)
+            sem = np.where(count > 1, sem, np.nan)
+            mean[key] = avg.tolist() if values.ndim > 1 else float(avg)
+            mean[f"{key}_sem"] = sem.tolist() if values.ndim > 1 else float(sem)
+        mean["rejected_per_seed"] = [r[step].get("rejected") for r in per_seed]
+        out[step] = mean
+    return out
+
+
+def _json_safe(obj):
+    """NaN -> None, so the results file is plain JSON (an empty band is ``null``)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _bands_text(values):
+    return " ".join("   nan" if not np.isfinite(v) else f"{100 * v:+.3f}" for v in values)
+
+
+def _print_row(key, name, m):
+    print(
+        f"{key:18s} {name:5s} bias {100 * m['bias']:+7.3f}%  "
+        f"src {100 * m['source_residual_median']:+7.3f}% "
+        f"(max {100 * m['source_residual_max_abs']:.3f}%)  "
+        f"pull {m['pull_std']:.3f} col {m['column_pull_std']:.3f}  "
+        f"NaN {m['science_pixels_turned_nan']:5d}  "
+        f"hot {m.get('min_science_sigma', float('nan')):+6.1f}  "
+        f"rej {m.get('rejected', '-')} truth {m['truth_contaminated']}  "
+        f"{m['seconds']:.0f}s",
+        flush=True,
+    )
+    if "source_residual_bands" in m:
+        overall = 100 * m["source_residual_all_pixels"]
+        lo, hi = m["band_coverage_um"]
+        print(
+            f"{'':18s} {name:5s} all src px {overall:+.3f}%  "
+            f"bands {lo:.3f}-{hi:.3f} um [%] {_bands_text(m['source_residual_bands'])}",
+            flush=True,
+        )
 
 
 def main(argv=None):
@@ -175,7 +332,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", default="clean,contaminated,hot")
     parser.add_argument("--noise", default="0.02,0.2")
-    parser.add_argument("--grating", default="G235M", help="G235M, G395M, PRISM, ...")
+    parser.add_argument("--grating", default="G235M", help="G235M, G395M, G395H, PRISM, ...")
+    parser.add_argument(
+        "--detector",
+        default="NRS1",
+        choices=("NRS1", "NRS2"),
+        help="detector all slitlets go to (default NRS1)",
+    )
+    parser.add_argument(
+        "--seeds",
+        default=str(DEFAULT_SEED),
+        help="comma-separated scene seeds (default 7); with several, the seed-mean is added",
+    )
     parser.add_argument(
         "--sky",
         default=None,
@@ -185,6 +353,7 @@ def main(argv=None):
     parser.add_argument("--work", default="/tmp/mbkg_validation")
     parser.add_argument("--out", default="validation/results_mos.json")
     args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
 
     from jwst_mbkg_plus.offline import configure_offline_crds
 
@@ -200,31 +369,36 @@ def main(argv=None):
     table = {}
     for label in args.scenes.split(","):
         for noise in (float(n) for n in args.noise.split(",")):
-            key = f"{label}@{noise:g}"
-            table[key] = run_scene(
-                label, noise, args.work, instrument, grating=args.grating, sky=sky
-            )
-            for name, m in table[key].items():
-                print(
-                    f"{key:18s} {name:5s} bias {100 * m['bias']:+7.3f}%  "
-                    f"src {100 * m['source_residual_median']:+7.3f}% "
-                    f"(max {100 * m['source_residual_max_abs']:.3f}%)  "
-                    f"pull {m['pull_std']:.3f} col {m['column_pull_std']:.3f}  "
-                    f"NaN {m['science_pixels_turned_nan']:5d}  "
-                    f"hot {m.get('min_science_sigma', float('nan')):+6.1f}  "
-                    f"rej {m.get('rejected', '-')} truth {m['truth_contaminated']}  "
-                    f"{m['seconds']:.0f}s",
-                    flush=True,
+            base = f"{label}@{noise:g}"
+            per_seed = []
+            for seed in seeds:
+                key = base if seed == DEFAULT_SEED else f"{base}@seed{seed}"
+                table[key] = run_scene(
+                    label,
+                    noise,
+                    args.work,
+                    instrument,
+                    grating=args.grating,
+                    sky=sky,
+                    detector=args.detector,
+                    seed=seed,
                 )
-                if "source_residual_bands" in m:
-                    bands = " ".join(f"{100 * v:+.3f}" for v in m["source_residual_bands"])
-                    overall = 100 * m["source_residual_all_pixels"]
+                per_seed.append(table[key])
+                for name, m in table[key].items():
+                    _print_row(key, name, m)
+            if len(seeds) > 1:
+                table[f"{base}@seedmean"] = mean = seed_mean(per_seed)
+                for name, m in mean.items():
                     print(
-                        f"{'':18s} {name:5s} all src px {overall:+.3f}%  bands [%] {bands}",
+                        f"{base + '@seedmean':18s} {name:5s} all src px "
+                        f"{100 * m['source_residual_all_pixels']:+.3f}% "
+                        f"(+- {100 * m['source_residual_all_pixels_sem']:.3f})  bands [%] "
+                        f"{_bands_text(m['source_residual_bands'])}  "
+                        f"(+- {_bands_text(m['source_residual_bands_sem'])})",
                         flush=True,
                     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(table, indent=1))
+    Path(args.out).write_text(json.dumps(_json_safe(table), indent=1))
     print(f"wrote {args.out}")
     return 0
 
