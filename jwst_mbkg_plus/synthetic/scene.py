@@ -425,9 +425,10 @@ class Scene:
         placed at random among them, so that every source wavelength on the
         detector is also covered by background slitlets. With both detectors
         in the scene, a slitlet's spectrum lands on both and is painted on
-        both; the two detectors then use alternate column slots so that the
-        spectra of quadrants 1 and 3 (2 and 4), which share detector rows, do
-        not overlap, which halves the capacity.
+        both; the slitlets of quadrants 1 and 3 (2 and 4), whose spectra then
+        share detector rows, take turns in one set of column slots spread
+        evenly over the columns, so that they do not overlap; that halves the
+        capacity per detector.
 
         Returns
         -------
