@@ -308,7 +308,7 @@ def main(argv=None):
     parser.add_argument("--shutters", type=int, default=1)
     parser.add_argument("--work", default="/tmp/mbkg_bench")
     parser.add_argument("--out", default="benchmarks/results.json")
-    parser.add_argument("--grating", default="G235M", help="G235M, G395M, PRISM, ...")
+    parser.add_argument("--grating", default="G235M", help="G235M, G395M, G395H, PRISM")
     parser.add_argument("--sky", default=None,
                         help="'default', 'prism_sky' or a CSV (wave [micron], flux [MJy/sr]); "
                         "default prism_sky for PRISM, else 'default'")

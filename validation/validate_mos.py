@@ -76,6 +76,7 @@ _MEAN_KEYS = (
     "source_residual_bands",
     "pull_std",
     "column_pull_std",
+    "source_pixels_bands",
 )
 
 
@@ -156,6 +157,8 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
             float(np.median(src_pixels[which == k])) if np.any(which == k) else float("nan")
             for k in range(N_BANDS)
         ]
+        # A band at the end of a detector's range may hold few source pixels.
+        out["source_pixels_bands"] = [int(np.sum(which == k)) for k in range(N_BANDS)]
     pulls = np.concatenate(pulls)
     col_pulls = np.concatenate(col_pulls)
     out["pull_std"] = float(np.std(pulls))

@@ -58,6 +58,14 @@ MODE_PARAMETERS = {
         "photmj": 2.2e-12,
         "area_scale": 1.03,
     },
+    # Same band as G395M; a higher PHOTMJ because the high-resolution grating
+    # spreads the same flux over ~3x more pixels (fewer DN/s per pixel).
+    ("F290LP", "G395H"): {
+        "wave_range": (2.87, 5.27),
+        "phase": 3.3,
+        "photmj": 6.0e-12,
+        "area_scale": 1.01,
+    },
     ("CLEAR", "PRISM"): {
         "wave_range": (0.6, 5.3),
         "phase": 2.6,

@@ -113,7 +113,8 @@ def run_demo(workdir, *, grating="PRISM", sky=None, n_background=6, noise=0.2,
         Folder for the exposure and all products (created).
     grating : str, optional
         Disperser of the synthetic exposure: "PRISM" (CLEAR, the STScI
-        notebook's mode), "G235M" (F170LP) or "G395M" (F290LP).
+        notebook's mode), "G235M" (F170LP), "G395M" or "G395H" (F290LP; G395H
+        spectra are longer than NRS1, which holds a part of each band).
     sky : str or pathlib.Path or None, optional
         Injected background: a CSV file (wave [micron], flux [MJy/sr]),
         "prism_sky" (the built-in real PRISM sky) or "default" (analytic);

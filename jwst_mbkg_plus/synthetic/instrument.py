@@ -7,7 +7,11 @@ The optical chain is a deliberately simple, plausible NIRSpec:
   DMS orientation the wavelength grows with x on both detectors.
 * ``camera``: focal plane metres -> unitless direction (focal length 0.15 m).
 * ``disperser``: a grating at order -1 with zero alignment angles; the groove
-  density sets the dispersion (G235M ~1.1 nm/px, G395M ~1.8 nm/px).
+  density sets the dispersion (G235M ~1.3 nm/px, G395M ~2.2 nm/px). The
+  high-resolution G395H (~0.66 nm/px at 4 micron) is turned by a GWA tilt
+  ``tilt_y`` so that its mid-band leaves along the camera axis; its ~3800 px
+  spectra are longer than a detector and straddle the NRS1/NRS2 gap. The prism
+  uses the same tilt to bring its deviated beam back on axis.
 * ``collimator``: MSA metres <-> unitless direction (focal length 0.35 m), so a
   shutter pitch of 204 micron spans about 4.9 detector pixels along the slit.
 * ``msa``: four quadrants of 365 x 171 shutters (pitch 105 x 204 micron).
@@ -40,12 +44,14 @@ __all__ = [
     "N_COLUMNS",
     "N_ROWS",
     "OTE_SCALE",
+    "PARTIAL_MIN_FRACTION",
     "PIXEL_SIZE",
     "PRISM_KCOEF",
     "PRISM_LCOEF",
     "PRISM_TCOEF",
     "QUADRANT_GAP",
     "V2V3_CENTER",
+    "detector_fractions",
     "detector_of_shutter",
     "dispersed_x",
     "is_prism",
@@ -81,6 +87,10 @@ V2V3_CENTER = (378.6, -428.6)
 #: Plate scale at the MSA / OTE image plane [arcsec / m].
 OTE_SCALE = 2600.0
 
+#: Smallest fraction of a spectrum longer than a detector (G395H) that must
+#: fall on the detector a slitlet is placed for (30 px from its edges).
+PARTIAL_MIN_FRACTION = 0.3
+
 #: Outgoing direction cosine of mid-band light from a centred shutter.
 _ALPHA_MID = 0.2174
 #: Real CaF2 Sellmeier coefficients of the NIRSpec prism (CRDS
@@ -93,6 +103,11 @@ PRISM_TCOEF = (-2.66e-5, 0.0, 0.0, 0.0, 0.0, 0.0)
 #: Dispersers: filter, wavelength range [m] and spectral order of each mode;
 #: gratings have a groove density [1/m], the prism its angle [deg], glass and
 #: the GWA tilt ``tilt_y`` [deg] that brings its deviated beam back on axis.
+#: G395H's groove density gives 0.66 nm/px at 4.0 micron for a centred shutter
+#: (real G395H: R ~2700, ~0.66 nm/px); so large a groove density sends mid-band
+#: far off the camera axis, and its ``tilt_y`` turns the grating so that
+#: mid-band (4.07 micron) of a centred shutter again lands between the
+#: detectors. Both angles were solved with :func:`dispersed_x`.
 #: The prism angle is steeper than the real -16.5 deg because the synthetic
 #: camera is shorter: with -28.0 deg, 0.6-5.3 micron span ~400 px and dlambda
 #: per pixel follows the real curve (0.0044 / 0.0205 / 0.0075 micron at
@@ -109,6 +124,13 @@ GRATINGS = {
         "groovedensity": _ALPHA_MID / 4.07e-6,
         "wrange": (2.87e-6, 5.27e-6),
         "order": -1,
+    },
+    "G395H": {
+        "filter": "F290LP",
+        "groovedensity": 1.585e5,
+        "wrange": (2.87e-6, 5.27e-6),
+        "order": -1,
+        "tilt_y": -12.6567,
     },
     "PRISM": {
         "filter": "CLEAR",
@@ -214,9 +236,11 @@ def dispersed_x(x_msa, wavelength, grating, y_msa=0.0):
     """
     Focal-plane x [m] of a wavelength from an MSA position.
 
-    The gratings use the grating equation with the synthetic zero angles; the
-    prism goes through the same models jwst's WCS uses (GWA rotation with
-    ``tilt_y``, `~stdatamodels.jwst.transforms.models.Snell`, rotation back).
+    The untilted gratings use the grating equation with the synthetic zero
+    angles; the tilted grating (G395H) and the prism go through the same models
+    jwst's WCS uses (GWA rotation with ``tilt_y``, the grating equation of
+    `~gwcs.spectroscopy.AnglesFromGratingEquation3D` or
+    `~stdatamodels.jwst.transforms.models.Snell`, rotation back).
 
     Parameters
     ----------
@@ -236,22 +260,29 @@ def dispersed_x(x_msa, wavelength, grating, y_msa=0.0):
     """
     u_in = np.asarray(x_msa, dtype=float) / COLLIMATOR_FOCAL_LENGTH[0]
     lam = np.asarray(wavelength, dtype=float)
-    if not is_prism(grating):
-        groove = GRATINGS[grating]["groovedensity"]
+    p = GRATINGS[grating]
+    if not is_prism(grating) and "tilt_y" not in p:
+        groove = p["groovedensity"]
         alpha_in = u_in / np.sqrt(1 + u_in**2)
         alpha_out = groove * lam - alpha_in
         u_out = alpha_out / np.sqrt(1 - alpha_out**2)
         return (u_out - U0) * CAMERA_FOCAL_LENGTH
 
-    p = GRATINGS[grating]
     v_in = np.asarray(y_msa, dtype=float) / COLLIMATOR_FOCAL_LENGTH[1]
     rotation = Rotation3DToGWA([0.0, 0.0, 0.0, p["tilt_y"]], axes_order="xyzy")
-    snell = Snell(
-        p["angle"], p["kcoef"], p["lcoef"], p["tcoef"], p["tref"], p["pref"], 37.0, p["pref"]
-    )
     u_in, v_in, lam = np.broadcast_arrays(u_in, v_in, lam)
     a, b, g = rotation(*Unitless2DirCos()(u_in, v_in))
-    a, b, g = snell(lam, a, b, g)
+    if is_prism(grating):
+        snell = Snell(
+            p["angle"], p["kcoef"], p["lcoef"], p["tcoef"], p["tref"], p["pref"], 37.0, p["pref"]
+        )
+        a, b, g = snell(lam, a, b, g)
+    else:
+        # jwst's grating equation in the GWA frame, order -1 (alpha's sign flipped
+        # on input): alpha_out = G lambda - alpha_in, beta_out = -beta_in.
+        a, b = p["groovedensity"] * lam - a, -b
+        with np.errstate(invalid="ignore"):
+            g = np.sqrt(1 - a**2 - b**2)
     u_out, _ = DirCos2Unitless()(*rotation.inverse(a, b, g))
     return (u_out - U0) * CAMERA_FOCAL_LENGTH
 
@@ -328,3 +359,40 @@ def detector_of_shutter(quadrant, row, grating, *, margin=20):
     return None
 
 
+
+
+def detector_fractions(quadrant, row, grating, *, margin=30):
+    """
+    Fraction of a shutter's spectrum that falls on each detector.
+
+    Parameters
+    ----------
+    quadrant : int
+        Quadrant, 1 to 4.
+    row : int or array of int
+        ``shutter_row`` (1..365); an array evaluates all rows at once.
+    grating : str
+        Grating name.
+    margin : float, optional
+        Pixels at the detector edges that do not count.
+
+    Returns
+    -------
+    dict
+        ``{"NRS1": fraction, "NRS2": fraction}`` of the spectrum's pixel span
+        (0..1, the envelope over the quadrant's first, middle and last columns
+        as in `spectrum_pixel_range`), a float or an array like ``row``; the
+        rest is in the gap or beyond an outer edge.
+    """
+    rows = np.atleast_1d(np.asarray(row))[:, np.newaxis]
+    columns = np.array([1, (N_COLUMNS + 1) // 2, N_COLUMNS])[np.newaxis, :]
+    x_msa, y_msa = shutter_center_msa(quadrant, rows, columns)
+    lam = np.array(GRATINGS[grating]["wrange"])[:, np.newaxis, np.newaxis]
+    x1, x2 = _fpa_x_to_detector(dispersed_x(x_msa, lam, grating, y_msa))
+    out = {}
+    for det, x in (("NRS1", x1), ("NRS2", x2)):
+        lo, hi = x.min(axis=(0, 2)), x.max(axis=(0, 2))
+        on = np.clip(np.minimum(hi, 2047 - margin) - np.maximum(lo, margin), 0.0, None)
+        frac = on / (hi - lo)
+        out[det] = frac if np.ndim(row) else float(frac[0])
+    return out

@@ -139,7 +139,8 @@ def _write_disperser(path, grating):
             tref=35.0,
             **common,
         )
-        model.tilt_y = 0.0
+        # Only G395H is tilted, to bring its mid-band back on the camera axis.
+        model.tilt_y = float(p.get("tilt_y", 0.0))
         description = f"Synthetic NIRSpec {grating} grating"
     model.tilt_x = 0.0
     _set_ref_meta(model, description=description)

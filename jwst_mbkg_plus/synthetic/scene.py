@@ -5,7 +5,9 @@ A :class:`Scene` says what is on the sky and on the detector: how many slitlets
 extended sources, the background spectrum and its spatial variation across the
 MSA, the defects (undeclared sources in "background" slitlets, unflagged hot
 pixels) and the noise level. :meth:`Scene.layout` places the slitlets on the
-synthetic MSA so that every spectrum falls entirely on its detector.
+synthetic MSA so that every spectrum falls entirely on its detector, or, for
+G395H, whose spectra are longer than a detector, so that a part of at least
+`~jwst_mbkg_plus.synthetic.instrument.PARTIAL_MIN_FRACTION` of the band does.
 
 Examples
 --------
@@ -60,7 +62,10 @@ class Slitlet:
     source_y : float
         Source position within its shutter (0..1, MSA-file convention).
     detector : str
-        Detector the spectrum falls on.
+        Detector the spectrum falls on; for G395H, whose spectra are longer
+        than a detector, the detector the slitlet was placed for: it holds a
+        part of the band, the rest falls in the gap, on the other detector
+        (painted there too when the scene has both) or beyond an edge.
     """
 
     slitlet_id: int
@@ -105,7 +110,7 @@ class Scene:
         Detectors that get spectra ("NRS1", "NRS2"); slitlets are dealt to them in turn.
     grating : str
         A disperser of `~jwst_mbkg_plus.synthetic.instrument.GRATINGS`: "G235M"
-        (with F170LP), "G395M" (with F290LP) or "PRISM" (with CLEAR).
+        (with F170LP), "G395M" or "G395H" (with F290LP) or "PRISM" (with CLEAR).
     background : str or pathlib.Path
         "default" for :func:`default_background`, the name of a built-in real
         sky spectrum (``"prism_sky"``, `~jwst_mbkg_plus.synthetic.sky`), or a CSV
@@ -410,6 +415,21 @@ class Scene:
         at random ``shutter_row`` values for which the whole spectrum lands on the
         detector. Background slitlets come first, then point, then extended sources.
 
+        A grating whose spectra are longer than a detector (G395H) has no such
+        row. Its slitlets go to rows where at least
+        `~jwst_mbkg_plus.synthetic.instrument.PARTIAL_MIN_FRACTION` of the
+        spectrum lands on the detector, so each covers only a part of the band
+        there (the blue part near the MSA centre, a redder part further out, on
+        NRS1; the reverse on NRS2). The background slitlets are spread evenly
+        over those rows, from the innermost to the outermost, and the sources
+        placed at random among them, so that every source wavelength on the
+        detector is also covered by background slitlets. With both detectors
+        in the scene, a slitlet's spectrum lands on both and is painted on
+        both; the slitlets of quadrants 1 and 3 (2 and 4), whose spectra then
+        share detector rows, take turns in one set of column slots spread
+        evenly over the columns, so that they do not overlap; that halves the
+        capacity per detector.
+
         Returns
         -------
         list of Slitlet
@@ -428,7 +448,16 @@ class Scene:
         for i, kind in enumerate(kinds):
             per_det[self.detectors[i % n_det]].append((i, kind))
         step = self.shutters_per_slitlet + 1
-        capacity = 2 * ((instrument.N_COLUMNS - 2) // step)
+        partial = not any(
+            instrument.detector_of_shutter(q, r, self.grating, margin=30) is not None
+            for q in (1, 2, 3, 4)
+            for r in range(1, instrument.N_ROWS + 1, 8)
+        )
+        interleave = partial and n_det > 1
+        n_slots = (instrument.N_COLUMNS - 2) // step
+        capacity = 2 * (n_slots // 2 if interleave else n_slots)
+        if interleave:
+            shared_slots = self._shared_slots(per_det, n_slots, step, capacity)
         slitlets = [None] * len(kinds)
         for det, items in per_det.items():
             if len(items) > capacity:
@@ -437,18 +466,36 @@ class Scene:
                     f"on {det} (at most {capacity})"
                 )
             quads = (3, 4) if det == "NRS1" else (1, 2)
-            rows = {
-                q: [
-                    r
-                    for r in range(1, instrument.N_ROWS + 1)
-                    if instrument.detector_of_shutter(q, r, self.grating, margin=30) == det
-                ]
-                for q in quads
-            }
+            if partial:
+                all_rows = np.arange(1, instrument.N_ROWS + 1)
+                rows = {
+                    q: [
+                        int(r)
+                        for r in all_rows[
+                            instrument.detector_fractions(q, all_rows, self.grating)[det]
+                            >= instrument.PARTIAL_MIN_FRACTION
+                        ]
+                    ]
+                    for q in quads
+                }
+            else:
+                rows = {
+                    q: [
+                        r
+                        for r in range(1, instrument.N_ROWS + 1)
+                        if instrument.detector_of_shutter(q, r, self.grating, margin=30) == det
+                    ]
+                    for q in quads
+                }
             n_q = [(len(items) + 1) // 2, len(items) // 2]
+            n_bkg_q = [0, 0]
+            for j, (_, kind) in enumerate(items):
+                n_bkg_q[j % 2] += kind == "background"
             slots = {}
             for qi, q in enumerate(quads):
-                n_slots = (instrument.N_COLUMNS - 2) // step
+                if interleave:
+                    slots[q] = shared_slots[(det, qi)]
+                    continue
                 # Spread used slots evenly over the quadrant's columns.
                 chosen = np.linspace(0, n_slots - 1, n_q[qi]).round().astype(int) if n_q[qi] else []
                 slots[q] = [2 + int(c) * step for c in chosen]
@@ -456,8 +503,15 @@ class Scene:
             for j, (i, kind) in enumerate(items):
                 q = quads[j % 2]
                 first_col = slots[q][counters[q]]
+                if partial and kind == "background":
+                    # Innermost to outermost row: the union of the background
+                    # slitlets covers every wavelength a source can have here.
+                    qi = j % 2
+                    at = np.linspace(0, len(rows[q]) - 1, max(n_bkg_q[qi], 1))[counters[q]]
+                    row = int(rows[q][int(round(at))])
+                else:
+                    row = int(rng.choice(rows[q]))
                 counters[q] += 1
-                row = int(rng.choice(rows[q]))
                 primary = self.shutters_per_slitlet // 2
                 source_id = 0 if kind == "background" else 1000 + i + 1
                 source_y = 0.5 if kind != "point" else float(rng.uniform(0.35, 0.65))
@@ -474,5 +528,37 @@ class Scene:
                     detector=det,
                 )
         return slitlets
+
+    @staticmethod
+    def _shared_slots(per_det, n_slots, step, capacity):
+        """
+        Column slots of both detectors when every spectrum lands on both (G395H).
+
+        Quadrants 1 and 3 (2 and 4) share the detector rows, so their slitlets
+        take turns in one set of slots spread evenly over the columns, as far
+        apart as possible (G395H traces curve by up to ~70 px).
+        """
+        out = {}
+        for qi in (0, 1):
+            need = {d: (len(items) + 1) // 2 if qi == 0 else len(items) // 2
+                    for d, items in per_det.items()}
+            total = sum(need.values())
+            if any(len(items) > capacity for items in per_det.values()) or total > n_slots:
+                raise ValueError(
+                    f"{total} slitlets do not fit in the {n_slots} column slots that "
+                    "quadrants 1 and 3 (2 and 4) share when spectra land on both detectors"
+                )
+            positions = np.linspace(0, n_slots - 1, total).round().astype(int) if total else []
+            taken = dict.fromkeys(need, 0)
+            order = list(need)
+            for k, pos in enumerate(positions):
+                # Alternate detectors; once one has all its slots, the other takes the rest.
+                det = order[k % 2] if taken[order[k % 2]] < need[order[k % 2]] else order[
+                    1 - k % 2]
+                out.setdefault((det, qi), []).append(2 + int(pos) * step)
+                taken[det] += 1
+            for d in need:
+                out.setdefault((d, qi), [])
+        return out
 
 

@@ -72,7 +72,9 @@ def test_msa_table_matches_jwst_conventions(wcs_refs):
 
 
 def test_spectra_are_nirspec_like():
-    for grating in (g for g in GRATINGS if not is_prism(g)):
+    # The medium-resolution gratings; G395H's spectra are longer than a detector
+    # (tests/synthetic/test_synthetic_g395h.py).
+    for grating in (g for g in GRATINGS if not is_prism(g) and g.endswith("M")):
         nrs1 = spectrum_pixel_range(3, 300, grating)["NRS1"]
         nrs2 = spectrum_pixel_range(1, 60, grating)["NRS2"]
         for lo, hi in (nrs1, nrs2):
