@@ -27,63 +27,12 @@ import numpy as np
 
 import jwst_mbkg_plus.synthetic.instrument as instrument
 from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES, builtin_sky
+from jwst_mbkg_plus.synthetic.slitlet import Slitlet, shared_column_slots
 from jwst_mbkg_plus.synthetic.spectra import default_background, read_spectrum_csv
 
 __all__ = ["Scene", "Slitlet"]
 
 log = logging.getLogger(__name__)
-
-_KINDS = ("background", "point", "extended")
-
-
-@dataclasses.dataclass(frozen=True)
-class Slitlet:
-    """
-    One open slitlet on the synthetic MSA.
-
-    Attributes
-    ----------
-    slitlet_id : int
-        Slitlet number (the slit ``name`` jwst gives it).
-    quadrant : int
-        MSA quadrant, 1..4.
-    row : int
-        ``shutter_row`` of the MSA file (1..365, along the dispersion).
-    first_column : int
-        ``shutter_column`` of the first open shutter (1..171, along the slit).
-    n_shutters : int
-        Number of open shutters (consecutive columns).
-    kind : str
-        "background", "point" or "extended".
-    source_id : int
-        Source id in the MSA file (0 for background slitlets).
-    primary : int
-        Index (0-based, within the slitlet) of the shutter holding the source.
-    source_y : float
-        Source position within its shutter (0..1, MSA-file convention).
-    detector : str
-        Detector the spectrum falls on; for G395H, whose spectra are longer
-        than a detector, the detector the slitlet was placed for: it holds a
-        part of the band, the rest falls in the gap, on the other detector
-        (painted there too when the scene has both) or beyond an edge.
-    """
-
-    slitlet_id: int
-    quadrant: int
-    row: int
-    first_column: int
-    n_shutters: int
-    kind: str
-    source_id: int
-    primary: int
-    source_y: float
-    detector: str
-
-    @property
-    def columns(self):
-        """list of int: open ``shutter_column`` values."""
-        return list(range(self.first_column, self.first_column + self.n_shutters))
-
 
 def _check_fraction(name, value, *, upper=None):
     if not np.isfinite(value) or value < 0 or (upper is not None and value > upper):
@@ -457,7 +406,7 @@ class Scene:
         n_slots = (instrument.N_COLUMNS - 2) // step
         capacity = 2 * (n_slots // 2 if interleave else n_slots)
         if interleave:
-            shared_slots = self._shared_slots(per_det, n_slots, step, capacity)
+            shared_slots = shared_column_slots(per_det, n_slots, step, capacity)
         slitlets = [None] * len(kinds)
         for det, items in per_det.items():
             if len(items) > capacity:
@@ -528,37 +477,3 @@ class Scene:
                     detector=det,
                 )
         return slitlets
-
-    @staticmethod
-    def _shared_slots(per_det, n_slots, step, capacity):
-        """
-        Column slots of both detectors when every spectrum lands on both (G395H).
-
-        Quadrants 1 and 3 (2 and 4) share the detector rows, so their slitlets
-        take turns in one set of slots spread evenly over the columns, as far
-        apart as possible (G395H traces curve by up to ~70 px).
-        """
-        out = {}
-        for qi in (0, 1):
-            need = {d: (len(items) + 1) // 2 if qi == 0 else len(items) // 2
-                    for d, items in per_det.items()}
-            total = sum(need.values())
-            if any(len(items) > capacity for items in per_det.values()) or total > n_slots:
-                raise ValueError(
-                    f"{total} slitlets do not fit in the {n_slots} column slots that "
-                    "quadrants 1 and 3 (2 and 4) share when spectra land on both detectors"
-                )
-            positions = np.linspace(0, n_slots - 1, total).round().astype(int) if total else []
-            taken = dict.fromkeys(need, 0)
-            order = list(need)
-            for k, pos in enumerate(positions):
-                # Alternate detectors; once one has all its slots, the other takes the rest.
-                det = order[k % 2] if taken[order[k % 2]] < need[order[k % 2]] else order[
-                    1 - k % 2]
-                out.setdefault((det, qi), []).append(2 + int(pos) * step)
-                taken[det] += 1
-            for d in need:
-                out.setdefault((d, qi), [])
-        return out
-
-
