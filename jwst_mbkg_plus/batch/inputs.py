@@ -11,6 +11,7 @@ __all__ = [
     "collect_exposures",
     "group_exposures",
     "header_key",
+    "key_from_header",
     "model_key",
     "visit_id",
 ]
@@ -108,11 +109,32 @@ def header_key(path):
     from astropy.io import fits
 
     try:
-        header = fits.getheader(path)
-        visit = visit_id(header["PROGRAM"], header["OBSERVTN"], header["VISIT"])
-        return visit, str(header.get("DETECTOR", "unknown")).strip()
+        return key_from_header(fits.getheader(path))
     except Exception:  # noqa: BLE001 - any unreadable header: the task reports it
         return "unknown", "unknown"
+
+
+def key_from_header(header):
+    """
+    Return the visit and detector a primary header gives (:func:`header_key`'s).
+
+    Parameters
+    ----------
+    header : `~astropy.io.fits.Header`
+        A rate file's primary header.
+
+    Returns
+    -------
+    tuple of str
+        ``(visit, detector)``.
+
+    Raises
+    ------
+    KeyError
+        If PROGRAM, OBSERVTN or VISIT is missing.
+    """
+    visit = visit_id(header["PROGRAM"], header["OBSERVTN"], header["VISIT"])
+    return visit, str(header.get("DETECTOR", "unknown")).strip()
 
 
 def association_members(path):

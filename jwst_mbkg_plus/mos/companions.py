@@ -19,7 +19,12 @@ A pipeline run keeps each companion calibrated once for all its exposures
 import logging
 from pathlib import Path
 
-from jwst_mbkg_plus.batch.inputs import association_members, header_key, model_key
+from jwst_mbkg_plus.batch.inputs import (
+    association_members,
+    header_key,
+    key_from_header,
+    model_key,
+)
 from jwst_mbkg_plus.mos.options import MasterBackgroundError
 from jwst_mbkg_plus.mos.visit import load_companions
 
@@ -59,19 +64,29 @@ _IDENTITY_KEYWORDS = ("VISITGRP", "SEQ_ID", "ACT_ID", "EXPOSURE")
 
 
 def _header_identity(path):
-    """(visit, detector, visit group, sequence, activity, exposure) of a file, or None."""
+    """
+    A member's (visit, detector) and its full identity, from one read of its header.
+
+    The identity is (visit, detector, visit group, sequence, activity, exposure),
+    or None where the header lacks one of them; (visit, detector) is
+    `~jwst_mbkg_plus.batch.inputs.header_key`'s.
+    """
     from astropy.io import fits
 
     try:
         header = fits.getheader(path)
+        key = key_from_header(header)
+    except Exception:  # noqa: BLE001 - any unreadable header, as header_key
+        return ("unknown", "unknown"), None
+    try:
         rest = tuple(str(header[k]).strip() for k in _IDENTITY_KEYWORDS)
-    except Exception:  # noqa: BLE001 - unreadable or incomplete: identity unknown
-        return None
-    return (*header_key(path), *rest)
+    except KeyError:  # incomplete: identity unknown
+        return key, None
+    return key, (*key, *rest)
 
 
 def _model_identity(model):
-    """The identity of :func:`_header_identity` from a datamodel's metadata, or None."""
+    """The full identity of :func:`_header_identity` from a datamodel's metadata, or None."""
     obs = model.meta.observation
     rest = (obs.visit_group, obs.sequence_id, obs.activity_id, obs.exposure_number)
     key = model_key(model)
@@ -128,8 +143,8 @@ def companions_in_visit(members, model, *, this_path=None):
         if resolved in seen or resolved == this_resolved:
             continue
         seen.add(resolved)
-        key = header_key(path)
-        if this_id is not None and _header_identity(path) == this_id:
+        key, identity = _header_identity(path)
+        if this_id is not None and identity == this_id:
             continue  # this exposure under another name
         if "unknown" in key:
             ignored.append((path, "its header gives no visit or detector (unreadable file?)"))
