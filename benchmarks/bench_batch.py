@@ -49,16 +49,9 @@ def _build(work, slitlets, seed):
     return inst, [visit.rate_paths[k] for k in sorted(visit.rate_paths)]
 
 
-def _peak_rss_mb():
-    # VmHWM, not ru_maxrss: the child's ru_maxrss keeps the parent's peak across exec.
-    from jwst_mbkg_plus.batch.runner import _peak_rss_mb as peak
-
-    return peak()
-
-
 def _serial(paths, out, crds):
     from jwst_mbkg_plus.batch.inputs import Exposure, header_key
-    from jwst_mbkg_plus.batch.runner import process_exposure
+    from jwst_mbkg_plus.batch.runner import peak_rss_mb, process_exposure
 
     env = {"_local_context_path": crds}
     t0 = time.perf_counter()
@@ -66,17 +59,18 @@ def _serial(paths, out, crds):
                for p in paths]
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "records": records,
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def _dask(paths, out, crds, workers):
     from jwst_mbkg_plus.batch import run_batch
+    from jwst_mbkg_plus.batch.runner import peak_rss_mb
 
     t0 = time.perf_counter()
     result = run_batch(paths, out, workers=workers, crds=crds, force=True, plot=False)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "records": result.records,
-            "client_peak_rss_mb": _peak_rss_mb()}
+            "client_peak_rss_mb": peak_rss_mb()}
 
 
 def _child(args):

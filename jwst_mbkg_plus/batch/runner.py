@@ -33,6 +33,7 @@ __all__ = [
     "collect_exposures",
     "group_exposures",
     "prepare_companion_task",
+    "peak_rss_mb",
     "process_exposure",
     "run_batch",
 ]
@@ -260,11 +261,11 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
     finally:
         restore_environment(saved)
     record["seconds"] = time.perf_counter() - t0
-    record["peak_rss_mb"] = _peak_rss_mb()
+    record["peak_rss_mb"] = peak_rss_mb()
     return record
 
 
-def _peak_rss_mb():
+def peak_rss_mb():
     """Peak resident memory of this process so far [MB] (NaN where unknown).
 
     Linux's ``VmHWM``: ``ru_maxrss`` survives ``exec``, so a worker or benchmark
