@@ -83,7 +83,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         propagate_errors = boolean(default=True)  # Add the master background's variance to the science VAR_RNOISE and ERR
         error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
         outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
-        spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="auto")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC whose extra terms pass an F-test against the constant at 1%)
+        spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="auto")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC whose extra terms pass an F-test against the constant at p = 0.01)
         slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
         slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
