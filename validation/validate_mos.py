@@ -11,10 +11,11 @@ prints, for each scene and noise level:
 * source residual: median over source-slitlet pixels of the noise-free residual
   (subtracted background / true background - 1), per slitlet and over all
   source pixels, and in ten equal wavelength bands spanning the part of the
-  disperser's range the detector covers (``band_coverage_um``: the range of the
-  input slits' wavelengths, clipped to the disperser's; all of it for the
-  modes whose spectra fit on one detector, a part of it for G395H); a band with
-  no source pixel is NaN (``null`` in the JSON file);
+  disperser's range the source slitlets cover on the detector
+  (``band_coverage_um``: the range of the source slits' wavelengths, clipped to
+  the disperser's; all of it for the modes whose spectra fit on one detector,
+  a part of it for G395H, which differs between layouts); a band with no
+  source pixel is NaN (``null`` in the JSON file);
 * pulls of the background slitlets after subtraction: std of residual / ERR
   per pixel and of column sums / their propagated error;
 * science pixels turned NaN by the step;
@@ -87,7 +88,7 @@ def band_coverage(slits, wrange_um):
     Parameters
     ----------
     slits : sequence of SlitModel
-        Extracted slits of one detector.
+        Extracted slits of one detector (the source slitlets).
     wrange_um : tuple of float
         The disperser's wavelength range [micron].
 
@@ -115,6 +116,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
     has_hot = any(truth.hot_pixel_positions(n) for n in truth.background_names())
     out = {"bias": float(np.median(ratio))}
     src_res, pulls, col_pulls, n_nan, worst_hot = [], [], [], 0, np.inf
+    n_unsubtracted = 0
     src_pixels, src_waves = [], []
     for slit_in, slit_out in zip(slits_in, slits_out, strict=True):
         t = truth.slit(slit_in.name)
@@ -125,6 +127,10 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
         finite_in = np.isfinite(slit_in.data)
         n_nan += int((finite_in & ~np.isfinite(slit_out.data)).sum())
         ok = finite_in & np.isfinite(slit_out.data) & np.isfinite(true_rate) & (true_rate > 0)
+        # Pixels the step flags DO_NOT_USE instead of subtracting (beyond the master).
+        unsubtracted = ok & ((slit_out.dq & 1) != 0) & ((slit_in.dq & 1) == 0)
+        n_unsubtracted += int(unsubtracted.sum())
+        ok &= ~unsubtracted
         if t["kind"] == "background":
             with np.errstate(divide="ignore", invalid="ignore"):
                 pull = slit_out.data / slit_out.err
@@ -164,6 +170,7 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
     out["pull_std"] = float(np.std(pulls))
     out["column_pull_std"] = float(np.std(col_pulls))
     out["science_pixels_turned_nan"] = n_nan
+    out["pixels_flagged_not_subtracted"] = n_unsubtracted
     if np.isfinite(worst_hot):
         out["min_science_sigma"] = worst_hot
     if qa is not None:
@@ -235,7 +242,9 @@ def run_scene(
     with local_crds_context(instrument):
         slits = extract_slits(exposure.rate_path)
         wrange = tuple(w * 1e6 for w in instrument_module.GRATINGS[grating]["wrange"])
-        band = band_coverage(slits.slits, wrange)
+        # The bands span the source slitlets, where the residual is measured.
+        sources = [s for s in slits.slits if truth.slit(s.name)["kind"] != "background"]
+        band = band_coverage(sources, wrange)
         steps = (("stock", MasterBackgroundMosStep), ("plus", MasterBackgroundMosPlusStep))
         for name, cls in steps:
             out_dir = folder / name

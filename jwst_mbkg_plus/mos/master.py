@@ -173,10 +173,7 @@ def master_from_slits(step, cal_model, options):
             "The background slitlets have no valid calibrated pixel (all NaN or DO_NOT_USE): "
             "name other slitlets with bkg_slits, or supply user_background."
         )
-    input_range = (
-        float(min(w.min() for w in waves if w.size)),
-        float(max(w.max() for w in waves if w.size)),
-    )
+    input_range = _coverage(waves, np.ones(len(waves), dtype=bool))
 
     # One wavelength per detector column and slit sets the native sampling.
     grid_wave, grid_qa = slit_grid(arrays)
@@ -239,9 +236,10 @@ def master_from_slits(step, cal_model, options):
             )
             factors, _ = master.spatial_factors(positions, master.wavelength)
         master.qa.update(qa)
-        master.input_range = input_range
+        # The range the slitlets that made the master cover, not the ones rejected.
+        master.input_range = _coverage(waves, accepted) or input_range
         master.interpolation = interpolation
-        master.qa["input_range_um"] = list(input_range)
+        master.qa["input_range_um"] = list(master.input_range)
         master.qa["vetting"] = vet_qa
         master.qa["iterations"] = iteration
         master.qa["rejected_pixels"] = rejected_pixels
@@ -319,12 +317,36 @@ def master_from_slits(step, cal_model, options):
             else:
                 loo = leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
                                              options, master.spatial, master.spatial_chromatic)
-            loo.input_range = input_range
+            # Without slitlet k the master may stop short of its range: what
+            # the others do not cover gets no value (outside_range), not the nearest one.
+            loo.input_range = _coverage(waves, others)
             loo.interpolation = interpolation
             master.leave_one_out[selection_.indices[k]] = loo
         master.qa["leave_one_out"] = True
     master.qa["regime"] = _regime(master, options, int(accepted.sum()))
     return master
+
+
+def _coverage(waves, use):
+    """
+    Wavelength range (micron) of the valid pixels of the slitlets in ``use``.
+
+    Parameters
+    ----------
+    waves : list of ndarray
+        Per background slitlet, the wavelengths of its valid pixels.
+    use : ndarray of bool
+        Which slitlets count.
+
+    Returns
+    -------
+    tuple of float or None
+        (lowest, highest) wavelength; None if those slitlets have no valid pixel.
+    """
+    chosen = [w for w, u in zip(waves, use, strict=True) if u and w.size]
+    if not chosen:
+        return None
+    return float(min(w.min() for w in chosen)), float(max(w.max() for w in chosen))
 
 
 def _regime(master, options, n_accepted):

@@ -158,6 +158,11 @@ class MasterBackground(MasterSpectrum):
     interpolation : str
         How the master is expanded to pixels: ``"linear"``, or ``"cubic"``
         where its grid follows a varying dispersion (the prism).
+    self_subtracted : dict
+        For each background slit (index into the model's slits) with pixels
+        beyond its leave-one-out master's range, the boolean mask of those
+        pixels: they got the full master (this slit included), so the QA
+        leaves them out of the pulls.
     """
 
     bkg_x1d: object = None
@@ -168,6 +173,7 @@ class MasterBackground(MasterSpectrum):
     rejected_masks: dict = field(default_factory=dict)
     flag_masks: dict = field(default_factory=dict)
     interpolation: str = "linear"
+    self_subtracted: dict = field(default_factory=dict)
 
     def spatial_factors(self, positions, wavelength):
         """

@@ -99,6 +99,8 @@ def residual_qa(result, forward, master, background_2d, *, propagate_errors=True
         # DO_NOT_USE from before the step (the step's own flags are the rejected pixels).
         good &= ((slit.dq & DO_NOT_USE) == 0) | rejected
         good &= ~rejected
+        # Pixels that got the full master, this slitlet included, test nothing.
+        good &= ~master.self_subtracted.get(index, np.zeros(good.shape, dtype=bool))
         if not good.any():
             continue
         err_var = slit.err.astype(float) ** 2

@@ -75,20 +75,23 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
     ):
         this = master.leave_one_out.get(index, master)
-        low, high = this.covered_range
         wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
-        # Inside the inputs' range every pixel gets a background (the master's
-        # samples may stop a fraction of a sample short of it).
-        bkg_cal, bkg_var_cal = expand.expand_to_2d(
-            wave, this.wavelength, this.surf_bright, this.var, edge="nearest",
-            interpolation=this.interpolation,
-        )
-        if options.spatial_model != "none" or options.slit_scale:
-            bkg_cal, bkg_var_cal, record = _scale_locally(
-                cal_slit, wave, bkg_cal, bkg_var_cal, this, index in master.leave_one_out, options
-            )
+        is_background = index in master.leave_one_out
+        bkg_cal, bkg_var_cal, record = _expanded(cal_slit, wave, this, is_background, options)
+        if record is not None:
             applied[slit_label(slit)] = record
-        outside = ~((wave >= low) & (wave <= high))
+        outside = _outside(wave, this)
+        if this is not master:
+            # Where the other slitlets stop short of this one's wavelengths, the
+            # full master (this slitlet included) still gives the background
+            # jwst would subtract; the QA leaves those pixels out (not independent).
+            fallback = outside & ~_outside(wave, master)
+            if fallback.any():
+                full, full_var, _ = _expanded(cal_slit, wave, master, is_background, options)
+                bkg_cal = np.where(fallback, full, bkg_cal)
+                bkg_var_cal = np.where(fallback, full_var, bkg_var_cal)
+                outside &= ~fallback
+                master.self_subtracted[index] = fallback
         if options.outside_range == "nan":
             bkg_cal[outside] = np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -129,6 +132,11 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
             _add_variance(slit, pixel_var, bkg_var * inflation)
     if applied:
         master.qa["applied_scaling"] = applied
+    if master.self_subtracted:
+        master.qa["beyond_leave_one_out"] = {
+            slit_label(output_model.slits[k]): int(mask.sum())
+            for k, mask in master.self_subtracted.items()
+        }
     master.qa["flagged_pixels"] = {
         "applied": bool(options.flag_rejected and options.reject_pixels),
         "dq_value": int(REJECTED_DQ),
@@ -140,6 +148,35 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         log.info("Flagged %d background-slitlet pixels rejected by reject_pixels as "
                  "OUTLIER + DO_NOT_USE", sum(flagged.values()))
     return output_model, background_2d
+
+
+def _outside(wave, master):
+    """Pixels beyond the wavelengths in which ``master`` gives every pixel a background."""
+    low, high = master.covered_range
+    return ~((wave >= low) & (wave <= high))
+
+
+def _expanded(cal_slit, wave, master, is_background, options):
+    """
+    The master expanded to a slit's pixels, with its spatial factor and local scale.
+
+    Inside the inputs' range every pixel gets a background (the master's samples
+    may stop a fraction of a sample short of it).
+
+    Returns
+    -------
+    bkg, bkg_var : ndarray
+        The background (calibrated units) and its variance.
+    record : dict or None
+        `_scale_locally`'s record; None without spatial model or local scale.
+    """
+    bkg, bkg_var = expand.expand_to_2d(
+        wave, master.wavelength, master.surf_bright, master.var, edge="nearest",
+        interpolation=master.interpolation,
+    )
+    if options.spatial_model == "none" and not options.slit_scale:
+        return bkg, bkg_var, None
+    return _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options)
 
 
 def _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options):

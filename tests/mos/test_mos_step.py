@@ -152,6 +152,33 @@ def test_errors_include_master_background(noisy):
     assert np.std(np.concatenate(col_pulls)) == pytest.approx(1.0, abs=0.08)
 
 
+def test_background_slit_beyond_its_leave_one_out_master(noisy):
+    """
+    A background slitlet reaching past the other slitlets' wavelengths gets the
+    full master there (subtracted, as jwst does), and the QA leaves those pixels out.
+    """
+    from jwst_mbkg_plus.mos.options import REJECTED_DQ
+
+    qa, truth = noisy["qa"], noisy["truth"]
+    beyond = dict(qa["beyond_leave_one_out"])
+    assert beyond and all(n > 0 for n in beyond.values())
+    names = {label.split(":")[0] for label in beyond}
+    for before, after in zip(noisy["slits"].slits, noisy["result"].slits, strict=True):
+        if before.name not in names:
+            continue
+        true_rate = _true_rate(truth, before)
+        valid = np.isfinite(before.data) & np.isfinite(true_rate) & ((before.dq & 1) == 0)
+        # Nothing of the slitlet is left unsubtracted and flagged (but rejected pixels).
+        rejected = (after.dq & REJECTED_DQ) == REJECTED_DQ
+        assert not np.any(valid & ~rejected & ((after.dq & 1) != 0)), before.name
+        valid &= ~rejected
+        rel = (before.data - after.data)[valid] / true_rate[valid] - 1
+        assert abs(np.median(rel)) < 0.01, before.name
+    residuals = qa["residuals"]
+    counted = sum(residuals[label]["n_pixels"] for label in beyond if label in residuals)
+    assert counted > 0
+
+
 def test_products_saved(noisy):
     # The QA record is in the product's metadata too.
     in_meta = noisy["result"].meta.master_background_qa.instance
