@@ -28,6 +28,7 @@ Usage::
     python validation/validate_mos.py [--scenes clean,contaminated,hot] [--noise 0.02,0.2]
         [--grating G235M] [--detector NRS1|NRS2] [--sky default|prism_sky|FILE.csv]
         [--seeds 7[,8,...]] [--out validation/results_mos.json] [--work /tmp/mbkg_validation]
+    python validation/validate_mos.py --floor-check validation/results_mos_g395h_nrs1_seeds.json
 
 ``--grating PRISM`` injects the built-in real PRISM sky unless ``--sky`` says otherwise.
 
@@ -59,7 +60,39 @@ def _read_master(folder):
     path = next(Path(folder).glob("*_masterbg1d.fits"))
     with datamodels.open(path) as model:
         table = model.spec[0].spec_table
-        return np.asarray(table["WAVELENGTH"], float), np.asarray(table["SURF_BRIGHT"], float)
+        return tuple(
+            np.asarray(table[c], float) for c in ("WAVELENGTH", "SURF_BRIGHT", "SB_ERROR")
+        )
+
+
+def band_noise_floor(wave_m, sb_m, err_m, oversample, src_waves, edges):
+    """
+    The photon-noise floor of each band's residual: 1-sigma of the master's mean there.
+
+    A band's median residual averages the master's error over the band's samples,
+    so no smoothing lowers it: it is set by the background slitlets' counts in the
+    band. Over the master samples within the band's source-pixel wavelengths,
+    sqrt(mean relative variance / independent samples), with ``oversample`` grid
+    samples per detector pixel sharing pixels.
+
+    Returns
+    -------
+    list of float
+        Per band, the floor (relative); NaN where the band has no source pixel.
+    """
+    floor = []
+    which = np.digitize(src_waves, edges) - 1
+    good = np.isfinite(sb_m) & np.isfinite(err_m) & (sb_m != 0)
+    for k in range(len(edges) - 1):
+        w = src_waves[which == k]
+        use = good & (wave_m >= w.min()) & (wave_m <= w.max()) if w.size else good & False
+        n_independent = use.sum() / oversample
+        if n_independent < 1:
+            floor.append(float("nan"))
+            continue
+        rel_var = np.mean((err_m[use] / sb_m[use]) ** 2)
+        floor.append(float(np.sqrt(rel_var / n_independent)))
+    return floor
 
 
 #: Number of equal wavelength bands of the per-band source residual.
@@ -78,6 +111,7 @@ _MEAN_KEYS = (
     "pull_std",
     "column_pull_std",
     "source_pixels_bands",
+    "source_residual_bands_floor",
 )
 
 
@@ -110,7 +144,7 @@ def band_coverage(slits, wrange_um):
 
 def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
     wave_t, sb_t = truth.background_1d()
-    wave_m, sb_m = master
+    wave_m, sb_m, err_m = master
     good = np.isfinite(sb_m) & (sb_m != 0)
     ratio = sb_m[good] / np.interp(wave_m[good], wave_t, sb_t) - 1
     has_hot = any(truth.hot_pixel_positions(n) for n in truth.background_names())
@@ -165,6 +199,10 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
         ]
         # A band at the end of a detector's range may hold few source pixels.
         out["source_pixels_bands"] = [int(np.sum(which == k)) for k in range(N_BANDS)]
+        if qa is not None:
+            out["source_residual_bands_floor"] = band_noise_floor(
+                wave_m, sb_m, err_m, qa.get("grid", {}).get("oversample", 1), src_waves, edges
+            )
     pulls = np.concatenate(pulls)
     col_pulls = np.concatenate(col_pulls)
     out["pull_std"] = float(np.std(pulls))
@@ -288,6 +326,8 @@ def seed_mean(per_seed):
     for step in per_seed[0]:
         mean = {"n_seeds": len(per_seed)}
         for key in _MEAN_KEYS:
+            if not all(key in r[step] for r in per_seed):
+                continue  # the noise floor: the plus step's master only
             values = np.array([r[step][key] for r in per_seed], dtype=float)
             count = np.sum(np.isfinite(values), axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -337,11 +377,55 @@ def _print_row(key, name, m):
             f"bands {lo:.3f}-{hi:.3f} um [%] {_bands_text(m['source_residual_bands'])}",
             flush=True,
         )
+        if "source_residual_bands_floor" in m:
+            print(f"{'':18s} {name:5s} noise floor of the bands [%] "
+                  f"{_bands_text(m['source_residual_bands_floor'])}", flush=True)
+
+
+def floor_check(results, scene, limit=0.003):
+    """
+    How the plus step's single-seed band values compare with their noise floor.
+
+    Parameters
+    ----------
+    results : dict
+        A ``--seeds`` results file.
+    scene : str
+        ``scene@noise``, e.g. ``"clean@0.2"``.
+    limit : float, optional
+        Band value (relative) to count the bands beyond.
+
+    Returns
+    -------
+    dict
+        ``n_seeds``, ``rms_value_over_floor`` (over seeds and bands; 1 when the
+        floor is the whole scatter and the bias is nil), ``floor_range`` and
+        ``n_bands_beyond_limit`` of ``n_bands``.
+    """
+    keys = [k for k in results if (k == scene or k.startswith(scene + "@seed"))
+            and not k.endswith("seedmean")]
+    def values(k, field):
+        return [np.nan if v is None else v for v in results[k]["plus"][field]]
+    value = np.array([values(k, "source_residual_bands") for k in keys], dtype=float)
+    floor = np.array([values(k, "source_residual_bands_floor") for k in keys], dtype=float)
+    return {
+        "n_seeds": len(keys),
+        "rms_value_over_floor": float(np.sqrt(np.nanmean((value / floor) ** 2))),
+        "floor_range": [float(np.nanmin(floor)), float(np.nanmax(floor))],
+        "n_bands_beyond_limit": int(np.sum(np.abs(value) > limit)),
+        "n_bands": int(np.sum(np.isfinite(value))),
+    }
 
 
 def main(argv=None):
     """Run the validation and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--floor-check",
+        default=None,
+        metavar="RESULTS",
+        help="only print floor_check of an existing --seeds results file, for each scene",
+    )
     parser.add_argument("--scenes", default="clean,contaminated,hot")
     parser.add_argument("--noise", default="0.02,0.2")
     parser.add_argument("--grating", default="G235M", help="G235M, G395M, G395H, PRISM, ...")
@@ -365,6 +449,11 @@ def main(argv=None):
     parser.add_argument("--work", default="/tmp/mbkg_validation")
     parser.add_argument("--out", default="validation/results_mos.json")
     args = parser.parse_args(argv)
+    if args.floor_check:
+        results = json.loads(Path(args.floor_check).read_text())
+        for scene in sorted({k.split("@seed")[0] for k in results}):
+            print(scene, json.dumps(floor_check(results, scene)))
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
 
     from jwst_mbkg_plus.offline import configure_offline_crds
