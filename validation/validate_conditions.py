@@ -30,7 +30,8 @@ Usage::
     python validation/validate_conditions.py [--scenes uniform,halves,...]
         [--backgrounds 9,4] [--seeds 7] [--out validation/results_conditions.json]
 
-Results are merged into ``--out`` under ``<scene>/<n_background>/<seed>`` keys.
+Results are merged into ``--out`` under ``<scene>/<n_background>/<seed>`` keys, per
+setting (a run with ``--settings plus`` keeps the stock figures of the same key).
 """
 
 import argparse
@@ -117,7 +118,8 @@ def main(argv=None):
         for n_bkg in (int(n) for n in args.backgrounds.split(",")):
             for seed in (int(s) for s in args.seeds.split(",")):
                 results = run_scene(label, n_bkg, seed, args.work, instrument, settings)
-                merged[f"{label}/{n_bkg}/{seed}"] = results
+                # Per setting: a run with --settings plus keeps the stock figures.
+                merged.setdefault(f"{label}/{n_bkg}/{seed}", {}).update(results)
                 for name, m in results.items():
                     print(
                         f"{label:10s} bkg {n_bkg} seed {seed:3d} {name:6s} rms "
