@@ -112,6 +112,8 @@ _MEAN_KEYS = (
     "column_pull_std",
     "source_pixels_bands",
     "source_residual_bands_floor",
+    "qa_pull_spread",
+    "qa_column_pull_spread",
 )
 
 
@@ -213,6 +215,10 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
         out["min_science_sigma"] = worst_hot
     if qa is not None:
         out["rejected"] = sorted(qa.get("vetting", {}).get("rejected", {}))
+        # The QA record's error-model pulls (1.4826 MAD; the column variance from the
+        # master's samples), beside the ERR-based ones above.
+        out["qa_pull_spread"] = (qa.get("pull_summary") or {}).get("pull_spread")
+        out["qa_column_pull_spread"] = (qa.get("column_pull_summary") or {}).get("pull_spread")
     out["truth_contaminated"] = list(truth.contaminated)
     return out
 
@@ -363,7 +369,9 @@ def _print_row(key, name, m):
         f"src {100 * m['source_residual_median']:+7.3f}% "
         f"(max {100 * m['source_residual_max_abs']:.3f}%)  "
         f"pull {m['pull_std']:.3f} col {m['column_pull_std']:.3f}  "
-        f"NaN {m['science_pixels_turned_nan']:5d}  "
+        + (f"QA pull {m['qa_pull_spread']:.3f} col {m['qa_column_pull_spread']:.3f}  "
+           if m.get("qa_column_pull_spread") is not None else "")
+        + f"NaN {m['science_pixels_turned_nan']:5d}  "
         f"hot {m.get('min_science_sigma', float('nan')):+6.1f}  "
         f"rej {m.get('rejected', '-')} truth {m['truth_contaminated']}  "
         f"{m['seconds']:.0f}s",
