@@ -317,8 +317,8 @@ def master_from_slits(step, cal_model, options):
             else:
                 loo = leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
                                              options, master.spatial, master.spatial_chromatic)
-            # Without slitlet k the master may stop short of its range: what
-            # the others do not cover gets no value (outside_range), not the nearest one.
+            # Without slitlet k the master may stop short of its range: where the
+            # others do not reach, subtract_master uses the full master, not the nearest value.
             loo.input_range = _coverage(waves, others)
             loo.interpolation = interpolation
             master.leave_one_out[selection_.indices[k]] = loo
