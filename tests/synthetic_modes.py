@@ -72,3 +72,17 @@ def ratio_to_truth(slit, truth):
     """Calibrated background slit over its injected truth, minus 1 (finite values)."""
     ratio = slit.data / truth.cutout(slit.name, "background", slit) - 1
     return ratio[np.isfinite(ratio)]
+
+
+def background_slits(cal):
+    """The MSA background slitlets of a calibrated MultiSlitModel."""
+    return [s for s in cal.slits if "BKG" in str(s.source_name).upper()]
+
+
+def assert_background_equals_truth(slits, truth, min_pixels):
+    """Each slit's calibrated background equals its truth to 1e-4 (median and 99th percentile)."""
+    for slit in slits:
+        ratio = ratio_to_truth(slit, truth)
+        assert ratio.size > min_pixels, slit.name
+        assert np.median(np.abs(ratio)) <= 1e-4, slit.name
+        assert np.percentile(np.abs(ratio), 99) <= 1e-4, slit.name
