@@ -32,14 +32,13 @@ def qa_pulls(paths):
     pixel, column : ndarray
         One value per file.
     """
-    import asdf
+    from jwst_mbkg_plus.io.products import read_qa
 
     pixel, column = [], []
     for path in paths:
-        with asdf.open(path) as af:
-            qa = af["master_background_qa"]
-            pixel.append(qa["pull_summary"]["pull_spread"])
-            column.append(qa["column_pull_summary"]["pull_spread"])
+        qa = read_qa(path)
+        pixel.append(qa["pull_summary"]["pull_spread"])
+        column.append(qa["column_pull_summary"]["pull_spread"])
     return np.array(pixel, dtype=float), np.array(column, dtype=float)
 
 

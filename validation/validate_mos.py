@@ -85,7 +85,7 @@ def band_noise_floor(wave_m, sb_m, err_m, oversample, src_waves, edges):
     good = np.isfinite(sb_m) & np.isfinite(err_m) & (sb_m != 0)
     for k in range(len(edges) - 1):
         w = src_waves[which == k]
-        use = good & (wave_m >= w.min()) & (wave_m <= w.max()) if w.size else good & False
+        use = good & (wave_m >= w.min()) & (wave_m <= w.max()) if w.size else np.zeros_like(good)
         n_independent = use.sum() / oversample
         if n_independent < 1:
             floor.append(float("nan"))
