@@ -1,67 +1,144 @@
-"""Every jwst, stpipe and stdatamodels internal the plus steps rely on, in one place.
+"""Every jwst, stpipe, stdatamodels and gwcs internal the package uses: the compatibility layer.
 
-jwst_mbkg_plus is pinned to jwst 3.0.x (stpipe 1.1, stdatamodels 6.0). The
-names here are either not public (a leading underscore, or missing from their
-module's ``__all__``) or stand for a piece of jwst logic that the plus steps
-copy instead of calling. Each says which jwst 3.0 source it mirrors, and
-`MIRRORED_SOURCES` records a digest of that source: ``tests/test_jwst_internals.py``
-fails, naming the source, when a jwst upgrade changes one, so that a new check
+jwst_mbkg_plus supports jwst 1.19 to 3.0 (1.19.x with stpipe 0.10, stdatamodels
+4.0 and gwcs 0.25; 1.20.x with stpipe 0.11, stdatamodels 4.1, gwcs 0.26; 2.0.x
+with stpipe 1.1, stdatamodels 5.0, gwcs 1.0; 3.0.x with stpipe 1.1,
+stdatamodels 6.0, gwcs 1.0). Every difference between those versions that the
+package meets is handled here, and only here: no other module tests a version.
+
+The names here are either not public (a leading underscore, or missing from
+their module's ``__all__``), differ between the supported versions, or stand
+for a piece of jwst logic that the plus steps copy instead of calling. Each
+names the jwst versions it covers and the jwst source it mirrors, and
+`MIRRORED_SOURCES` records, per supported jwst minor version, a digest of each
+such source: ``tests/test_package_layout.py`` fails, naming the source, when a
+jwst release changes one (or is not in the table at all), so that a new check
 in jwst is never skipped without anyone noticing.
 
 Nothing else in the package may touch a private attribute of a jwst, stpipe or
 stdatamodels object.
 """
 
+import contextlib
 import hashlib
 import importlib
 import inspect
 import logging
+from importlib.metadata import version
 
-# Constants of jwst/flatfield/flat_field.py that are not in its __all__.
+import numpy as np
+
+# Constants of jwst/flatfield/flat_field.py that are not in its __all__ (all versions).
 from jwst.flatfield.flat_field import BADFLAT, HORIZONTAL, MICRONS_100
-from jwst.lib.basic_utils import disable_logging
 from jwst.master_background.master_background_step import split_container
+from jwst.stpipe import record_step_status as _jwst_record_step_status
+from jwst.stpipe.core import JwstStep
+from stdatamodels.jwst import datamodels
+from stpipe.config_parser import ValidationError as ParameterValidationError
 
 __all__ = [
     "BADFLAT",
     "HORIZONTAL",
-    "MICRONS_100",
+    "JWST_MINOR",
+    "ParameterValidationError",
+    "add_history_entry",
+    "jwst_loggers",
+    "prepare_output",
     "MIRRORED_SOURCES",
+    "STATUS_FAILED",
+    "SUPPORTED_JWST",
     "background_requested",
     "can_interpolate_flat",
     "crds_parameters",
+    "MICRONS_100",
     "mirrored_source_digest",
+    "pixel_index",
     "quiet_below_error",
     "record_reference_file",
+    "record_step_status",
     "split_container",
+    "table_dtype",
     "validation_settings",
 ]
 
-#: Source -> digest (sha256 of ``inspect.getsource``, 16 hex digits) at jwst 3.0.0,
-#: stpipe 1.1.0, stdatamodels 6.0: the code the plus steps copy or lean on.
-MIRRORED_SOURCES = {
+#: The jwst minor versions the package supports and CI tests (``.ci/run``).
+SUPPORTED_JWST = ("1.19", "1.20", "2.0", "3.0")
+
+#: The installed jwst's minor version, ``"major.minor"``.
+JWST_MINOR = ".".join(version("jwst").split(".")[:2])
+
+#: ``record_step_status`` takes a ``status`` keyword, and the datamodel schemas
+#: allow ``FAILED`` in ``meta.cal_step``, from jwst 3.0 (stdatamodels 6.0) on.
+_HAS_FAILED_STATUS = "status" in inspect.signature(_jwst_record_step_status).parameters
+
+#: The ``meta.cal_step`` value the plus steps record when they cannot do their work.
+#: ``"FAILED"`` on jwst 3.0; ``"SKIPPED"`` on jwst 1.19 to 2.0, whose schemas
+#: allow only SKIPPED and COMPLETE (a file holding FAILED would not save there).
+STATUS_FAILED = "FAILED" if _HAS_FAILED_STATUS else "SKIPPED"
+
+#: Source -> digest (sha256 of ``inspect.getsource``, 16 hex digits), per supported
+#: jwst minor version (with the stpipe and stdatamodels it pins): the code the plus
+#: steps copy or lean on. ``None``: not a function in that version (see its shim).
+_MIRRORED = {
     # can_interpolate_flat, flat_handover.flat_field_keeping_flat and
     # flat_handover.FlatFieldReuseStep re-code its guards and call
-    # flat_field.do_correction with a user-supplied flat, as it does.
-    "jwst.flatfield.flat_field_step:FlatFieldStep.process": "8c3320310f90b773",
+    # flat_field.do_correction with a user-supplied flat, as it does
+    # (jwst <= 2.0 adds the use_correction_pars guard).
+    "jwst.flatfield.flat_field_step:FlatFieldStep.process": {
+        "1.19": "4e78c1e3e9c2e2a3", "1.20": "94ffc1748fdd905a",
+        "2.0": "be3c7ebd5ce4431a", "3.0": "8c3320310f90b773",
+    },
     # interpolate_slit_flat reproduces it without validating the SlitModel.
-    "jwst.flatfield.flat_field:flat_for_nirspec_slit": "9069258b9da6851f",
+    "jwst.flatfield.flat_field:flat_for_nirspec_slit": {
+        "1.19": "97a0cb94eff1db14", "1.20": "97a0cb94eff1db14",
+        "2.0": "9069258b9da6851f", "3.0": "9069258b9da6851f",
+    },
     # dispersion_axis reads the dispersion direction as it does.
-    "jwst.flatfield.flat_field:do_nirspec_flat_field": "dffa7b5b590ca3d6",
+    "jwst.flatfield.flat_field:do_nirspec_flat_field": {
+        "1.19": "80f7ad8c4af3cbe4", "1.20": "80f7ad8c4af3cbe4",
+        "2.0": "dffa7b5b590ca3d6", "3.0": "dffa7b5b590ca3d6",
+    },
     # uncalibrate_like_jwst repeats its inverse pass (photom, barshadow,
-    # pathloss, flat_field with inverse=True, under disable_logging).
+    # pathloss, flat_field with inverse=True; jwst <= 2.0 sets
+    # use_correction_pars on them, which reuses the same factors).
     "jwst.master_background.master_background_mos_step:"
-    "MasterBackgroundMosStep._calc_master_background": "dff4e3a3ef225405",
+    "MasterBackgroundMosStep._calc_master_background": {
+        "1.19": "353613d572e4b34b", "1.20": "91dffe76e33735ce",
+        "2.0": "11dfbbebc1ad644c", "3.0": "dff4e3a3ef225405",
+    },
     # The spec3 plus step calls both as jwst's MasterBackgroundStep.process does.
-    "jwst.master_background.master_background_step:split_container": "996f294eed8d4deb",
-    "jwst.master_background.master_background_step:MasterBackgroundStep._do_sub":
-        "bf86961e57edf3e6",
+    "jwst.master_background.master_background_step:split_container": {
+        "1.19": "403f4e09b5815b28", "1.20": "403f4e09b5815b28",
+        "2.0": "403f4e09b5815b28", "3.0": "996f294eed8d4deb",
+    },
+    # A method from jwst 2.0; a property reading step.input_model before (see
+    # background_requested).
+    "jwst.master_background.master_background_step:MasterBackgroundStep._do_sub": {
+        "1.19": None, "1.20": None, "2.0": "bf86961e57edf3e6", "3.0": "bf86961e57edf3e6",
+    },
     # crds_parameters / record_reference_file: one CRDS query for the four flats;
     # plus_step.PlusMixin overrides _get_crds_parameters to read behind the guard.
-    "jwst.stpipe.core:JwstStep._get_crds_parameters": "ec5b56e88ec91ce7",
-    "stpipe.step:Step._get_crds_parameters": "60ae5a80437fa5c2",
+    "jwst.stpipe.core:JwstStep._get_crds_parameters": {
+        v: "ec5b56e88ec91ce7" for v in SUPPORTED_JWST
+    },
+    "stpipe.step:Step._get_crds_parameters": {v: "60ae5a80437fa5c2" for v in SUPPORTED_JWST},
     # validation_settings reads the private attributes __init__ stores.
-    "stdatamodels.model_base:DataModel.__init__": "2edd6993ddd7c843",
+    "stdatamodels.model_base:DataModel.__init__": {
+        "1.19": "e02558119b2629f7", "1.20": "1f5cc93ea3429f95",
+        "2.0": "c030941efa29e3c3", "3.0": "2edd6993ddd7c843",
+    },
+    # record_step_status: the status keyword and FAILED from 3.0 on.
+    "jwst.stpipe.utilities:record_step_status": {
+        "1.19": "e178da216a2d7a00", "1.20": "4026ef9041cc0df9",
+        "2.0": "05357fbde2e7da12", "3.0": "fd6da4e2aafd3e19",
+    },
+}
+
+#: Source -> digest at the installed jwst version (empty if it is not supported).
+MIRRORED_SOURCES = {
+    name: digests[JWST_MINOR]
+    for name, digests in _MIRRORED.items()
+    if digests.get(JWST_MINOR) is not None
 }
 
 
@@ -157,7 +234,9 @@ def background_requested(step, container):
 
     Calls ``MasterBackgroundStep._do_sub``
     (jwst/master_background/master_background_step.py), which also logs and
-    records the cases it skips.
+    records the cases it skips. jwst 2.0 and 3.0: a method taking the
+    container. jwst 1.19 and 1.20: a property reading ``step.input_model``,
+    which is set to ``container`` for the call.
 
     Parameters
     ----------
@@ -171,6 +250,10 @@ def background_requested(step, container):
     bool
         True if the background should be subtracted.
     """
+    do_sub = inspect.getattr_static(type(step), "_do_sub")
+    if isinstance(do_sub, property):  # jwst 1.19, 1.20
+        step.input_model = container
+        return step._do_sub
     return step._do_sub(container)
 
 
@@ -180,7 +263,8 @@ def can_interpolate_flat(flat_step, model):
 
     The conditions under which ``FlatFieldStep.process``
     (jwst/flatfield/flat_field_step.py) reaches ``do_correction`` with the
-    reference files of an NRS_MSASPEC exposure.
+    reference files of an NRS_MSASPEC exposure. jwst 1.19 to 2.0 also reuse a
+    stored flat when ``use_correction_pars`` is set (the attribute is gone in 3.0).
 
     Parameters
     ----------
@@ -198,6 +282,7 @@ def can_interpolate_flat(flat_step, model):
         not flat_step.skip
         and not flat_step.inverse
         and flat_step.user_supplied_flat is None
+        and not getattr(flat_step, "use_correction_pars", False)
         and not flat_step.pre_hooks
         and not flat_step.post_hooks
         and model.meta.exposure.type == "NRS_MSASPEC"
@@ -214,9 +299,183 @@ def quiet_below_error():
     (jwst/master_background/master_background_mos_step.py, line 323 in 3.0.0),
     so that the four nested steps' second run does not repeat their logs.
 
+    jwst 1.20 to 3.0 have ``jwst.lib.basic_utils.disable_logging``; jwst 1.19
+    has not, and its step logs the second pass. The block mirrors jwst 3.0's
+    ``disable_logging`` on every version, so the plus step logs alike everywhere.
+
     Returns
     -------
     contextlib.AbstractContextManager
-        jwst's ``disable_logging(level=logging.WARNING)``.
+        A context that raises ``logging.disable`` to WARNING, if lower, while in it.
     """
-    return disable_logging(level=logging.WARNING)
+    return _disable_logging(logging.WARNING)
+
+
+@contextlib.contextmanager
+def _disable_logging(level):
+    """``jwst.lib.basic_utils.disable_logging`` of jwst 1.20 to 3.0."""
+    current_level = logging.root.manager.disable
+    if current_level < level:
+        logging.disable(level)
+        try:
+            yield
+        finally:
+            logging.disable(current_level)
+    else:
+        yield
+
+
+def pixel_index(value):
+    """
+    The integer pixel index of a pixel coordinate (pixel centres at integers).
+
+    ``gwcs.utils.to_index`` (gwcs 0.26 to 1.0, jwst 1.20 to 3.0; ``_toindex``
+    in gwcs 0.25, jwst 1.19): ``floor(value + 0.5)`` as int.
+
+    Parameters
+    ----------
+    value : float or array_like
+        Pixel coordinates.
+
+    Returns
+    -------
+    int or ndarray of int
+        The indices.
+    """
+    return np.asarray(np.floor(np.asarray(value) + 0.5), dtype=int)
+
+
+def prepare_output(step, init):
+    """
+    Open a step's input as a model to work on, as ``JwstStep.prepare_output``.
+
+    ``JwstStep.prepare_output`` (jwst/stpipe/core.py) exists from jwst 1.20. On
+    jwst 1.19 this mirrors what it does with its default arguments: a path is
+    opened with ``datamodels.open``; a list holding models becomes a
+    ``ModelContainer``; a model or container is deep-copied when the step runs
+    standalone (no parent), so the caller's input is never modified.
+
+    Parameters
+    ----------
+    step : `~jwst.stpipe.JwstStep`
+        The step.
+    init : str, path, list, datamodel or container
+        Its input.
+
+    Returns
+    -------
+    datamodel or container
+        The model(s) to work on.
+    """
+    if hasattr(step, "prepare_output"):
+        return step.prepare_output(init)
+    from jwst.datamodels import ModelContainer
+
+    copy_needed = False
+    if isinstance(init, list) and any(isinstance(m, datamodels.JwstDataModel) for m in init):
+        init = ModelContainer(init)
+        copy_needed = True
+    elif isinstance(init, datamodels.JwstDataModel | ModelContainer):
+        copy_needed = True
+    if not isinstance(init, datamodels.JwstDataModel | ModelContainer):
+        return datamodels.open(init)
+    if copy_needed and step.parent is None:
+        return init.copy()
+    return init
+
+
+def jwst_loggers():
+    """
+    The logger names stpipe configures for jwst steps.
+
+    ``JwstStep.get_stpipe_loggers`` (jwst 1.20 to 3.0). stpipe 0.10 (jwst 1.19)
+    configures the root logger instead, so every logger shows; its list is then
+    the one jwst 1.20 gives.
+
+    Returns
+    -------
+    tuple of str
+        Logger names.
+    """
+    if hasattr(JwstStep, "get_stpipe_loggers"):
+        return tuple(JwstStep.get_stpipe_loggers())
+    return ("jwst", "stcal", "stdatamodels", "stpipe", "tweakwcs", "CRDS", "py.warnings")
+
+
+def add_history_entry(model, description):
+    """
+    Add a HISTORY entry to a datamodel.
+
+    ``DataModel.add_history_entry`` from stdatamodels 4.1 (jwst 1.20); with
+    stdatamodels 4.0 (jwst 1.19), appended to ``model.history`` as
+    ``stdatamodels.util.create_history_entry`` makes it.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.DataModel`
+        Modified in place.
+    description : str
+        The entry.
+    """
+    if hasattr(type(model), "add_history_entry"):
+        model.add_history_entry(description)
+        return
+    from stdatamodels.util import create_history_entry
+
+    model.history.append(create_history_entry(description))
+
+
+def table_dtype(model, name):
+    """
+    The numpy dtype of a table attribute of a datamodel, from its schema.
+
+    ``DataModel.get_dtype`` exists from stdatamodels 4.1 (jwst 1.20); with
+    stdatamodels 4.0 (jwst 1.19) the dtype is that of the empty table the
+    schema's default gives.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.DataModel`
+        A model (an empty one serves).
+    name : str
+        The table attribute, e.g. ``"spec_table"``.
+
+    Returns
+    -------
+    numpy.dtype
+        The table's dtype.
+    """
+    if hasattr(type(model), "get_dtype"):
+        return model.get_dtype(name)
+    return getattr(model, name).dtype
+
+
+def record_step_status(datamodel, cal_step, success=True, status=None):
+    """
+    Record a step's status in ``meta.cal_step``, as jwst 3.0's ``record_step_status``.
+
+    jwst 3.0 (jwst/stpipe/utilities.py) takes ``status`` ("COMPLETE",
+    "SKIPPED" or "FAILED"). jwst 1.19 to 2.0 take only ``success`` (False
+    records SKIPPED), and their datamodel schemas have no FAILED: there a
+    ``status`` of "FAILED" records `STATUS_FAILED` (SKIPPED), what those
+    versions' own steps record when they cannot do their work.
+
+    Parameters
+    ----------
+    datamodel : `~stdatamodels.jwst.datamodels.JwstDataModel` or container
+        Modified in place (it is the step's output).
+    cal_step : str
+        The ``meta.cal_step`` attribute.
+    success : bool, optional
+        Without ``status``: COMPLETE if True, else `STATUS_FAILED`.
+    status : {"COMPLETE", "SKIPPED", "FAILED"}, optional
+        The status to record.
+    """
+    if status is None:
+        status = "COMPLETE" if success else STATUS_FAILED
+    if status not in ("COMPLETE", "SKIPPED", "FAILED"):
+        raise ValueError(f"Step status {status} not in COMPLETE, SKIPPED, FAILED")
+    if _HAS_FAILED_STATUS:
+        _jwst_record_step_status(datamodel, cal_step, status=status)
+    else:
+        _jwst_record_step_status(datamodel, cal_step, success=status == "COMPLETE")

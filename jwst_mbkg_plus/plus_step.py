@@ -6,10 +6,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from jwst.stpipe.core import JwstStep
 from stdatamodels.jwst import datamodels
 from stpipe.library import AbstractModelLibrary
 
+from jwst_mbkg_plus.jwst_internals import jwst_loggers, prepare_output
 from jwst_mbkg_plus.safe_io import (
     InputFileError,
     OutputFolderError,
@@ -61,7 +61,7 @@ class PlusMixin:
         tuple of str
             jwst's logger names and this package's.
         """
-        return tuple(JwstStep.get_stpipe_loggers()) + PLUGIN_LOGGERS
+        return jwst_loggers() + PLUGIN_LOGGERS
 
     # Overrides a private stpipe hook (jwst/stpipe/core.py, JwstStep._get_crds_parameters);
     # jwst_internals.MIRRORED_SOURCES records that source, and a test its digest.
@@ -113,10 +113,10 @@ class PlusMixin:
             that cannot be read) and the fix.
         """
         if not isinstance(data, str | os.PathLike):
-            return self.prepare_output(data)
+            return prepare_output(self, data)
         try:
             with reading(data, what):
-                return self.prepare_output(str(data))
+                return prepare_output(self, str(data))
         except InputFileError as err:
             if str(data).endswith(".json"):
                 _find_bad_member(data, err)

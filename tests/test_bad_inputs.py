@@ -39,6 +39,7 @@ from jwst_mbkg_plus.io.user_background import (
     read_user_background,
     write_user_background,
 )
+from jwst_mbkg_plus.jwst_internals import STATUS_FAILED
 from jwst_mbkg_plus.safe_io import (
     PARTIAL_TAG,
     InputFileError,
@@ -207,7 +208,7 @@ def test_truncated_csv_user_background_is_read_or_refused_clearly(tmp_path):
 def test_mos_step_refuses_what_it_cannot_use(make, message, caplog):
     model = make()
     result = MasterBackgroundMosPlusStep.call(model)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert input_checks.mos_input_problem(model)
     assert any(r.levelname == "ERROR" for r in caplog.records)
     import re
@@ -224,14 +225,14 @@ def test_masterbg1d_marked_complete_is_refused_not_skipped():
     model = datamodels.MultiCombinedSpecModel()
     model.meta.cal_step.master_background = "COMPLETE"
     result = MasterBackgroundMosPlusStep.call(model)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
 
 
 def test_already_calibrated_slits_are_refused(caplog):
     model = _mos_model()
     model.meta.cal_step.photom = "COMPLETE"
     result = MasterBackgroundMosPlusStep.call(model)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "runs before flat_field" in caplog.text
 
 
@@ -288,7 +289,7 @@ def test_mos_parameters_at_and_beyond_their_bounds(pars, message):
 def test_mos_step_fails_before_any_work(pars, caplog):
     # No CRDS context is active: any calibration attempt would fail loudly.
     result = MasterBackgroundMosPlusStep.call(_mos_model(), **pars)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "Step failed." in caplog.text
 
 
@@ -298,7 +299,7 @@ def test_mos_step_fails_before_any_work(pars, caplog):
      ("error_extraction_height", 0), ("slit_scale_guard", -1)],
 )
 def test_mos_spec_refuses_values_beyond_bounds(name, value):
-    from stpipe.exceptions import ValidationError
+    from jwst_mbkg_plus.jwst_internals import ParameterValidationError as ValidationError
 
     with pytest.raises(ValidationError, match=name):
         MasterBackgroundMosPlusStep(**{name: value})
@@ -310,7 +311,7 @@ def test_mos_spec_refuses_values_beyond_bounds(name, value):
      ("vet_min_deviation", -0.1), ("user_background_min_overlap", 1.5)],
 )
 def test_spec3_spec_refuses_values_beyond_bounds(name, value):
-    from stpipe.exceptions import ValidationError
+    from jwst_mbkg_plus.jwst_internals import ParameterValidationError as ValidationError
 
     with pytest.raises(ValidationError, match=name):
         MasterBackgroundPlusStep(**{name: value})
@@ -336,11 +337,11 @@ def test_bad_user_background_fails_before_any_work(tmp_path, masterbg1d, deny_re
     for path, message in [(bad, "truncated"), (tmp_path, "is a folder"),
                           (tmp_path / "none.fits", "file not found")]:
         result = MasterBackgroundMosPlusStep.call(_mos_model(), user_background=str(path))
-        assert result.meta.cal_step.master_background == "FAILED"
+        assert result.meta.cal_step.master_background == STATUS_FAILED
         assert message in caplog.text
     deny_read.add(str(masterbg1d))
     result = MasterBackgroundMosPlusStep.call(_mos_model(), user_background=str(masterbg1d))
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "permission denied" in caplog.text
 
 
@@ -381,7 +382,7 @@ def read_only_folders(monkeypatch):
 def test_unwritable_output_dir_fails_the_mos_step_first(tmp_path, caplog, read_only_folders):
     result = MasterBackgroundMosPlusStep.call(_mos_model(), save_background=True,
                                               output_dir=str(tmp_path))
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "cannot be written to (Permission denied)" in caplog.text
     assert list(tmp_path.iterdir()) == []
 
@@ -482,7 +483,7 @@ def test_spec3_all_nan_members_fail(fs_inputs, caplog):
     for model in list(container)[1:]:
         _nan_member(model)
     result = MasterBackgroundPlusStep.call(container)
-    assert result[0].meta.cal_step.master_background == "FAILED"
+    assert result[0].meta.cal_step.master_background == STATUS_FAILED
     assert "no background member has a usable spectrum" in caplog.text
 
 
@@ -505,7 +506,7 @@ def test_spec3_refuses_mos_data(fs_inputs, caplog):
     for m in backgrounds:
         m.meta.asn.exptype = "background"
     result = MasterBackgroundPlusStep.call(ModelContainer([science, *backgrounds]))
-    assert all(m.meta.cal_step.master_background == "FAILED" for m in result)
+    assert all(m.meta.cal_step.master_background == STATUS_FAILED for m in result)
     assert "master_background_mos_plus" in caplog.text
 
 
@@ -517,7 +518,7 @@ def test_spec3_refuses_mos_data(fs_inputs, caplog):
 )
 def test_spec3_parameters_that_cannot_work_fail(fs_inputs, pars, message, caplog):
     result = MasterBackgroundPlusStep.call(make_container(fs_inputs), **pars)
-    assert result[0].meta.cal_step.master_background == "FAILED"
+    assert result[0].meta.cal_step.master_background == STATUS_FAILED
     assert message in caplog.text
 
 
@@ -527,7 +528,7 @@ def test_spec3_no_wavelength_overlap_fails(fs_inputs, caplog):
         for spec in model.spec:
             spec.spec_table["WAVELENGTH"] = spec.spec_table["WAVELENGTH"] + 20.0
     result = MasterBackgroundPlusStep.call(container)
-    assert result[0].meta.cal_step.master_background == "FAILED"
+    assert result[0].meta.cal_step.master_background == STATUS_FAILED
     assert "no overlap" in caplog.text
 
 
@@ -535,7 +536,7 @@ def test_spec3_unreadable_user_background_fails(fs_inputs, masterbg1d, deny_read
     deny_read.add(str(masterbg1d))
     science = fs_inputs.science[0].copy()
     result = MasterBackgroundPlusStep.call(science, user_background=str(masterbg1d))
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "permission denied" in caplog.text
 
 

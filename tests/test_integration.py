@@ -14,7 +14,6 @@ import pytest
 from comparisons import skippable_multislit, strun_executable
 from stdatamodels.jwst import datamodels
 from stpipe import Pipeline, Step
-from stpipe.config_parser import ValidationError
 from stpipe.utilities import import_class, resolve_step_class_alias
 
 import jwst_mbkg_plus
@@ -25,6 +24,7 @@ from jwst_mbkg_plus import (
     Spec3PipelinePlus,
 )
 from jwst_mbkg_plus.integration import get_steps
+from jwst_mbkg_plus.jwst_internals import ParameterValidationError as ValidationError
 
 PLUS_ALIASES = {
     "master_background_mos_plus": MasterBackgroundMosPlusStep,

@@ -8,6 +8,7 @@ import asdf
 import numpy as np
 from stdatamodels.jwst import datamodels
 
+from jwst_mbkg_plus.jwst_internals import table_dtype
 from jwst_mbkg_plus.safe_io import atomic_output
 
 __all__ = ["masterbg1d_model", "plain_record", "write_qa"]
@@ -43,7 +44,7 @@ def masterbg1d_model(wavelength, surf_bright, sb_error, n_input, *, template=Non
         background is a surface brightness.
     """
     n = len(wavelength)
-    dtype = datamodels.CombinedSpecModel().get_dtype("spec_table")
+    dtype = table_dtype(datamodels.CombinedSpecModel(), "spec_table")
     table = np.zeros(n, dtype=dtype)
     table["WAVELENGTH"] = wavelength
     table["FLUX"] = np.nan

@@ -26,6 +26,7 @@ from jwst_mbkg_plus.jwst_internals import (
     HORIZONTAL,
     MICRONS_100,
     crds_parameters,
+    prepare_output,
     record_reference_file,
 )
 from jwst_mbkg_plus.plus_step import PlusMixin
@@ -405,7 +406,7 @@ class FlatFieldReuseStep(PlusMixin, FlatFieldStep):
         if handover is None:
             return super().process(input_data)
         try:
-            output_model = self.prepare_output(input_data)
+            output_model = prepare_output(self, input_data)
             flats = self._reusable_flats(output_model, handover)
             if flats is None:
                 return super().process(output_model)

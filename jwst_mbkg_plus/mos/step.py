@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 
 from jwst.master_background import MasterBackgroundMosStep
-from jwst.stpipe import record_step_status
 from stpipe.step import preserve_step_pars
 
 from jwst_mbkg_plus import input_checks
@@ -12,6 +11,7 @@ from jwst_mbkg_plus.input_checks import ParameterError
 from jwst_mbkg_plus.io.products import plain_record, write_qa
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError
 from jwst_mbkg_plus.io.user_background import UserBackgroundError, read_user_background
+from jwst_mbkg_plus.jwst_internals import record_step_status
 from jwst_mbkg_plus.mos.calibration import calibrate_as_extended, uncalibrate_like_jwst
 from jwst_mbkg_plus.mos.master import master_from_slits, master_from_user
 from jwst_mbkg_plus.mos.options import (

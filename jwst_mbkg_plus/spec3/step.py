@@ -6,12 +6,11 @@ from pathlib import Path
 import numpy as np
 from jwst.datamodels import ModelContainer
 from jwst.master_background import MasterBackgroundStep
-from jwst.stpipe import record_step_status
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.input_checks import spec3_science_problem
 from jwst_mbkg_plus.io.products import masterbg1d_model, write_qa
-from jwst_mbkg_plus.jwst_internals import background_requested, split_container
+from jwst_mbkg_plus.jwst_internals import background_requested, record_step_status, split_container
 from jwst_mbkg_plus.plus_step import PlusMixin
 from jwst_mbkg_plus.spec3 import run, subtract
 

@@ -26,13 +26,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from gwcs.utils import to_index
 from jwst.assign_wcs import nirspec
 from jwst.assign_wcs.assign_wcs import load_wcs
 from jwst.assign_wcs.util import NoDataOnDetectorError
 from stdatamodels.jwst import datamodels
 
 import jwst_mbkg_plus.synthetic.instrument as instrument
+from jwst_mbkg_plus.jwst_internals import pixel_index
 from jwst_mbkg_plus.synthetic.msa_file import PROGRAM
 from jwst_mbkg_plus.synthetic.noise import add_hot_pixels, photon_noise
 
@@ -171,8 +171,8 @@ def slit_geometry(wcs_model, slit):
         ``slit_y`` (slit frame), ``x_msa``, ``y_msa`` [m].
     """
     slit_wcs = nirspec.nrs_wcs_set_input(wcs_model, slit.name)
-    xlo, xhi = (int(v) for v in to_index(slit_wcs.bounding_box[0]))
-    ylo, yhi = (int(v) for v in to_index(slit_wcs.bounding_box[1]))
+    xlo, xhi = (int(v) for v in pixel_index(slit_wcs.bounding_box[0]))
+    ylo, yhi = (int(v) for v in pixel_index(slit_wcs.bounding_box[1]))
     y, x = np.mgrid[ylo:yhi, xlo:xhi].astype(float)
     det2slit = slit_wcs.get_transform("detector", "slit_frame")
     xs, ys, lam = det2slit(x, y, with_bounding_box=False)

@@ -36,6 +36,7 @@ import numpy as np
 from jwst.datamodels import ModelContainer
 from stdatamodels.jwst import datamodels
 
+from jwst_mbkg_plus.jwst_internals import table_dtype
 from jwst_mbkg_plus.synthetic.spec3_modes import (
     MODE_SETUP,
     MODES,
@@ -224,7 +225,7 @@ def _background_x1d(mode, index, rng, params, *, contaminated):
     sigma = params["spectrum_noise"] * injected_background(wave, mode=mode)
     bkg = truth + rng.normal(size=wave.shape) * sigma
 
-    table = np.zeros(wave.size, dtype=datamodels.SpecModel().get_dtype("spec_table"))
+    table = np.zeros(wave.size, dtype=table_dtype(datamodels.SpecModel(), "spec_table"))
     table["WAVELENGTH"] = wave
     table["NPIXELS"] = 20.0
     nodded = params["nodded"]

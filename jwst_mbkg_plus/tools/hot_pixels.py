@@ -26,6 +26,7 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
+from jwst_mbkg_plus.jwst_internals import add_history_entry
 from jwst_mbkg_plus.safe_io import atomic_save_model
 from jwst_mbkg_plus.tools import ToolInputError, check_output_path, tool_reading
 
@@ -302,7 +303,8 @@ def flag_pixels(rate_file, output, *, pixels=(), auto=False, sigma=8.0, window=7
         dq[..., mask] |= np.uint32(flag_value)
         model.dq = dq
         ys, xs = np.nonzero(mask)
-        model.add_history_entry(
+        add_history_entry(
+            model,
             f"jwst-mbkg-plus flag-pixels from {rate_file.name}: DQ |= {flag_value} at "
             f"{int(mask.sum())} pixels ({len(set(given))} given, {n_found} found)"
         )

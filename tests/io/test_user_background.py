@@ -22,6 +22,7 @@ from jwst_mbkg_plus.io.user_background import (
     read_user_background,
     write_user_background,
 )
+from jwst_mbkg_plus.jwst_internals import table_dtype
 
 N = 40
 WAVE = np.linspace(0.6, 5.3, N)
@@ -65,7 +66,7 @@ def _x1d(path, n_spectra=1, offsets=None):
     model = datamodels.MultiSpecModel()
     for k in range(n_spectra):
         spec = datamodels.SpecModel()
-        tab = np.zeros(N, dtype=spec.get_dtype("spec_table"))
+        tab = np.zeros(N, dtype=table_dtype(spec, "spec_table"))
         tab["WAVELENGTH"] = WAVE
         tab["FLUX"] = 1e-6
         tab["SURF_BRIGHT"] = SB + (0 if offsets is None else offsets[k])
@@ -428,7 +429,7 @@ def test_x1d_spectrum_index(tmp_path):
 
 
 def test_c1d_round_trip(tmp_path):
-    tab = np.zeros(N, dtype=datamodels.CombinedSpecModel().get_dtype("spec_table"))
+    tab = np.zeros(N, dtype=table_dtype(datamodels.CombinedSpecModel(), "spec_table"))
     tab["WAVELENGTH"], tab["SURF_BRIGHT"], tab["SB_ERROR"] = WAVE, SB, ERR
     tab["FLUX"] = 1.0
     with datamodels.CombinedSpecModel(spec_table=tab) as model:

@@ -17,6 +17,7 @@ from jwst_mbkg_plus import (
     MasterBackgroundMosPlusStep,
     Spec2PipelinePlus,
 )
+from jwst_mbkg_plus.jwst_internals import STATUS_FAILED
 from jwst_mbkg_plus.synthetic import extract_slits
 
 
@@ -198,7 +199,7 @@ def test_bkg_slits_and_unknown_ids(synthetic_instrument, noiseless):
     names = [str(n) for n in truth.background_names()]
     with local_crds_context(synthetic_instrument):
         failed = MasterBackgroundMosPlusStep.call(noiseless["slits"], bkg_slits=["no_such_slit"])
-        assert failed.meta.cal_step.master_background == "FAILED"
+        assert failed.meta.cal_step.master_background == STATUS_FAILED
         np.testing.assert_array_equal(failed.slits[0].data, noiseless["slits"].slits[0].data)
         only_two = MasterBackgroundMosPlusStep.call(
             noiseless["slits"], bkg_slits=names[:2], vet_spectra=False
@@ -315,7 +316,7 @@ def test_bad_user_background_fails_cleanly(
     before = path.read_bytes()
     with local_crds_context(synthetic_instrument):
         result = MasterBackgroundMosPlusStep.call(noiseless["slits"], user_background=str(path))
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert message in caplog.text and "bad_sky.csv" in caplog.text
     assert path.read_bytes() == before
     for a, b in zip(result.slits, noiseless["before"].slits, strict=True):
@@ -491,7 +492,7 @@ def test_bkg_slits_naming_sources_are_caught_by_evidence(synthetic_instrument, n
     backgrounds = [s.name for s in slits.slits if "BKG" in str(s.source_name)]
     with local_crds_context(synthetic_instrument):
         only_sources = MasterBackgroundMosPlusStep.call(slits, bkg_slits=sources)
-        assert only_sources.meta.cal_step.master_background == "FAILED"
+        assert only_sources.meta.cal_step.master_background == STATUS_FAILED
         assert "Every slitlet named in bkg_slits is a source slitlet" in caplog.text
         mixed = MasterBackgroundMosPlusStep.call(slits, bkg_slits=[*backgrounds, sources[0]])
     assert mixed.meta.cal_step.master_background == "COMPLETE"
@@ -516,5 +517,5 @@ def test_no_valid_background_pixel_fails_with_the_reason(synthetic_instrument, n
             slit.dq = slit.dq | 1
     with local_crds_context(synthetic_instrument):
         result = MasterBackgroundMosPlusStep.call(slits)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "no valid calibrated pixel" in caplog.text

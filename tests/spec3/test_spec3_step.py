@@ -22,6 +22,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundPlusStep, Spec3PipelinePlus
 from jwst_mbkg_plus.io.products import read_qa
+from jwst_mbkg_plus.jwst_internals import STATUS_FAILED
 from jwst_mbkg_plus.spec3 import collect, run, subtract
 from jwst_mbkg_plus.spec3 import master as spec3_master
 from jwst_mbkg_plus.synthetic.spec3_inputs import (
@@ -188,7 +189,7 @@ def test_single_slit_model_without_user_background_fails_saying_so(caplog):
     inputs = make_spec3_inputs("NRS_FIXEDSLIT", n_science=1, seed=3)
     slit = datamodels.SlitModel(inputs.science[0].slits[0].instance)
     result = MasterBackgroundPlusStep.call(slit)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("SlitModel cannot be handled without a user_background" in m for m in warnings)
     assert not any("skipped" in m.lower() for m in warnings)
@@ -374,7 +375,7 @@ def test_failed_without_background_members():
     science_only = ModelContainer([m for m in container if m.meta.asn.exptype == "science"])
     science_only.asn_table = container.asn_table
     result = MasterBackgroundPlusStep.call(science_only)
-    assert result[0].meta.cal_step.master_background == "FAILED"
+    assert result[0].meta.cal_step.master_background == STATUS_FAILED
     np.testing.assert_array_equal(result[0].data, inputs.science[0].data)
 
 

@@ -15,6 +15,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.cli import handle_args
 from jwst_mbkg_plus.io.user_background import read_user_background
+from jwst_mbkg_plus.jwst_internals import table_dtype
 from jwst_mbkg_plus.tools import ToolInputError
 from jwst_mbkg_plus.tools.hot_pixels import find_hot_pixels, flag_pixels, parse_pixel
 from jwst_mbkg_plus.tools.master import combine_background_spectra, make_master_background
@@ -38,7 +39,7 @@ def _x1d(path, n_spectra, *, seed, contaminated=(), noise=0.01):
     rng = np.random.default_rng(seed)
     model = datamodels.MultiSpecModel()
     model.meta.exposure.type = "NRS_MSASPEC"
-    dtype = datamodels.SpecModel().get_dtype("spec_table")
+    dtype = table_dtype(datamodels.SpecModel(), "spec_table")
     for i in range(n_spectra):
         wave = np.linspace(1.66 + 0.002 * i, 3.17 - 0.003 * i, 1800 + 7 * i)
         sb = _true_background(wave)

@@ -8,6 +8,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import plots as qa_plots
 from jwst_mbkg_plus.io.products import read_qa
+from jwst_mbkg_plus.jwst_internals import table_dtype
 from jwst_mbkg_plus.plots.figure import natural_key
 from jwst_mbkg_plus.tools import plot as tool_plot
 from jwst_mbkg_plus.tools.plot import plot_files
@@ -132,7 +133,7 @@ def test_master_spectrum_legend_says_what_it_is():
     x1d = datamodels.MultiSpecModel()
     for _ in range(2):
         spec = datamodels.SpecModel()
-        spec.spec_table = np.zeros(5, dtype=spec.get_dtype("spec_table"))
+        spec.spec_table = np.zeros(5, dtype=table_dtype(spec, "spec_table"))
         x1d.spec.append(spec)
     assert [s[0] for s in tool_plot._x1d_spectra(x1d)] == ["spectrum 1", "spectrum 2"]
 
