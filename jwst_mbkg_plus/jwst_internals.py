@@ -55,6 +55,7 @@ __all__ = [
     "pixel_index",
     "quiet_below_error",
     "record_reference_file",
+    "reference_files_used",
     "record_step_status",
     "split_container",
     "table_dtype",
@@ -226,6 +227,23 @@ def record_reference_file(step, reftype, header_name):
         ``"crds://<file>"`` or ``"N/A"``.
     """
     step._reference_files_used.append((reftype, header_name))
+
+
+def reference_files_used(step):
+    """
+    The reference files a step has read, as ``Step.get_reference_file`` records them.
+
+    Parameters
+    ----------
+    step : `~stpipe.Step`
+        The step (its ``_reference_files_used`` list, stpipe 0.10 to 1.1).
+
+    Returns
+    -------
+    list of tuple
+        ``(reftype, path or "crds://<file>" or "N/A")``, in the order read.
+    """
+    return list(step._reference_files_used)
 
 
 def background_requested(step, container):

@@ -105,10 +105,12 @@ def spectrum_name(spec, index):
     -------
     str
         The first of ``name``, ``slitlet_id``, ``source_name`` that is set, else
-        ``index``.
+        ``index``. A ``slitlet_id`` of 0 is not a slitlet: it is what an unset
+        one reads as in the schemas of jwst 1.19 (stdatamodels 4.0).
     """
     for attr in ("name", "slitlet_id", "source_name"):
         value = getattr(spec, attr, None)
-        if value not in (None, ""):
-            return str(value)
+        if value in (None, "") or (attr == "slitlet_id" and value == 0):
+            continue
+        return str(value)
     return str(index)

@@ -49,6 +49,10 @@ def write_dflat(path, *, detector):
         data[k] = cf.dflat_image(wave, x, y, detector)
     model = datamodels.NirspecFlatModel()
     model.data = data
+    # Explicit DQ and ERR (zeros, as stdatamodels >= 4.1 defaults them): with
+    # stdatamodels 4.0 (jwst 1.19) they would stay empty and flat_field fail.
+    model.dq = np.zeros(data.shape, dtype=np.uint32)
+    model.err = np.zeros(data.shape, dtype=np.float32)
     model.wavelength = plane_wavelengths()
     model.flat_table = fast_table(lambda w: cf.dflat_fast(w, detector))
     set_meta(
@@ -84,6 +88,8 @@ def write_sflat(path, *, detector, filter_name, grating):
     y = np.arange(DETECTOR_SIZE, dtype=np.float64)[:, np.newaxis]
     model = datamodels.NirspecFlatModel()
     model.data = cf.sflat_image(x, y, detector, filter_name, grating).astype(np.float32)
+    model.dq = np.zeros(model.data.shape, dtype=np.uint32)
+    model.err = np.zeros(model.data.shape, dtype=np.float32)
     model.flat_table = fast_table(lambda w: cf.sflat_fast(w, detector, filter_name, grating))
     set_meta(
         model,

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import time
+from importlib import metadata
 from pathlib import Path
 
 import jwst_mbkg_plus.synthetic.calibration as calibration
@@ -304,6 +305,10 @@ def _params(gratings, detectors):
         "sources": _source_digest(),
         "gratings": list(gratings),
         "detectors": list(detectors),
+        # Reference files and WCS are written with the installed datamodels and
+        # read back by the installed jwst: each supported version gets its own build.
+        "jwst": metadata.version("jwst"),
+        "stdatamodels": metadata.version("stdatamodels"),
     }
 
 

@@ -561,14 +561,18 @@ def test_writer_round_trip_and_jwst_reads_it(tmp_path):
 
     # jwst's own user-background path: masterbg1d -> np.interp per pixel.
     pix_wave = np.tile(np.linspace(1.0, 5.0, 12), (4, 1))
-    slit = datamodels.SlitModel(
+    # A MultiSlitModel: what every supported jwst's expand_to_2d accepts (jwst 1.19
+    # takes no bare SlitModel).
+    slits = datamodels.MultiSlitModel()
+    slits.slits.append(datamodels.SlitModel(
         data=np.zeros((4, 12), np.float32), dq=np.zeros((4, 12), np.uint32), wavelength=pix_wave
-    )
-    slit.meta.exposure.type = "NRS_FIXEDSLIT"
+    ))
+    slits.meta.exposure.type = "NRS_FIXEDSLIT"
+    slits.slits[0].source_type = "EXTENDED"
     before = _sha(path)
-    bkg2d = expand_to_2d(slit, str(path))
+    bkg2d = expand_to_2d(slits, str(path))
     assert _sha(path) == before
-    np.testing.assert_allclose(bkg2d.data, np.interp(pix_wave, WAVE, SB), rtol=1e-6)
+    np.testing.assert_allclose(bkg2d.slits[0].data, np.interp(pix_wave, WAVE, SB), rtol=1e-6)
 
 
 def test_writer_units_and_overwrite(tmp_path):

@@ -233,6 +233,7 @@ def test_user_background_from_truth_csv(synthetic_instrument, noiseless, tmp_pat
         assert np.median(np.abs(subtracted[good] / true_rate[good] - 1)) < 1e-3
 
 
+@pytest.mark.compat
 def test_jwst_equivalent_settings_match_stock(synthetic_instrument, noiseless):
     """
     With jwst-equivalent settings the output and the subtracted background are jwst's.
@@ -269,6 +270,7 @@ def test_jwst_equivalent_settings_match_stock(synthetic_instrument, noiseless):
     assert compared > 1000
 
 
+@pytest.mark.compat
 def test_spec2_pipeline_plus_notebook_dict(
     synthetic_instrument, small_mos_exposure, tmp_path, monkeypatch
 ):

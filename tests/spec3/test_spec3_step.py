@@ -442,6 +442,7 @@ def _skip_later():
     return {name: {"skip": True} for name in LATER_STEPS}
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("mode", MODES)
 def test_spec3_pipeline_plus_call_from_association(mode, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -118,6 +118,7 @@ def test_wavelengths_in_range_and_monotonic(chain, small_mos_exposure, det):
         assert 0.8e-3 < np.median(dwl[good]) < 1.6e-3
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("det", DETECTORS)
 def test_calibrated_background_equals_truth(chain, det):
     run = chain[det]
