@@ -1,19 +1,11 @@
 """Every jwst, stpipe, stdatamodels and gwcs internal the package uses: the compatibility layer.
 
-jwst_mbkg_plus supports jwst 1.19 to 3.0 (1.19.x with stpipe 0.10, stdatamodels
-4.0 and gwcs 0.25; 1.20.x with stpipe 0.11, stdatamodels 4.1, gwcs 0.26; 2.0.x
-with stpipe 1.1, stdatamodels 5.0, gwcs 1.0; 3.0.x with stpipe 1.1,
-stdatamodels 6.0, gwcs 1.0). Every difference between those versions that the
-package meets is handled here, and only here: no other module tests a version.
-
-The names here are either not public (a leading underscore, or missing from
-their module's ``__all__``), differ between the supported versions, or stand
-for a piece of jwst logic that the plus steps copy instead of calling. Each
-names the jwst versions it covers and the jwst source it mirrors, and
-`MIRRORED_SOURCES` records, per supported jwst minor version, a digest of each
-such source: ``tests/test_package_layout.py`` fails, naming the source, when a
-jwst release changes one (or is not in the table at all), so that a new check
-in jwst is never skipped without anyone noticing.
+Supported: jwst 1.19.x (stpipe 0.10, stdatamodels 4.0, gwcs 0.25), 1.20.x (0.11,
+4.1, 0.26), 2.0.x (1.1, 5.0, 1.0) and 3.0.x (1.1, 6.0, 1.0). Every difference between
+them that the package meets is handled here, and only here. Each name says which
+versions it covers and which jwst source it mirrors; `_MIRRORED` holds a digest of
+each such source per supported version, and ``tests/test_package_layout.py`` fails,
+naming the source, when a jwst release changes one or is not in the table.
 
 Nothing else in the package may touch a private attribute of a jwst, stpipe or
 stdatamodels object.
@@ -89,6 +81,12 @@ _MIRRORED = {
         "1.19": "4e78c1e3e9c2e2a3", "1.20": "94ffc1748fdd905a",
         "2.0": "be3c7ebd5ce4431a", "3.0": "8c3320310f90b773",
     },
+    # The plus steps apply flats through it and use the model it returns (a copy in
+    # jwst 1.19 and 1.20, the input itself from 2.0).
+    "jwst.flatfield.flat_field:do_correction": {
+        "1.19": "acebbb57fe15df60", "1.20": "acebbb57fe15df60",
+        "2.0": "832109ce03374266", "3.0": "832109ce03374266",
+    },
     # interpolate_slit_flat reproduces it without validating the SlitModel.
     "jwst.flatfield.flat_field:flat_for_nirspec_slit": {
         "1.19": "97a0cb94eff1db14", "1.20": "97a0cb94eff1db14",
@@ -119,10 +117,9 @@ _MIRRORED = {
     },
     # crds_parameters / record_reference_file: one CRDS query for the four flats;
     # plus_step.PlusMixin overrides _get_crds_parameters to read behind the guard.
-    "jwst.stpipe.core:JwstStep._get_crds_parameters": {
-        v: "ec5b56e88ec91ce7" for v in SUPPORTED_JWST
-    },
-    "stpipe.step:Step._get_crds_parameters": {v: "60ae5a80437fa5c2" for v in SUPPORTED_JWST},
+    "jwst.stpipe.core:JwstStep._get_crds_parameters": dict.fromkeys(SUPPORTED_JWST,
+                                                                   "ec5b56e88ec91ce7"),
+    "stpipe.step:Step._get_crds_parameters": dict.fromkeys(SUPPORTED_JWST, "60ae5a80437fa5c2"),
     # validation_settings reads the private attributes __init__ stores.
     "stdatamodels.model_base:DataModel.__init__": {
         "1.19": "e02558119b2629f7", "1.20": "1f5cc93ea3429f95",
@@ -330,8 +327,8 @@ def quiet_below_error():
 
 
 @contextlib.contextmanager
-def _disable_logging(level):
-    """``jwst.lib.basic_utils.disable_logging`` of jwst 1.20 to 3.0."""
+def _disable_logging(level):  # jwst.lib.basic_utils.disable_logging of jwst 1.20 to 3.0
+
     current_level = logging.root.manager.disable
     if current_level < level:
         logging.disable(level)
@@ -461,7 +458,6 @@ def table_dtype(model, name):
     Returns
     -------
     numpy.dtype
-        The table's dtype.
     """
     if hasattr(type(model), "get_dtype"):
         return model.get_dtype(name)

@@ -277,7 +277,8 @@ def uncalibrate_like_jwst(step, forward, wavelength, surf_bright):
                 match_nans_and_flags(slit)
 
         if forward.flat is not None:
-            flat_field.do_correction(
+            # The returned model: jwst 1.19 and 1.20 flat-field a copy, 2.0 on in place.
+            background, _ = flat_field.do_correction(
                 background, user_supplied_flat=forward.flat.flats, inverse=True
             )
         else:
