@@ -314,9 +314,10 @@ def quiet_below_error():
     (jwst/master_background/master_background_mos_step.py, line 323 in 3.0.0),
     so that the four nested steps' second run does not repeat their logs.
 
-    jwst 1.20 to 3.0 have ``jwst.lib.basic_utils.disable_logging``; jwst 1.19
-    has not, and its step logs the second pass. The block mirrors jwst 3.0's
-    ``disable_logging`` on every version, so the plus step logs alike everywhere.
+    jwst 1.20 to 3.0 have ``jwst.lib.basic_utils.disable_logging``, jwst 1.19
+    has not (and the stock steps of 1.19 to 2.0 log their second pass). The block
+    mirrors jwst 3.0's ``disable_logging`` on every version, so the plus step logs
+    alike everywhere.
 
     Returns
     -------
