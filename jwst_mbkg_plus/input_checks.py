@@ -14,9 +14,12 @@ from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_
 __all__ = [
     "MOS_EXP_TYPES",
     "ParameterError",
+    "calibration_failure",
+    "list_parameter",
     "mos_calibration_problem",
     "mos_input_problem",
     "mos_parameter_problem",
+    "mos_slit_problem",
     "spec3_science_problem",
 ]
 
@@ -33,6 +36,42 @@ _SPEC3_HINT = (
 
 class ParameterError(ValueError):
     """Step parameters that contradict each other."""
+
+
+def list_parameter(value, name):
+    """
+    Normalise a list parameter as users type it to a list of distinct strings.
+
+    ``strun --bkg_slits=12`` gives the string ``'12'``, ``--bkg_slits=12,13`` a
+    list, a steps dict may give ``12``, ``[12, 13]`` or ``'12, 13'``, an ASDF
+    parameter file a list or a string: all become ``['12']`` or
+    ``['12', '13']``. Repeated entries are dropped with a warning.
+
+    Parameters
+    ----------
+    value : None, str, int or sequence
+        The parameter's value.
+    name : str
+        The parameter's name, for the warning.
+
+    Returns
+    -------
+    list of str or None
+        None if ``value`` is None, else the entries in order, each once.
+    """
+    if value is None:
+        return None
+    items = [value] if isinstance(value, (str, bytes, int, float)) else list(value)
+    entries = []
+    for item in items:
+        text = item.decode() if isinstance(item, bytes) else str(item)
+        entries.extend(t.strip() for t in text.split(",") if t.strip())
+    unique = list(dict.fromkeys(entries))
+    if len(unique) < len(entries):
+        repeated = sorted({e for e in entries if entries.count(e) > 1})
+        log.warning("%s names %s more than once; each is used once.", name,
+                    ", ".join(repeated))
+    return unique
 
 
 def _exp_type(model):
@@ -67,6 +106,12 @@ def mos_input_problem(model):
             "(the output of srctype in calwebb_spec2) as the input."
         )
     exp_type = _exp_type(model)
+    if exp_type is None and isinstance(model, datamodels.MultiSlitModel):
+        return (
+            f"{name} has no exposure type (meta.exposure.type, FITS keyword EXP_TYPE, is "
+            "not set), so jwst cannot choose its reference files: set it (NRS_MSASPEC for "
+            "NIRSpec MOS) or give the output of calwebb_spec2's srctype, which keeps it."
+        )
     if exp_type is not None and exp_type not in MOS_EXP_TYPES:
         return (
             f"{name} holds {exp_type} data; master_background_mos_plus handles NIRSpec "
@@ -84,6 +129,86 @@ def mos_input_problem(model):
             "metadata file (MSAMETFL) and that extract_2d ran on this exposure."
         )
     return ""
+
+
+def _slit_defect(slit):
+    """What makes one slit unusable by the nested calibration steps, or ''."""
+    data = getattr(slit, "data", None)
+    if data is None or getattr(data, "size", 0) == 0:
+        return "holds no data (zero-size SCI array)"
+    if data.ndim != 2:
+        return f"has {data.ndim}-D data of shape {data.shape}, not a 2-D cutout"
+    try:
+        wcs = slit.meta.wcs
+    except AttributeError:
+        wcs = None
+    if wcs is None:
+        return "has no WCS (meta.wcs), which flat_field and photom need"
+    return ""
+
+
+def mos_slit_problem(model):
+    """
+    Say which slits the nested calibration steps cannot handle, or ''.
+
+    jwst's flat_field, pathloss and barshadow fail deep inside on a slit
+    without WCS or without data; this names every such slit first.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The input slits (already checked with `mos_input_problem`).
+
+    Returns
+    -------
+    str
+        The slits, what is wrong with each and the fix, or ''.
+    """
+    from jwst_mbkg_plus.io.slits import slit_label
+
+    bad = []
+    for slit in model.slits:
+        defect = _slit_defect(slit)
+        if defect:
+            bad.append(f"slit {slit_label(slit)} {defect}")
+    if not bad:
+        return ""
+    name = model.meta.filename or "the input"
+    return (
+        f"{name}: {len(bad)} of {len(model.slits)} slits cannot be calibrated: "
+        + "; ".join(bad[:5]) + ("; ..." if len(bad) > 5 else "")
+        + ". Give the output of extract_2d/srctype run on this exposure (extract_2d "
+        "attaches each slit's WCS and cutout), or remove those slits."
+    )
+
+
+def calibration_failure(err):
+    """
+    The message for an exception raised inside jwst's nested calibration steps.
+
+    Parameters
+    ----------
+    err : Exception
+        What flat_field, pathloss, barshadow or photom raised.
+
+    Returns
+    -------
+    str
+        What failed, where, and what to check.
+    """
+    where = ""
+    tb = err.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("jwst."):
+            where = module
+        tb = tb.tb_next
+    return (
+        f"the calibration pass (flat_field, pathloss, barshadow, photom, run as jwst runs "
+        f"them) failed{' in ' + where if where else ''}: {type(err).__name__}: {err}. The "
+        "input slits or the reference files do not fit each other: check that the input is "
+        "the output of srctype for this exposure and that CRDS serves this instrument mode."
+    )
 
 
 def mos_calibration_problem(model):

@@ -69,8 +69,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
     # Keys added here merge with jwst's spec along the MRO.
     spec = """
-        bkg_slits = string_list(default=None)  # Slitlet ids or source names to use as background (default: the MSA file's BKG/BACKGROUND slitlets)
-        exclude_slits = string_list(default=None)  # Slitlet ids or source names never to use as background
+        bkg_slits = force_list(default=None)  # Slitlet ids or source names to use as background, one or several (12 or 12,13) (default: the MSA file's BKG/BACKGROUND slitlets)
+        exclude_slits = force_list(default=None)  # Slitlet ids or source names never to use as background, one or several
         bkg_method = option("full_slitlet", "extract_1d", default="full_slitlet")  # 1-D background per slitlet: all calibrated pixels binned in wavelength, or jwst's resample_spec + extract_1d
         combine_method = option("clipped_mean", "median", "weighted_mean", "mean", "jwst", default="clipped_mean")  # Per-wavelength combination of the background spectra; 'jwst' is combine_1d (needs bkg_method='extract_1d')
         min_spectra = integer(default=2, min=1)  # Fewest background spectra for the robust combination; fewer falls back to their mean, recorded in N_INPUT
@@ -106,6 +106,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             step runs standalone.
         """
         self._flat_handover = None
+        self.bkg_slits = input_checks.list_parameter(self.bkg_slits, "bkg_slits")
+        self.exclude_slits = input_checks.list_parameter(self.exclude_slits, "exclude_slits")
         contradiction = self._parameter_problem()
         if contradiction:
             raise ParameterError(f"{type(self).__name__}: {contradiction}")
@@ -131,6 +133,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             or input_checks.mos_parameter_problem(self, output_model)
             or self._user_background_problem()
             or self.output_problem()
+            or input_checks.mos_slit_problem(output_model)
         )
         if problem:
             return self._fail(output_model, problem)
@@ -143,9 +146,12 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         with preserve_step_pars(self):
             self.set_pars_from_parent()
             log.info("Calibrating all slits as extended: flat_field, pathloss, barshadow, photom")
-            forward = calibrate_as_extended(
-                self, output_model, keep_flat=takes_flat or jwst_arithmetic
-            )
+            try:
+                forward = calibrate_as_extended(
+                    self, output_model, keep_flat=takes_flat or jwst_arithmetic
+                )
+            except Exception as err:  # noqa: BLE001 - no jwst exception reaches the user
+                return self._fail(output_model, input_checks.calibration_failure(err))
             self._flat_handover = forward.flat if takes_flat else None
             try:
                 if self.user_background:
