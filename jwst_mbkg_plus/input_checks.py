@@ -7,6 +7,7 @@ somewhere deep inside jwst, crds or numpy.
 
 import logging
 
+import numpy as np
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits
@@ -15,6 +16,8 @@ __all__ = [
     "MOS_EXP_TYPES",
     "ParameterError",
     "calibration_failure",
+    "unique_files",
+    "unique_members",
     "list_parameter",
     "mos_calibration_problem",
     "mos_input_problem",
@@ -72,6 +75,88 @@ def list_parameter(value, name):
         log.warning("%s names %s more than once; each is used once.", name,
                     ", ".join(repeated))
     return unique
+
+
+def _model_digest(model):
+    """A digest of a model's values (spectra tables, or the data array)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    spectra = getattr(model, "spec", None)
+    if spectra is not None and len(spectra):
+        for spec in spectra:
+            digest.update(np.asarray(spec.spec_table).tobytes())
+    elif getattr(model, "data", None) is not None:
+        digest.update(np.ascontiguousarray(model.data).tobytes())
+    else:
+        return None
+    return digest.hexdigest()
+
+
+def unique_members(models, what="background member"):
+    """
+    Drop repeated models (the same values twice) with a warning naming them.
+
+    Parameters
+    ----------
+    models : sequence of `~stdatamodels.jwst.datamodels.JwstDataModel`
+        E.g. the background members of an association.
+    what : str, optional
+        What they are, for the warning.
+
+    Returns
+    -------
+    list
+        The models, each once, in order.
+    """
+    seen, kept = {}, []
+    for model in models:
+        key = _model_digest(model)
+        name = getattr(model.meta, "filename", None) or f"{what} {len(kept) + 1}"
+        if key is not None and key in seen:
+            log.warning("%s %s holds the same values as %s: used once, not counted twice.",
+                        what.capitalize(), name, seen[key])
+            continue
+        if key is not None:
+            seen[key] = name
+        kept.append(model)
+    return kept
+
+
+def unique_files(paths, what="input file"):
+    """
+    Drop files given twice (same file, or identical content) with a warning.
+
+    Parameters
+    ----------
+    paths : sequence of str or `~pathlib.Path`
+        The files, in order.
+    what : str, optional
+        What they are, for the warning.
+
+    Returns
+    -------
+    list of `~pathlib.Path`
+        The files, each once, in order.
+    """
+    import hashlib
+    from pathlib import Path
+
+    seen, kept = {}, []
+    for path in paths:
+        path = Path(path)
+        try:
+            key = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        except OSError:
+            key = None
+        key = key or str(path.resolve())
+        if key in seen:
+            log.warning("%s %s is the same as %s: used once, not counted twice.",
+                        what.capitalize(), path, seen[key])
+            continue
+        seen[key] = path
+        kept.append(path)
+    return kept
 
 
 def _exp_type(model):

@@ -7,7 +7,7 @@ from jwst.master_background import MasterBackgroundMosStep
 from jwst.stpipe import record_step_status
 from stpipe.step import preserve_step_pars
 
-from jwst_mbkg_plus import input_checks
+from jwst_mbkg_plus import input_checks, output_checks
 from jwst_mbkg_plus.input_checks import ParameterError
 from jwst_mbkg_plus.io.products import plain_record, write_qa
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError
@@ -16,12 +16,15 @@ from jwst_mbkg_plus.mos.calibration import calibrate_as_extended, uncalibrate_li
 from jwst_mbkg_plus.mos.master import master_from_slits, master_from_user
 from jwst_mbkg_plus.mos.options import (
     JWST_EQUIVALENT_SETTINGS,
+    REJECTED_DQ,
     MasterBackgroundError,
     MasterOptions,
 )
 from jwst_mbkg_plus.mos.qa import log_summary, residual_qa
+from jwst_mbkg_plus.mos.slit_spectra import wavelength_range
 from jwst_mbkg_plus.mos.subtract import subtract_master
 from jwst_mbkg_plus.plus_step import PlusMixin
+from jwst_mbkg_plus.safe_io import OutputWriteError
 
 __all__ = ["JWST_EQUIVALENT_SETTINGS", "MasterBackgroundMosPlusStep"]
 
@@ -86,6 +89,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="auto")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC whose extra terms pass an F-test against the constant at p = 0.01)
         slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
         slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
+        user_background_min_overlap = float(default=0.5, min=0, max=1)  # Smallest fraction of the science wavelength range the master background (computed or given) must cover; less ends FAILED
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
         visit_companions = force_list(default=None)  # Visit master: other exposures of the same visit and detector whose background slitlets join the master, each at a fitted sky level: files (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files), spec2 association files (their science members of this exposure's visit and detector), or 'association' (in calwebb_spec2_plus: the other science members of the association it runs on); default: this exposure's alone
     """  # noqa: E501
@@ -162,6 +166,12 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     master = self._visit_master(forward.model, options)
                 else:
                     master = master_from_slits(self, forward.model, options)
+                problem = output_checks.coverage_problem(
+                    master.wavelength, master.surf_bright, wavelength_range(forward.model),
+                    self.user_background_min_overlap,
+                    what="user background" if self.user_background else "master background")
+                if problem:
+                    raise MasterBackgroundError(problem)
                 if jwst_arithmetic:
                     log.info(
                         "Un-calibrating the master background as jwst does: "
@@ -186,6 +196,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         qa = residual_qa(result, forward, master, background_2d,
                          propagate_errors=options.propagate_errors)
         master.qa.update(qa)
+        output_checks.mos_result_checks(result, background_2d, master, REJECTED_DQ,
+                                        guard=not jwst_arithmetic)
         master.qa["step"] = self.class_alias
         # The QA record travels with the product (saved in its ASDF extension).
         result.meta.master_background_qa = plain_record(master.qa)
@@ -194,6 +206,18 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
         record_step_status(result, "master_background", status="COMPLETE")
         log_summary(master)
+        try:
+            self._save_products(result, master, background_2d)
+        except OutputWriteError as err:
+            log.error("%s The background was subtracted but its products are incomplete. "
+                      "Step failed.", err)
+            record_step_status(result, "master_background", status="FAILED")
+        background_2d.close()
+        forward.model.close()
+        return result
+
+    def _save_products(self, result, master, background_2d):
+        """Save masterbg1d, masterbg2d, bkgx1d and the QA record as asked."""
         if self.save_background:
             master_1d = master.to_model(template=result)
             self.save_model(master_1d, suffix="masterbg1d", force=True)
@@ -206,9 +230,6 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             qa_path = str(Path(qa_path).with_suffix(".asdf"))
             write_qa(master.qa, qa_path)
             log.info("Saved QA record %s", qa_path)
-        background_2d.close()
-        forward.model.close()
-        return result
 
     def _visit_master(self, cal_model, options):
         """The master from this exposure's and its companions' background slitlets."""

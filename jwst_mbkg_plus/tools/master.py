@@ -28,6 +28,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.algorithms import grid
 from jwst_mbkg_plus.algorithms import master as core
+from jwst_mbkg_plus.input_checks import unique_files
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits, slit_label
 from jwst_mbkg_plus.io.spectra import column_names, spectrum_name, table_columns
 from jwst_mbkg_plus.io.user_background import write_user_background
@@ -412,6 +413,7 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
     if median_kernel < 1:
         raise ToolInputError("master", f"--median-kernel {median_kernel} must be >= 1 "
                              "(1: no median filter)")
+    paths = unique_files(paths, "input file") if len(paths) > 1 else paths
     for path in paths:
         if not path.exists():
             raise ToolInputError(path, "no such file")

@@ -24,6 +24,7 @@ from jwst_mbkg_plus.io.user_background.errors import (
     UserBackgroundColumnError,
     UserBackgroundFormatError,
 )
+from jwst_mbkg_plus.safe_io import describe_file
 
 __all__ = [
     "RawTable",
@@ -128,7 +129,8 @@ def _fits_table(hdul, path, rd, spectrum_index, corrupt):
         kinds = ", ".join(f"{h.name or i}:{type(h).__name__}" for i, h in enumerate(hdul))
         raise rd.fail(
             UserBackgroundFormatError,
-            f"no table found (HDUs: {kinds}). A user background must be a table with "
+            f"is {describe_file(path)} with no table (HDUs: {kinds}). A user background "
+            "must be a table with "
             "wavelength and surface-brightness columns, e.g. a jwst x1d/c1d product "
             "or a FITS binary table; 1-D images with a spectral WCS are not supported.",
         )

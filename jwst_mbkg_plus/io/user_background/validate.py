@@ -56,6 +56,7 @@ from jwst_mbkg_plus.io.user_background.values import RANGE_FACTOR, absurd_rows, 
 from jwst_mbkg_plus.safe_io import (
     InputFileError,
     check_input_file,
+    describe_file,
     read_failure,
 )
 
@@ -193,6 +194,7 @@ def read_user_background(
             check_input_file(fpath, "user background")
         except InputFileError as err:
             raise rd.fail(UserBackgroundUnreadableError, err.reason) from err
+        _refuse_other_kinds(fpath, rd)
         try:
             raw = (
                 read_fits(fpath, rd, spectrum_index)
@@ -210,6 +212,18 @@ def read_user_background(
         rd = ReadReport(fpath)
         raw = read_model(path, rd, spectrum_index)
     return _validate(raw, rd, science_wavelength_range, min_overlap, spectrum_index)
+
+
+_EXPECTED = ("A user background is a 1-D spectrum: a jwst x1d/c1d/masterbg1d FITS product, "
+             "a FITS table, ECSV, CSV or text with wavelength and surface-brightness columns.")
+
+
+def _refuse_other_kinds(fpath, rd):
+    """Name a file that is plainly not a table (an image, an archive, an ASDF record)."""
+    kind = describe_file(fpath)
+    if not kind or kind.startswith(("a FITS", "a text", "an empty", "a gzip")):
+        return
+    raise rd.fail(UserBackgroundFormatError, f"is {kind}. {_EXPECTED}")
 
 
 def _select_rows(raw, used, rd, spectrum_index):
