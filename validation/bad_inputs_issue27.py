@@ -310,7 +310,7 @@ def register(m):  # noqa: C901 - one registration per case
         out["status"] = m._status(_read_cal(work))
         return out
 
-    @case("ASDF parameter file with bkg_slits: '1'")
+    @case("ASDF parameter file with bkg_slits: '1,3'")
     def _(work):
         import asdf
 
@@ -330,9 +330,7 @@ def register(m):  # noqa: C901 - one registration per case
     @case("bkg_slits names one slitlet twice")
     def _(work):
         result = _mos(work, bkg_slits=["1", "3", "1"])
-        out = _mos_metrics(work, result)
-        out["n_input"] = _n_input(result)
-        return out
+        return _mos_metrics(work, result)
 
     @case("user_background CSV with BOM and CRLF")
     def _(work):
@@ -487,11 +485,6 @@ def _strun_dir(work):
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
-
-
-def _n_input(result):
-    qa = result.meta.master_background_qa.instance
-    return qa.get("n_background_slits") or len(qa.get("inputs", [])) or None
 
 
 def _contaminated_slits(work):

@@ -470,8 +470,8 @@ def _check_coverage(wave, science_range, min_overlap, rd):
         raise rd.fail(
             UserBackgroundCoverageError,
             f"covers {wmin:.4g}-{wmax:.4g} um, only {frac:.1%} of the science range "
-            f"{lo:.4g}-{hi:.4g} um (min_overlap={min_overlap:.0%}). Supply a background "
-            "for this grating/filter, or lower min_overlap.",
+            f"{lo:.4g}-{hi:.4g} um (user_background_min_overlap={min_overlap:g}). Supply a "
+            "background for this grating/filter, or lower user_background_min_overlap.",
         )
     gaps = []
     if wmin > lo:
