@@ -6,6 +6,7 @@ somewhere deep inside jwst, crds or numpy.
 """
 
 import logging
+import os
 
 import numpy as np
 from stdatamodels.jwst import datamodels
@@ -166,7 +167,7 @@ def _exp_type(model):
         return None
 
 
-def mos_input_problem(model):
+def mos_input_problem(model, source=None):
     """
     Say why a model is not input the MOS step can use, or ''.
 
@@ -174,6 +175,8 @@ def mos_input_problem(model):
     ----------
     model : `~stdatamodels.jwst.datamodels.JwstDataModel`
         The opened input.
+    source : str or path-like, optional
+        The file it was opened from, to say what that file is.
 
     Returns
     -------
@@ -183,6 +186,14 @@ def mos_input_problem(model):
     """
     kind = type(model).__name__
     name = getattr(getattr(model, "meta", None), "filename", None) or "the input"
+    if isinstance(source, str | os.PathLike) and not isinstance(model,
+                                                              datamodels.MultiSlitModel):
+        from jwst_mbkg_plus.safe_io import describe_file
+
+        what = describe_file(source)
+        if what.startswith("an ASDF file holding"):
+            return (f"{source} is {what}, not extracted slits: give the output of srctype "
+                    "(calwebb_spec2), or the rate file to calwebb_spec2_plus.")
     if isinstance(model, (datamodels.MultiCombinedSpecModel, datamodels.CombinedSpecModel,
                           datamodels.MultiSpecModel)):
         return (

@@ -81,6 +81,9 @@ class InputFileError(PackageInputError):
 class OutputWriteError(OSError):
     """A file could not be written (disk full, quota, I/O error); names the file."""
 
+    def __str__(self):
+        return str(self.strerror)
+
 
 def _write_failure(exc, path):
     """An `OutputWriteError` naming ``path`` for an OSError raised while writing it."""
@@ -92,7 +95,7 @@ def _write_failure(exc, path):
         fix = "Check the disk and that the folder can be written to"
     return OutputWriteError(
         exc.errno, f"could not write {path}: {reason}{f' ({code})' if code else ''}. {fix}; "
-        "nothing was written under that name"
+        "nothing was written under that name."
     )
 
 

@@ -430,3 +430,12 @@ def test_batch_command_says_the_folder_is_in_use(tmp_path, capsys):
     with batch_lock(out):
         assert handle_args(["batch", str(rate), "-o", str(out), "--no-plot"]) == 2
     assert "is in use by" in capsys.readouterr().err
+
+
+def test_mos_step_given_a_qa_record_says_what_it_is(tmp_path, caplog):
+    qa = tmp_path / "x_mbkgqa.asdf"
+    asdf.AsdfFile({"master_background_qa": {"step": "x"}}).write_to(qa)
+    result = MasterBackgroundMosPlusStep.call(str(qa))
+    assert result.meta.cal_step.master_background == "FAILED"
+    assert "master background QA record" in caplog.text
+    assert "not extracted slits" in caplog.text

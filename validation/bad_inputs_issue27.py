@@ -9,6 +9,7 @@ that range (``dq0_absurd``; the reference is the default step on the clean
 input, its range the 1-99th percentiles of what it subtracted).
 """
 
+import contextlib
 import errno
 import json
 import shutil
@@ -352,7 +353,9 @@ def register(m):  # noqa: C901 - one registration per case
 
         with datamodels.open(x1d[0]) as model:
             many = model.copy()
-            many.spec.append(model.spec[0].copy())
+        spec = datamodels.SpecModel()
+        spec.spec_table = many.spec[0].spec_table.copy()
+        many.spec.append(spec)
         path = work / "out" / "two_spectra_x1d.fits"
         many.save(path)
         bkg = read_user_background(path)
@@ -373,8 +376,11 @@ def register(m):  # noqa: C901 - one registration per case
     def _(work):
         folder = m._spec3_dir(work)
         x1d = sorted(folder.glob("*x1d*.fits"))
-        return m._cli("master", x1d[0], x1d[0], *x1d[1:], "-o",
-                      work / "out" / "master_dup.fits", "--overwrite")
+        with _warnings_caught() as warned:
+            out = m._cli("master", x1d[0], x1d[0], *x1d[1:], "-o",
+                         work / "out" / "master_dup.fits", "--overwrite")
+        out["warnings"] = warned
+        return out
 
     # ---- wrong kinds of files
     @case("MOS input is a PNG")
@@ -454,22 +460,14 @@ def register(m):  # noqa: C901 - one registration per case
     @case("every background slitlet holds a source")
     def _(work):
         path = _contaminated_slits(work)
-        import logging
-
-        warned = []
-
-        class Catch(logging.Handler):
-            def emit(self, record):
-                if record.levelno >= logging.WARNING and "pull spread" in record.getMessage():
-                    warned.append(record.getMessage()[:300])
-
-        logging.getLogger("jwst_mbkg_plus").addHandler(Catch())
-        result = _mos(work, data=str(path))
+        with _warnings_caught() as warned:
+            result = _mos(work, data=str(path))
+        warned = [w for w in warned if "pull spread" in w]
         qa = result.meta.master_background_qa.instance
         return {"status": m._status(result),
                 "pull_spread": round(qa["pull_summary"]["pull_spread"], 2),
                 "column_pull_spread": round(qa["column_pull_summary"]["pull_spread"], 2),
-                "warned": bool(warned)}
+                "warning": warned[:1]}
 
 
 def _read_cal(work):
@@ -478,6 +476,26 @@ def _read_cal(work):
 
     path = max((work / "out" / "strun").glob("*.fits"), key=lambda p: p.stat().st_mtime)
     return datamodels.open(path)
+
+
+@contextlib.contextmanager
+def _warnings_caught():
+    """The package's WARNING lines (the tools print them bare, without the log format)."""
+    import logging
+
+    warned = []
+
+    class Catch(logging.Handler):
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                warned.append(record.getMessage()[:300])
+
+    handler = Catch()
+    logging.getLogger("jwst_mbkg_plus").addHandler(handler)
+    try:
+        yield warned
+    finally:
+        logging.getLogger("jwst_mbkg_plus").removeHandler(handler)
 
 
 def _strun_dir(work):

@@ -117,7 +117,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             raise ParameterError(f"{type(self).__name__}: {contradiction}")
         output_model = self.open_input(data)
 
-        problem = input_checks.mos_input_problem(output_model)
+        problem = input_checks.mos_input_problem(output_model, source=data)
         if problem:
             return self._fail(output_model, problem)
 
