@@ -439,3 +439,21 @@ def test_mos_step_given_a_qa_record_says_what_it_is(tmp_path, caplog):
     assert result.meta.cal_step.master_background == "FAILED"
     assert "master background QA record" in caplog.text
     assert "not extracted slits" in caplog.text
+
+
+def test_fill_values_in_a_spec3_background_member_are_left_out(caplog):
+    inputs = make_spec3_inputs("NRS_FIXEDSLIT", n_science=1, n_background=2, seed=3)
+    clean = MasterBackgroundPlusStep.call(make_container(inputs))
+    container = make_container(inputs)
+    for spec in container[1].spec:
+        for col in ("SURF_BRIGHT", "BACKGROUND"):
+            values = np.array(spec.spec_table[col], dtype=float)
+            values[[10, 40, 70]] = -9999.0
+            spec.spec_table[col] = values
+    result = MasterBackgroundPlusStep.call(container)
+    assert result[0].meta.cal_step.master_background == "COMPLETE"
+    assert "rows 11 (-9999, a fill value)" in caplog.text
+    for slit, ref in zip(result[0].slits, clean[0].slits, strict=True):
+        good = ((slit.dq & 1) == 0) & ((ref.dq & 1) == 0)
+        # Two members, one with three rows left out: the same background within noise.
+        assert np.nanmax(np.abs(slit.data[good] - ref.data[good])) < 0.2 * np.nanstd(ref.data)

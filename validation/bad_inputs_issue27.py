@@ -204,6 +204,22 @@ def register(m):  # noqa: C901 - one registration per case
         result = _spec3(work, str(folder / science), user_background=str(path))
         return _spec3_metrics(work, result)
 
+    @case("spec3 background member with 3 rows -9999", kind="spec3")
+    def _(work):
+        from stdatamodels.jwst import datamodels
+
+        def fill_member(path):
+            with datamodels.open(path) as model:
+                for spec in model.spec:
+                    for col in ("SURF_BRIGHT", "BACKGROUND"):
+                        values = np.array(spec.spec_table[col], dtype=float)
+                        values[[10, 40, 70]] = -9999.0
+                        spec.spec_table[col] = values
+                model.save(path)
+
+        asn = m._asn_copy(work, "spec3_fill_member", fill_member)
+        return _spec3_metrics(work, _spec3(work, asn), asn)
+
     @case("inf pixels in a background slitlet")
     def _(work):
         def edit(model):

@@ -167,7 +167,8 @@ def _spectra_from_x1d(model, path, column):
                 "give x1d, c1d or masterbg1d products"
             )
         columns = spec.spec_table.columns if hasattr(spec.spec_table, "columns") else []
-        values = table_columns(table, ("WAVELENGTH", value_col), optional=(err_col,))
+        values = table_columns(table, ("WAVELENGTH", value_col), optional=(err_col,),
+                               checked=(value_col,), name=f"{Path(path).name} spectrum {i}")
         wave, flux, err = values["WAVELENGTH"], values[value_col], values[err_col]
         wave_unit = _column_unit(columns, "WAVELENGTH")
         wave = _to_quantity(wave, wave_unit, u.um, path, "WAVELENGTH", u.spectral())
