@@ -133,7 +133,8 @@ def read_failure(exc, path=None):
         return f"cannot be read ({exc.strerror})", "Check the disk or network mount."
     text = str(exc)
     kind = describe_file(path) if path is not None else ""
-    if kind and not kind.startswith("a FITS") and not kind.startswith("an ASDF file"):
+    if kind and kind != "a gzip archive" and (kind in dict(_MAGIC).values()
+                                              or kind.startswith("a binary file")):
         return f"is {kind}, not a jwst product", "Give a jwst product (FITS or ASDF)."
     if kind.startswith("an ASDF file holding"):
         return f"is {kind}, not a jwst data product", "Give a jwst product (FITS or ASDF)."
@@ -198,7 +199,7 @@ def describe_file(path):
     if head.startswith(b"SIMPLE  ="):
         return _describe_fits_header(head)
     if b"\x00" in head[:1024]:
-        return "a binary file of an unknown format"
+        return "a binary file of an unknown, unsupported format"
     return "a text file"
 
 
