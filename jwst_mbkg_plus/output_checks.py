@@ -160,7 +160,14 @@ def pull_warning(qa, n_background=None):
     if not far:
         return ""
     reasons = []
-    pair = (qa.get("vetting") or {}).get("pair") or {}
+    vetting = qa.get("vetting") or {}
+    rejected = vetting.get("rejected") or {}
+    if rejected and n_background is not None:
+        reasons.append(f"vetting rejected {len(rejected)} background slitlet"
+                       f"{'s' if len(rejected) > 1 else ''} as deviating "
+                       f"({', '.join(map(str, list(rejected)[:3]))}), so the "
+                       f"{n_background} kept may hold sources too")
+    pair = vetting.get("pair") or {}
     if pair.get("verdict") == "undecided":
         reasons.append("the two background spectra differ and vetting could not tell which "
                        "holds a source")

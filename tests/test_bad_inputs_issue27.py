@@ -277,6 +277,9 @@ def test_pull_warning():
     good = {"pull_summary": {"pull_spread": 1.01}, "column_pull_summary": {"pull_spread": 1.03}}
     assert oc.pull_warning(good, n_background=4) == ""
     assert oc.pull_warning(bad, n_background=1) == ""
+    bad["vetting"] = {"rejected": {"2:9999_BKG2": "median relative deviation +0.07"}}
+    assert "vetting rejected 1 background slitlet as deviating (2:9999_BKG2), so the 3 kept" \
+        in oc.pull_warning(bad, n_background=3)
 
 
 # --------------------------------------------------------------------------- duplicates

@@ -455,10 +455,12 @@ def register(m):  # noqa: C901 - one registration per case
         (folder / "jw00000000000_00000_00000_nrs1_rate.fits").mkdir()
         shutil.copy(_png(work), folder / "jw00000000000_00000_00001_nrs1_rate.fits")
         from jwst_mbkg_plus.batch import run_batch
+        from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
 
+        inst = build_instrument(default_instrument_path())
         res = run_batch([folder], work / "out" / "batch_out", workers=1,
-                        crds=str(work / "cache" / "synthetic_instrument"), force=True,
-                        plot=False, log_level="WARNING")
+                        crds=str(inst.crds_path), force=True, plot=False,
+                        log_level="WARNING")
         return {"rows": {Path(r["file"]).name if "file" in r else "?": r["status"]
                          for r in res.records},
                 "errors": [r["error"][:160] for r in res.records if r["status"] == "failed"]}
