@@ -451,7 +451,8 @@ def register(m):  # noqa: C901 - one registration per case
         folder = work / "out" / "batch_in"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
-        shutil.copy(_rate(work), folder / _rate(work).name)
+        for path in (_rate(work), *(work / "exposure").glob("*_msa.fits")):
+            shutil.copy(path, folder / path.name)
         (folder / "jw00000000000_00000_00000_nrs1_rate.fits").mkdir()
         shutil.copy(_png(work), folder / "jw00000000000_00000_00001_nrs1_rate.fits")
         from jwst_mbkg_plus.batch import run_batch
