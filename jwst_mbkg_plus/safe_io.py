@@ -24,12 +24,14 @@ from pathlib import Path
 __all__ = [
     "InputFileError",
     "OutputFolderError",
+    "OutputWriteError",
     "PackageInputError",
     "atomic_output",
     "atomic_save_model",
     "atomic_write_text",
     "check_input_file",
     "check_output_folder",
+    "describe_file",
     "read_failure",
     "reading",
 ]
@@ -76,6 +78,27 @@ class InputFileError(PackageInputError):
         return f"{self.problem}. {self.fix}"
 
 
+class OutputWriteError(OSError):
+    """A file could not be written (disk full, quota, I/O error); names the file."""
+
+    def __str__(self):
+        return str(self.strerror)
+
+
+def _write_failure(exc, path):
+    """An `OutputWriteError` naming ``path`` for an OSError raised while writing it."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    code = errno.errorcode.get(exc.errno, "") if exc.errno else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "Free space on that disk, or choose another output_dir"
+    else:
+        fix = "Check the disk and that the folder can be written to"
+    return OutputWriteError(
+        exc.errno, f"could not write {path}: {reason}{f' ({code})' if code else ''}. {fix}; "
+        "nothing was written under that name."
+    )
+
+
 class OutputFolderError(OSError):
     """An output folder does not exist, is not a folder or cannot be written to."""
 
@@ -109,6 +132,12 @@ def read_failure(exc, path=None):
     if isinstance(exc, OSError) and exc.errno in (errno.EIO, errno.ESTALE, errno.ENXIO):
         return f"cannot be read ({exc.strerror})", "Check the disk or network mount."
     text = str(exc)
+    kind = describe_file(path) if path is not None else ""
+    if kind and kind != "a gzip archive" and (kind in dict(_MAGIC).values()
+                                              or kind.startswith("a binary file")):
+        return f"is {kind}, not a jwst product", "Give a jwst product (FITS or ASDF)."
+    if kind.startswith("an ASDF file holding"):
+        return f"is {kind}, not a jwst data product", "Give a jwst product (FITS or ASDF)."
     if "No SIMPLE card" in text or "not recognized" in text.lower():
         return ("is neither a FITS nor an ASDF file",
                 "Give a jwst product (FITS or ASDF).")
@@ -118,6 +147,80 @@ def read_failure(exc, path=None):
         f"cannot be read ({detail}); it is probably truncated or corrupted",
         "Re-create or re-download it.",
     )
+
+
+_MAGIC = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF", "a PDF document"),
+    (b"GIF8", "a GIF image"),
+    (b"PK\x03\x04", "a ZIP archive"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"\x89HDF", "an HDF5 file"),
+)
+
+
+def describe_file(path):
+    """
+    Say what kind of file a path is, from its first bytes, for messages.
+
+    Parameters
+    ----------
+    path : str or `~pathlib.Path`
+        The file.
+
+    Returns
+    -------
+    str
+        E.g. ``'a folder'``, ``'a PNG image'``, ``'an ASDF file holding a
+        master background QA record (*_mbkgqa.asdf)'``, ``'a FITS file (jwst
+        ImageModel, EXP_TYPE NRS_MSASPEC, a rate file)'``, ``'a text file'``;
+        '' if it cannot be told.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return "a folder"
+        with path.open("rb") as fh:
+            head = fh.read(8192)
+    except OSError:
+        return ""
+    if not head:
+        return "an empty file"
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"#ASDF"):
+        if b"master_background_qa" in head:
+            return ("an ASDF file holding a master background QA record (*_mbkgqa.asdf, "
+                    "for 'jwst-mbkg-plus plot')")
+        model = re.search(rb"_type: (\w+)|class: ([\w.]+)", head)
+        return "an ASDF file" + (f" ({model.group(0).decode()})" if model else "")
+    if head.startswith(b"SIMPLE  ="):
+        return _describe_fits_header(head)
+    if b"\x00" in head[:1024]:
+        return "a binary file of an unknown, unsupported format"
+    return "a text file"
+
+
+def _describe_fits_header(head):
+    """Describe a FITS file from the cards of its primary header."""
+    cards = {}
+    for k in range(0, len(head) - 79, 80):
+        card = head[k:k + 80].decode("ascii", "replace")
+        key, _, value = card.partition("=")
+        cards.setdefault(key.strip(), value.split("/")[0].strip().strip("'").strip())
+    details = [f"jwst {cards['DATAMODL']}" if cards.get("DATAMODL") else ""]
+    if cards.get("EXP_TYPE"):
+        details.append(f"EXP_TYPE {cards['EXP_TYPE']}")
+    name = cards.get("FILENAME", "")
+    for suffix in ("rate", "rateints", "cal", "x1d", "s2d", "c1d", "masterbg1d", "uncal",
+                   "msa", "i2d", "crf"):
+        if name.rsplit(".", 1)[0].endswith(f"_{suffix}"):
+            details.append(f"a {suffix} file")
+            break
+    details = [d for d in details if d]
+    return "a FITS file" + (f" ({', '.join(details)})" if details else "")
 
 
 def check_input_file(path, what="input file"):
@@ -267,9 +370,12 @@ def atomic_output(path):
         The temporary path to write.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.stem}{PARTIAL_TAG}", suffix=path.suffix, dir=path.parent or "."
-    )
+    try:
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.stem}{PARTIAL_TAG}", suffix=path.suffix, dir=path.parent or "."
+        )
+    except OSError as exc:
+        raise _write_failure(exc, path) from exc
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -283,6 +389,16 @@ def atomic_output(path):
         else:
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OutputWriteError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OutputFolderError):
+            raise
+        raise _write_failure(exc, path) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

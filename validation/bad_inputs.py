@@ -535,6 +535,12 @@ def _(work):
     return _cli("demo", "--workdir", blocker / "demo", "--no-stock")
 
 
+# The cases of issue 27 (values inside files, malformed models, what users type, ...).
+import bad_inputs_issue27  # noqa: E402
+
+bad_inputs_issue27.register(sys.modules[__name__])
+
+
 # --------------------------------------------------------------------------- runner
 
 

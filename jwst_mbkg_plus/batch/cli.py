@@ -62,6 +62,9 @@ def add_parsers(sub):
                      help="one master per exposure from the background slitlets of every "
                      "exposure of its visit and detector (each calibrated as extended once, "
                      "a sky level fitted per exposure); default: a master per exposure")
+    cmd.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="if another batch is running on the output folder, wait up to "
+                     "this long for it to finish (default 0: refuse at once)")
     cmd.add_argument("--no-plot", action="store_true", help="do not write summary.png")
     cmd.add_argument("--verbose", action="store_true",
                      help="show the pipeline's INFO log of every exposure (default: warnings)")
@@ -115,7 +118,7 @@ def run_batch_command(args):
     result = run_batch(args.inputs, args.output_dir, workers=args.workers,
                        scheduler=args.scheduler, force=args.force, crds=args.crds,
                        memory_limit=args.memory_limit, progress=_say, plot=not args.no_plot,
-                       visit_master=args.visit_master,
+                       visit_master=args.visit_master, wait=args.wait,
                        log_level=None if args.verbose else "WARNING")
     for record in result.records:
         if record["status"] == "failed":

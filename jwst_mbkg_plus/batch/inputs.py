@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ __all__ = [
     "model_key",
     "visit_id",
 ]
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,11 +34,15 @@ class Exposure:
         header cannot be read (the task then records why).
     detector : str
         Detector name, or ``"unknown"``.
+    problem : str
+        Why the entry cannot be run (an unreadable file or association, a
+        folder named like a rate file); its task records it as failed at once.
     """
 
     path: Path
     visit: str
     detector: str
+    problem: str = ""
 
     @property
     def stem(self):
@@ -191,6 +198,7 @@ def collect_exposures(inputs):
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     paths = []
+    problems = {}
     for item in inputs:
         p = Path(item).expanduser()
         if p.is_dir():
@@ -201,16 +209,44 @@ def collect_exposures(inputs):
         elif p.suffix == ".json":
             if not p.is_file():
                 raise ValueError(f"{p}: no such association file")
-            paths.extend(association_members(p))
+            try:
+                paths.extend(association_members(p))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+                # Unreadable or malformed: a failed row; the other inputs run.
+                paths.append(p)
+                problems[p.resolve()] = (f"{p.name}: association cannot be read "
+                                         f"({type(err).__name__}: {err}); fix or remove it")
         elif p.exists():
             paths.append(p)
         else:
             raise ValueError(f"{p}: no such file or folder")
-    unique = list(dict.fromkeys(q.resolve() for q in paths))
+    resolved = [q.resolve() for q in paths]
+    unique = list(dict.fromkeys(resolved))
+    if len(unique) < len(resolved):
+        log.warning("%d exposures given more than once: each runs once",
+                    len(resolved) - len(unique))
     if not unique:
         raise ValueError("no input exposure")
-    exposures = [Exposure(q, *header_key(q)) for q in unique]
+    exposures = []
+    for q in unique:
+        problem = problems.get(q) or _entry_problem(q)
+        key = ("unknown", "unknown") if problem else header_key(q)
+        exposures.append(Exposure(q, *key, problem=problem))
     return sorted(exposures, key=lambda e: (e.visit, e.detector, e.path.name))
+
+
+def _entry_problem(path):
+    """Why an input entry cannot be read as a rate file, or ''."""
+    from jwst_mbkg_plus.safe_io import InputFileError, check_input_file, describe_file
+
+    try:
+        check_input_file(path, "rate file")
+    except InputFileError as err:
+        return str(err)
+    kind = describe_file(path)
+    if kind and not kind.startswith(("a FITS", "an ASDF")):
+        return f"rate file {path}: is {kind}, not a FITS rate file; remove it from the inputs"
+    return ""
 
 
 def group_exposures(exposures):

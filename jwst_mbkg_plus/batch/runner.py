@@ -23,8 +23,9 @@ import numpy as np
 
 from jwst_mbkg_plus.batch._task_env import log_level as pipeline_log_level
 from jwst_mbkg_plus.batch._task_env import restore_environment, set_environment
+from jwst_mbkg_plus.batch.cluster import client_env, make_client
 from jwst_mbkg_plus.batch.inputs import Exposure, collect_exposures, group_exposures
-from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS
+from jwst_mbkg_plus.batch.lock import batch_lock
 from jwst_mbkg_plus.safe_io import atomic_write_text
 
 __all__ = [
@@ -164,6 +165,8 @@ def prepare_companion_task(exposure, output_dir, *, env, force=False, log_level=
         from jwst_mbkg_plus.mos.visit import prepare_companion
         from jwst_mbkg_plus.safe_io import check_input_file
 
+        if exposure.problem:
+            raise ValueError(exposure.problem)
         check_input_file(exposure.path, "rate file")
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         with pipeline_log_level(log_level):
@@ -219,6 +222,8 @@ def process_exposure(exposure, output_dir, *, env, steps=None, companions=None,
         saved = set_environment(env)
         from jwst_mbkg_plus.safe_io import check_input_file
 
+        if exposure.problem:
+            raise ValueError(exposure.problem)
         check_input_file(exposure.path, "rate file")
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -328,36 +333,9 @@ class BatchResult:
         return sum(r["status"] == status for r in self.records)
 
 
-def _client_env(crds):
-    """The environment every task applies (the client's own unless ``crds`` is given)."""
-    env = {key: os.environ.get(key) for key in OFFLINE_ENV_KEYS}
-    if crds is not None:
-        env["_local_context_path"] = str(Path(crds).expanduser().resolve())
-    return env
-
-
-def _make_client(scheduler, workers, memory_limit):
-    """A dask client and the LocalCluster it owns (None with ``scheduler``)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    n = workers or os.cpu_count() or 1
-    # Dask's statistical profiler samples each task's stack every 10 ms and keeps
-    # the call trees: over a 30 s pipeline run that grew a worker's peak memory
-    # 1.3x above the same run in a plain process (within 3% without it). The
-    # nannies pass this configuration on to their workers.
-    with dask.config.set({"distributed.worker.profile.enabled": False}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               memory_limit=memory_limit, host="127.0.0.1",
-                               dashboard_address=":0")
-    return Client(cluster), cluster
-
-
 def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, steps=None,
               crds=None, memory_limit="auto", progress=None, plot=True, visit_master=False,
-              log_level=None):
+              log_level=None, wait=0.0):
     """
     Run calwebb_spec2_plus on many exposures with Dask and write the summary.
 
@@ -395,20 +373,32 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
     log_level : str or int, optional
         Level of jwst's and the plus steps' loggers in the tasks (e.g. "WARNING"
         keeps the workers' output to warnings); None leaves them as they are.
+    wait : float, optional
+        Seconds to wait for another batch running on ``output_dir`` to finish
+        (`~jwst_mbkg_plus.batch.lock.batch_lock`); 0 refuses at once.
 
     Returns
     -------
     BatchResult
         The records, summary paths, wall time and scheduler address.
     """
-    from dask.distributed import as_completed
-
-    from jwst_mbkg_plus.batch.summary import write_summary
-
     t0 = time.perf_counter()
     say = progress or log.info
     output_dir = Path(output_dir).expanduser().resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
+    with batch_lock(output_dir, wait=wait, say=say):
+        return _run_batch(inputs, output_dir, say, t0, workers=workers, scheduler=scheduler,
+                          force=force, steps=steps, crds=crds, memory_limit=memory_limit,
+                          plot=plot, visit_master=visit_master, log_level=log_level)
+
+
+def _run_batch(inputs, output_dir, say, t0, *, workers, scheduler, force, steps, crds,
+               memory_limit, plot, visit_master, log_level):
+    """The batch of `run_batch`, once the output folder is locked."""
+    from dask.distributed import as_completed
+
+    from jwst_mbkg_plus.batch.summary import write_summary
+
     exposures = collect_exposures(inputs)
     groups = group_exposures(exposures)
     records = {}
@@ -425,12 +415,12 @@ def run_batch(inputs, output_dir, *, workers=None, scheduler=None, force=False, 
         f"{n_total - len(todo)} already done (skipped)")
     address = ""
     if todo:
-        client, cluster = _make_client(scheduler, workers, memory_limit)
+        client, cluster = make_client(scheduler, workers, memory_limit)
         try:
             address = client.scheduler.address
             n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             say(f"Dask scheduler {address}, {n_workers} workers")
-            env = _client_env(crds)
+            env = client_env(crds)
             futures = {}
             # Groups in order: earlier groups get higher priority, so a group's
             # exposures run together.

@@ -32,7 +32,7 @@ def column_names(table):
     return {name.upper() for name in table.dtype.names}
 
 
-def table_columns(table, names, *, optional=()):
+def table_columns(table, names, *, optional=(), checked=(), name="spectrum"):
     """
     Columns of a spectrum table as float64 arrays.
 
@@ -44,6 +44,13 @@ def table_columns(table, names, *, optional=()):
         Columns that must be there.
     optional : sequence of str, optional
         Columns that may be missing (None then).
+    checked : sequence of str, optional
+        Columns whose fill values (-9999, 1e30, ...) and values far outside the
+        column's robust range
+        (`~jwst_mbkg_plus.io.user_background.values.absurd_rows`) become NaN,
+        with a warning naming the rows.
+    name : str, optional
+        The spectrum, for that warning.
 
     Returns
     -------
@@ -57,14 +64,32 @@ def table_columns(table, names, *, optional=()):
     """
     present = column_names(table)
     out = {}
-    for name in (*names, *optional):
-        if name.upper() not in present:
-            if name in names:
-                raise KeyError(f"spectrum table has no {name} column")
-            out[name] = None
+    for col in (*names, *optional):
+        if col.upper() not in present:
+            if col in names:
+                raise KeyError(f"spectrum table has no {col} column")
+            out[col] = None
             continue
-        out[name] = np.array(table[name], dtype=np.float64)
+        out[col] = np.array(table[col], dtype=np.float64)
+    for column in checked:
+        _blank_absurd(out.get(column), column, name)
     return out
+
+
+def _blank_absurd(values, column, name):
+    """Set a column's fill values and absurd rows to NaN (in place), with a warning."""
+    from jwst_mbkg_plus.io.user_background.values import absurd_rows, describe_rows
+
+    if values is None or values.size == 0:
+        return
+    bad = absurd_rows(values)
+    if not bad.any() or bad.sum() > 0.5 * np.isfinite(values).sum():
+        return
+    rows = np.flatnonzero(bad)
+    log.warning("%s: %s of column %s left out: fill values or values more than 10 times the "
+                "spectrum's robust range beyond it (row 1 is the first).", name,
+                describe_rows(rows + 1, values[rows]), column)
+    values[bad] = np.nan
 
 
 def sort_by_wavelength(columns, *, kind="quicksort", key="WAVELENGTH"):

@@ -6,7 +6,7 @@ from pathlib import Path
 from jwst.master_background import MasterBackgroundMosStep
 from stpipe.step import preserve_step_pars
 
-from jwst_mbkg_plus import input_checks
+from jwst_mbkg_plus import input_checks, output_checks
 from jwst_mbkg_plus.input_checks import ParameterError
 from jwst_mbkg_plus.io.products import plain_record, write_qa
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError
@@ -16,12 +16,15 @@ from jwst_mbkg_plus.mos.calibration import calibrate_as_extended, uncalibrate_li
 from jwst_mbkg_plus.mos.master import master_from_slits, master_from_user
 from jwst_mbkg_plus.mos.options import (
     JWST_EQUIVALENT_SETTINGS,
+    REJECTED_DQ,
     MasterBackgroundError,
     MasterOptions,
 )
 from jwst_mbkg_plus.mos.qa import log_summary, residual_qa
+from jwst_mbkg_plus.mos.slit_spectra import wavelength_range
 from jwst_mbkg_plus.mos.subtract import subtract_master
 from jwst_mbkg_plus.plus_step import PlusMixin
+from jwst_mbkg_plus.safe_io import OutputWriteError
 
 __all__ = ["JWST_EQUIVALENT_SETTINGS", "MasterBackgroundMosPlusStep"]
 
@@ -69,8 +72,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
     # Keys added here merge with jwst's spec along the MRO.
     spec = """
-        bkg_slits = string_list(default=None)  # Slitlet ids or source names to use as background (default: the MSA file's BKG/BACKGROUND slitlets)
-        exclude_slits = string_list(default=None)  # Slitlet ids or source names never to use as background
+        bkg_slits = force_list(default=None)  # Slitlet ids or source names to use as background, one or several (12 or 12,13) (default: the MSA file's BKG/BACKGROUND slitlets)
+        exclude_slits = force_list(default=None)  # Slitlet ids or source names never to use as background, one or several
         bkg_method = option("full_slitlet", "extract_1d", default="full_slitlet")  # 1-D background per slitlet: all calibrated pixels binned in wavelength, or jwst's resample_spec + extract_1d
         combine_method = option("clipped_mean", "median", "weighted_mean", "mean", "jwst", default="clipped_mean")  # Per-wavelength combination of the background spectra; 'jwst' is combine_1d (needs bkg_method='extract_1d')
         min_spectra = integer(default=2, min=1)  # Fewest background spectra for the robust combination; fewer falls back to their mean, recorded in N_INPUT
@@ -86,6 +89,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="auto")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC whose extra terms pass an F-test against the constant at p = 0.01)
         slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
         slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
+        user_background_min_overlap = float(default=0.5, min=0, max=1)  # Smallest fraction of the science wavelength range the master background (computed or given) must cover; less ends FAILED
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
         visit_companions = force_list(default=None)  # Visit master: other exposures of the same visit and detector whose background slitlets join the master, each at a fitted sky level: files (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files), spec2 association files (their science members of this exposure's visit and detector), or 'association' (in calwebb_spec2_plus: the other science members of the association it runs on); default: this exposure's alone
     """  # noqa: E501
@@ -106,12 +110,14 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             step runs standalone.
         """
         self._flat_handover = None
+        self.bkg_slits = input_checks.list_parameter(self.bkg_slits, "bkg_slits")
+        self.exclude_slits = input_checks.list_parameter(self.exclude_slits, "exclude_slits")
         contradiction = self._parameter_problem()
         if contradiction:
             raise ParameterError(f"{type(self).__name__}: {contradiction}")
         output_model = self.open_input(data)
 
-        problem = input_checks.mos_input_problem(output_model)
+        problem = input_checks.mos_input_problem(output_model, source=data)
         if problem:
             return self._fail(output_model, problem)
 
@@ -131,6 +137,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             or input_checks.mos_parameter_problem(self, output_model)
             or self._user_background_problem()
             or self.output_problem()
+            or input_checks.mos_slit_problem(output_model)
         )
         if problem:
             return self._fail(output_model, problem)
@@ -143,9 +150,12 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         with preserve_step_pars(self):
             self.set_pars_from_parent()
             log.info("Calibrating all slits as extended: flat_field, pathloss, barshadow, photom")
-            forward = calibrate_as_extended(
-                self, output_model, keep_flat=takes_flat or jwst_arithmetic
-            )
+            try:
+                forward = calibrate_as_extended(
+                    self, output_model, keep_flat=takes_flat or jwst_arithmetic
+                )
+            except Exception as err:  # noqa: BLE001 - no jwst exception reaches the user
+                return self._fail(output_model, input_checks.calibration_failure(err))
             self._flat_handover = forward.flat if takes_flat else None
             try:
                 if self.user_background:
@@ -156,6 +166,12 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     master = self._visit_master(forward.model, options)
                 else:
                     master = master_from_slits(self, forward.model, options)
+                problem = output_checks.coverage_problem(
+                    master.wavelength, master.surf_bright, wavelength_range(forward.model),
+                    self.user_background_min_overlap,
+                    what="user background" if self.user_background else "master background")
+                if problem:
+                    raise MasterBackgroundError(problem)
                 if jwst_arithmetic:
                     log.info(
                         "Un-calibrating the master background as jwst does: "
@@ -180,6 +196,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         qa = residual_qa(result, forward, master, background_2d,
                          propagate_errors=options.propagate_errors)
         master.qa.update(qa)
+        output_checks.mos_result_checks(result, background_2d, master, REJECTED_DQ,
+                                        guard=not jwst_arithmetic)
         master.qa["step"] = self.class_alias
         # The QA record travels with the product (saved in its ASDF extension).
         result.meta.master_background_qa = plain_record(master.qa)
@@ -188,6 +206,18 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
 
         record_step_status(result, "master_background", status="COMPLETE")
         log_summary(master)
+        try:
+            self._save_products(result, master, background_2d)
+        except OutputWriteError as err:
+            log.error("%s The background was subtracted but its products are incomplete. "
+                      "Step failed.", err)
+            record_step_status(result, "master_background", status="FAILED")
+        background_2d.close()
+        forward.model.close()
+        return result
+
+    def _save_products(self, result, master, background_2d):
+        """Save masterbg1d, masterbg2d, bkgx1d and the QA record as asked."""
         if self.save_background:
             master_1d = master.to_model(template=result)
             self.save_model(master_1d, suffix="masterbg1d", force=True)
@@ -200,9 +230,6 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             qa_path = str(Path(qa_path).with_suffix(".asdf"))
             write_qa(master.qa, qa_path)
             log.info("Saved QA record %s", qa_path)
-        background_2d.close()
-        forward.model.close()
-        return result
 
     def _visit_master(self, cal_model, options):
         """The master from this exposure's and its companions' background slitlets."""

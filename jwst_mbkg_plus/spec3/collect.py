@@ -77,7 +77,8 @@ def background_column(model, spec):
 
 def _spectrum_from_table(name, table, column, exposure_time):
     error_column = "BKGD_ERROR" if column == "BACKGROUND" else "SB_ERROR"
-    columns = table_columns(table, ("WAVELENGTH", column, error_column))
+    columns = table_columns(table, ("WAVELENGTH", column, error_column), checked=(column,),
+                            name=name)
     wave, sb = columns["WAVELENGTH"], columns[column]
     dq = np.asarray(table["DQ"]) if "DQ" in table.dtype.names else np.zeros(wave.shape, int)
     good = np.isfinite(wave) & np.isfinite(sb) & ((dq & DO_NOT_USE) == 0)

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jwst_mbkg_plus import output_checks
 from jwst_mbkg_plus.io.user_background import read_user_background
 from jwst_mbkg_plus.spec3.collect import collect_background_spectra
 from jwst_mbkg_plus.spec3.master import (
@@ -188,6 +189,11 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
         master = build_master_background(spectra, median_kernel=median_kernel,
                                          **(combine or {}))
     _check_overlap(master, _wavelength_range(wavelengths))
+    coverage = output_checks.coverage_problem(
+        master.wavelength, master.surf_bright, _wavelength_range(wavelengths), min_overlap,
+        what="user background" if user_background is not None else "master background")
+    if coverage:
+        raise ValueError(coverage)
     subtractions = [
         compute_backgrounds(model, master, wl, edge=edge)
         for model, wl in zip(science, wavelengths, strict=True)

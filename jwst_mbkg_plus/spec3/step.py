@@ -8,10 +8,12 @@ from jwst.datamodels import ModelContainer
 from jwst.master_background import MasterBackgroundStep
 from stdatamodels.jwst import datamodels
 
-from jwst_mbkg_plus.input_checks import spec3_science_problem
+from jwst_mbkg_plus import output_checks
+from jwst_mbkg_plus.input_checks import spec3_science_problem, unique_members
 from jwst_mbkg_plus.io.products import masterbg1d_model, write_qa
 from jwst_mbkg_plus.jwst_internals import background_requested, record_step_status, split_container
 from jwst_mbkg_plus.plus_step import PlusMixin
+from jwst_mbkg_plus.safe_io import OutputWriteError
 from jwst_mbkg_plus.spec3 import run, subtract
 
 __all__ = ["MasterBackgroundPlusStep"]
@@ -63,7 +65,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         exptime_weights = boolean(default=True) # Weight spectra by exposure time in the (clipped) mean, as jwst does
         propagate_errors = boolean(default=True) # Add the master background variance to VAR_RNOISE and ERR
         edge = option("nan", "nearest", "extrapolate_linear", default="nan") # Pixels outside the master range: NaN + DO_NOT_USE, or extend the master
-        user_background_min_overlap = float(default=0.5, min=0, max=1) # Smallest fraction of the science wavelength range a user background must cover
+        user_background_min_overlap = float(default=0.5, min=0, max=1) # Smallest fraction of the science wavelength range the master background (computed from the members or a user background) must cover; less ends FAILED
         save_qa = boolean(default=False) # Save the QA record (inputs, vetting, clipping, pulls) as an ASDF file (suffix 'mbkgqa')
     """  # noqa: E501
 
@@ -100,6 +102,7 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         asn_id = None
         if isinstance(output_model, ModelContainer):
             science, backgrounds = split_container(output_model)
+            backgrounds = unique_members(backgrounds)
             asn_id = science.asn_table.get("asn_id")
             result = science
             science_models = list(science)
@@ -162,8 +165,16 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
             for model in science_models:
                 model.meta.background.master_background_file = name
 
-        self._report(outcome)
-        self._save_products(outcome, science_models, asn_id)
+        output_checks.spec3_result_checks(science_models, outcome.subtractions,
+                                          outcome.master.qa)
+        try:
+            self._report(outcome)
+            self._save_products(outcome, science_models, asn_id)
+        except OutputWriteError as err:
+            log.error("%s The background was subtracted but its products are incomplete. "
+                      "Step failed.", err)
+            record_step_status(result, "master_background", status="FAILED")
+            return result
         record_step_status(result, "master_background", status="COMPLETE")
         return result
 

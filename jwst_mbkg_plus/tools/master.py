@@ -28,6 +28,7 @@ from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus.algorithms import grid
 from jwst_mbkg_plus.algorithms import master as core
+from jwst_mbkg_plus.input_checks import unique_files
 from jwst_mbkg_plus.io.slits import BackgroundSelectionError, select_background_slits, slit_label
 from jwst_mbkg_plus.io.spectra import column_names, spectrum_name, table_columns
 from jwst_mbkg_plus.io.user_background import write_user_background
@@ -166,7 +167,8 @@ def _spectra_from_x1d(model, path, column):
                 "give x1d, c1d or masterbg1d products"
             )
         columns = spec.spec_table.columns if hasattr(spec.spec_table, "columns") else []
-        values = table_columns(table, ("WAVELENGTH", value_col), optional=(err_col,))
+        values = table_columns(table, ("WAVELENGTH", value_col), optional=(err_col,),
+                               checked=(value_col,), name=f"{Path(path).name} spectrum {i}")
         wave, flux, err = values["WAVELENGTH"], values[value_col], values[err_col]
         wave_unit = _column_unit(columns, "WAVELENGTH")
         wave = _to_quantity(wave, wave_unit, u.um, path, "WAVELENGTH", u.spectral())
@@ -412,6 +414,7 @@ def make_master_background(paths, output, *, column="surf_bright", slits=None,
     if median_kernel < 1:
         raise ToolInputError("master", f"--median-kernel {median_kernel} must be >= 1 "
                              "(1: no median filter)")
+    paths = unique_files(paths, "input file") if len(paths) > 1 else paths
     for path in paths:
         if not path.exists():
             raise ToolInputError(path, "no such file")

@@ -207,7 +207,7 @@ MALFORMED = [
     ("missing-file", _b_missing, {}, UserBackgroundFileNotFoundError, "file not found"),
     ("binary-garbage", _b_binary, {}, UserBackgroundFormatError, "unsupported format"),
     ("truncated-fits", _b_truncated_fits, {}, UserBackgroundFormatError, "cannot be read as FITS"),
-    ("fits-image-only", _b_image_only, {}, UserBackgroundFormatError, "no table found"),
+    ("fits-image-only", _b_image_only, {}, UserBackgroundFormatError, "with no table"),
     ("empty-text", _b_empty, {}, UserBackgroundFormatError, "is empty"),
     ("broken-ecsv", _b_bad_ecsv, {}, UserBackgroundFormatError, "looks like ECSV"),
     ("no-wavelength-col", _b_no_wave, {}, UserBackgroundColumnError, "no wavelength column"),

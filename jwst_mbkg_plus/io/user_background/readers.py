@@ -5,6 +5,7 @@ CSV or whitespace text.
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from jwst_mbkg_plus.io.user_background.errors import (
     UserBackgroundColumnError,
     UserBackgroundFormatError,
 )
+from jwst_mbkg_plus.safe_io import describe_file
 
 __all__ = [
     "RawTable",
@@ -127,7 +129,8 @@ def _fits_table(hdul, path, rd, spectrum_index, corrupt):
         kinds = ", ".join(f"{h.name or i}:{type(h).__name__}" for i, h in enumerate(hdul))
         raise rd.fail(
             UserBackgroundFormatError,
-            f"no table found (HDUs: {kinds}). A user background must be a table with "
+            f"is {describe_file(path)} with no table (HDUs: {kinds}). A user background "
+            "must be a table with "
             "wavelength and surface-brightness columns, e.g. a jwst x1d/c1d product "
             "or a FITS binary table; 1-D images with a spectral WCS are not supported.",
         )
@@ -138,9 +141,10 @@ def _fits_table(hdul, path, rd, spectrum_index, corrupt):
             index = 0
             if len(x1d) > 1:
                 rd.warn(
-                    f"holds {len(x1d)} spectra (EXTRACT1D extensions); using the first "
-                    "(spectrum_index=0). Combine them first, or pass spectrum_index "
-                    "to choose another."
+                    f"holds {len(x1d)} spectra (EXTRACT1D extensions); using the first. "
+                    "Combine them first ('jwst-mbkg-plus master FILE -o master.fits'), or "
+                    "write the one to use alone with jwst_mbkg_plus.io.user_background."
+                    "write_user_background."
                 )
         else:
             index = int(spectrum_index)
@@ -185,6 +189,24 @@ def _is_number(token):
     return True
 
 
+_DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d*,\d+([eE][+-]?\d+)?\s*$")
+
+
+def _decimal_commas(lines):
+    """Semicolon-separated lines with a decimal comma ('1,25;0,37'): the comma made a point."""
+    out, count = [], 0
+    for line in lines:
+        fields = line.split(";")
+        fixed = []
+        for f in fields:
+            if _DECIMAL_COMMA.match(f):
+                f = f.replace(",", ".")
+                count += 1
+            fixed.append(f)
+        out.append(";".join(fixed))
+    return out, count
+
+
 def read_text(path, rd):
     raw = path.read_bytes()
     if b"\x00" in raw[:4096]:
@@ -194,19 +216,22 @@ def read_text(path, rd):
             "FITS, any FITS binary table, ECSV, CSV or whitespace-separated text.",
         )
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise rd.fail(
             UserBackgroundFormatError,
             f"is not UTF-8 text nor FITS ({exc}). Supported: jwst x1d/c1d/masterbg1d FITS, "
             "any FITS binary table, ECSV, CSV or whitespace-separated text.",
         ) from exc
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    # Windows (CRLF) and old Mac (CR) line ends are lines too.
+    lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+             if ln.strip()]
     if not lines:
         raise rd.fail(UserBackgroundFormatError, "is empty: no table found.")
     if lines[0].startswith("#") and "%ECSV" in lines[0]:
         try:
-            table = Table.read(path, format="ascii.ecsv")
+            table = Table.read(lines, format="ascii.ecsv")
         except Exception as exc:
             raise rd.fail(
                 UserBackgroundFormatError,
@@ -222,34 +247,41 @@ def read_text(path, rd):
     if not data_lines:
         raise rd.fail(UserBackgroundFormatError, "has only comment lines: no table found.")
     first = data_lines[0]
-    delimiter = "," if "," in first else None
-    tokens = [t.strip() for t in (first.split(",") if delimiter else first.split())]
+    delimiter = ";" if ";" in first else ("," if "," in first else None)
+    if delimiter == ";":
+        data_lines, n_commas = _decimal_commas(data_lines)
+        if n_commas:
+            rd.warn(f"semicolon-separated with decimal commas: read {n_commas} numbers "
+                    "with the comma as decimal mark.")
+        first = data_lines[0]
+    tokens = [t.strip() for t in (first.split(delimiter) if delimiter else first.split())]
     kwargs = {"comment": "#", "guess": False, "fast_reader": False}
     if delimiter:
-        kwargs["delimiter"] = ","
+        kwargs["delimiter"] = delimiter
     if all(_is_number(t) for t in tokens):
         # Headerless data; the last comment line may hold the names.
         names = None
         if comments:
             cand = comments[-1].lstrip().lstrip("#").strip()
-            cand = [t.strip() for t in (cand.split(",") if delimiter else cand.split())]
+            cand = [t.strip() for t in (cand.split(delimiter) if delimiter else cand.split())]
             if len(cand) == len(tokens) and not all(_is_number(t) for t in cand):
                 names = cand
         fmt = "ascii.no_header"
         if names is not None:
             kwargs["names"] = names
     else:
-        fmt = "ascii.csv" if delimiter else "ascii.basic"
-        if delimiter:
+        fmt = "ascii.csv" if delimiter == "," else "ascii.basic"
+        if delimiter == ",":
             del kwargs["delimiter"]
     try:
-        table = Table.read(path, format=fmt, **kwargs)
+        table = Table.read(data_lines, format=fmt, **kwargs)
     except Exception as exc:
         raise rd.fail(
             UserBackgroundFormatError,
             f"cannot be parsed as a text table ({type(exc).__name__}: {exc}). "
-            "Supported: jwst x1d/c1d/masterbg1d FITS, any FITS binary table, ECSV, CSV or "
-            "whitespace-separated text with one header line of column names.",
+            "Supported: jwst x1d/c1d/masterbg1d FITS, any FITS binary table, ECSV, CSV "
+            "(comma or semicolon separated) or whitespace-separated text with one header "
+            "line of column names.",
         ) from exc
     raw_tab = RawTable(_table_columns(table), "csv")
     if fmt == "ascii.no_header" and "names" not in kwargs:
@@ -292,7 +324,8 @@ def read_model(model, rd, spectrum_index):
                 f"spectrum_index={spectrum_index} is out of range: {n} spectra.",
             )
         if spectrum_index is None and n > 1:
-            rd.warn(f"holds {n} spectra; using the first (spectrum_index=0).")
+            rd.warn(f"holds {n} spectra; using the first. Combine them first "
+                    "('jwst-mbkg-plus master'), or give a model holding the one to use.")
         table, fmt = model.spec[index].spec_table, "jwst-x1d"
     elif hasattr(model, "spec_table"):
         table, fmt = model.spec_table, "jwst-c1d"

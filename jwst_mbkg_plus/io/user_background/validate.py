@@ -52,9 +52,11 @@ from jwst_mbkg_plus.io.user_background.readers import (
     read_model,
     read_text,
 )
+from jwst_mbkg_plus.io.user_background.values import RANGE_FACTOR, absurd_rows, describe_rows
 from jwst_mbkg_plus.safe_io import (
     InputFileError,
     check_input_file,
+    describe_file,
     read_failure,
 )
 
@@ -192,6 +194,7 @@ def read_user_background(
             check_input_file(fpath, "user background")
         except InputFileError as err:
             raise rd.fail(UserBackgroundUnreadableError, err.reason) from err
+        _refuse_other_kinds(fpath, rd)
         try:
             raw = (
                 read_fits(fpath, rd, spectrum_index)
@@ -209,6 +212,18 @@ def read_user_background(
         rd = ReadReport(fpath)
         raw = read_model(path, rd, spectrum_index)
     return _validate(raw, rd, science_wavelength_range, min_overlap, spectrum_index)
+
+
+_EXPECTED = ("A user background is a 1-D spectrum: a jwst x1d/c1d/masterbg1d FITS product, "
+             "a FITS table, ECSV, CSV or text with wavelength and surface-brightness columns.")
+
+
+def _refuse_other_kinds(fpath, rd):
+    """Name a file that is plainly not a table (an image, an archive, an ASDF record)."""
+    kind = describe_file(fpath)
+    if not kind or kind.startswith(("a FITS", "a text", "an empty", "a gzip")):
+        return
+    raise rd.fail(UserBackgroundFormatError, f"is {kind}. {_EXPECTED}")
 
 
 def _select_rows(raw, used, rd, spectrum_index):
@@ -232,8 +247,9 @@ def _select_rows(raw, used, rd, spectrum_index):
         )
     if spectrum_index is None:
         rd.warn(
-            f"holds {nrow} spectra as table rows (vector columns); using row 0. Pass "
-            "spectrum_index to choose another."
+            f"holds {nrow} spectra as table rows (vector columns); using row 0. To use "
+            "another, write it alone with jwst_mbkg_plus.io.user_background."
+            "write_user_background, or combine them with 'jwst-mbkg-plus master'."
         )
     return {c: a[index].reshape(-1) for c, a in arrays.items()}
 
@@ -287,6 +303,17 @@ def _validate(raw, rd, science_wavelength_range, min_overlap, spectrum_index=Non
     wave, is_length = wave_to_micron(wave_raw, wunit, wcol, rd)
     good = np.isfinite(wave) & np.isfinite(sb_raw)
     n_bad = int(good.size - good.sum())
+    absurd = absurd_rows(sb_raw) & good
+    if absurd.sum() > 0.5 * good.sum():
+        absurd[:] = False  # most of the column: not a few bad rows; the checks below decide
+    if absurd.any():
+        rows = np.flatnonzero(absurd)
+        rd.warn(
+            f"dropped {describe_rows(rows + 1, sb_raw[rows])} of column {scol!r}: fill values "
+            f"or values more than {RANGE_FACTOR:g} times the spectrum's robust range beyond "
+            "it (row 1 is the first data row). Set missing values to NaN or remove those rows."
+        )
+        good &= ~absurd
     if good.sum() == 0:
         raise rd.fail(
             UserBackgroundValueError,
@@ -294,8 +321,10 @@ def _validate(raw, rd, science_wavelength_range, min_overlap, spectrum_index=Non
             "infinite or empty. Check the columns hold the spectrum.",
         )
     if n_bad:
+        rows = np.flatnonzero(~(np.isfinite(wave) & np.isfinite(sb_raw))) + 1
         rd.warn(
-            f"dropped {n_bad} of {good.size} rows with non-finite wavelength or surface brightness."
+            f"dropped {n_bad} of {good.size} rows with non-finite wavelength or surface "
+            f"brightness (rows {', '.join(map(str, rows[:5]))}{', ...' if n_bad > 5 else ''})."
         )
     if good.sum() < MIN_POINTS:
         raise rd.fail(
@@ -441,8 +470,8 @@ def _check_coverage(wave, science_range, min_overlap, rd):
         raise rd.fail(
             UserBackgroundCoverageError,
             f"covers {wmin:.4g}-{wmax:.4g} um, only {frac:.1%} of the science range "
-            f"{lo:.4g}-{hi:.4g} um (min_overlap={min_overlap:.0%}). Supply a background "
-            "for this grating/filter, or lower min_overlap.",
+            f"{lo:.4g}-{hi:.4g} um (user_background_min_overlap={min_overlap:g}). Supply a "
+            "background for this grating/filter, or lower user_background_min_overlap.",
         )
     gaps = []
     if wmin > lo:
