@@ -79,7 +79,7 @@ def test_strun_takes_one_value_for_a_list_parameter(tmp_path, args, bkg, exclude
     path = tmp_path / "fs_slits.fits"
     _mos_model(exp_type="NRS_FIXEDSLIT").save(path)  # refused fast, after parsing
     step = MasterBackgroundMosPlusStep.from_cmdline(
-        ["master_background_mos_plus", str(path), *args])
+        ["master_background_mos_plus", str(path), *args, f"--output_dir={tmp_path}"])
     assert step.bkg_slits == bkg
     assert step.exclude_slits == exclude
 
@@ -91,7 +91,8 @@ def test_asdf_parameter_file_with_one_value(tmp_path):
     asdf.AsdfFile({"class": "jwst_mbkg_plus.mos.step.MasterBackgroundMosPlusStep",
                    "name": "master_background_mos_plus",
                    "parameters": {"bkg_slits": "7", "exclude_slits": [3]}}).write_to(pars)
-    step = MasterBackgroundMosPlusStep.from_cmdline([str(pars), str(path)])
+    step = MasterBackgroundMosPlusStep.from_cmdline([str(pars), str(path),
+                                                      f"--output_dir={tmp_path}"])
     assert step.bkg_slits == ["7"]
     assert step.exclude_slits == ["3"]
 
