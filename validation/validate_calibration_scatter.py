@@ -110,7 +110,12 @@ def run_one(scene, folder, instrument, plus_pars):
     from jwst.master_background import MasterBackgroundMosStep
 
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import extract_slits, load_truth, local_crds_context, make_exposure
+    from jwst_mbkg_plus.synthetic import (
+        extract_slits,
+        load_truth,
+        local_crds_context,
+        make_exposure,
+    )
 
     exposure = make_exposure(scene, folder, instrument=instrument)
     truth = load_truth(exposure.truth_path)
@@ -158,6 +163,7 @@ def main(argv=None):
     parser.add_argument("--shutters", type=int, default=3)
     parser.add_argument("--plus", default="{}", help="plus step parameters (JSON)")
     parser.add_argument("--label", default="")
+    parser.add_argument("--resume", action="store_true", help="skip scenes already in --out")
     parser.add_argument("--work", default="/tmp/mbkg_calscatter")
     parser.add_argument("--out", default="validation/results_calibration_scatter.json")
     args = parser.parse_args(argv)
@@ -173,9 +179,13 @@ def main(argv=None):
     calib = (args.level, args.tilt, args.curvature, args.correlation)
     label = args.label or f"cal{args.level:g}_{args.tilt:g}_{args.curvature:g}"
     out = Path(args.out)
-    for grating in args.gratings.split(","):
-        for noise in (float(n) for n in args.noise.split(",")):
-            for seed in (int(s) for s in args.seeds.split(",")):
+    # Seeds outermost: an interrupted run has every grating and noise at equal seeds.
+    done = set(json.loads(out.read_text())) if out.is_file() and args.resume else set()
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for grating in args.gratings.split(","):
+            for noise in (float(n) for n in args.noise.split(",")):
+                if f"{grating}@{noise}@{seed}@{label}" in done:
+                    continue
                 scene = Scene(n_background=args.n_background, n_point=args.n_point,
                               n_extended=args.n_extended, shutters_per_slitlet=args.shutters,
                               detectors=("NRS1",), grating=grating, noise_fraction=noise,

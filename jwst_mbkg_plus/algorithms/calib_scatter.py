@@ -15,12 +15,15 @@ chi-square of the levels with ``s = 0`` exceeds ``dof`` beyond chance
 wavelength dependence (the factors evaluated at the bands' centres).
 """
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, stats
 
 __all__ = ["CalibrationScatter", "intrinsic_scatter", "measure_calibration_scatter"]
+
+log = logging.getLogger(__name__)
 
 #: False-alarm probability of "scatter detected".
 SCATTER_P_VALUE = 0.01

@@ -12,11 +12,15 @@ errors) are left out, and then, as long as the nearer half of what is left
 is significantly brighter than the farther half, the nearer half too.
 """
 
+import logging
+
 import numpy as np
 
 from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = ["source_free_mask"]
+
+log = logging.getLogger(__name__)
 
 # Standard error of a median relative to that of a mean (Gaussian).
 _MEDIAN_EFFICIENCY = 1.2533

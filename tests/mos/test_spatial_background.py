@@ -103,11 +103,16 @@ def test_spatial_qa_record(varying):
         )
     applied = qa["applied_scaling"]
     assert len(applied) == len(varying["input"].slits)
-    point = [v for k, v in applied.items() if "BKG" not in k and v["slit_scale"].get("scale")]
+    point = [v for k, v in applied.items() if "BKG" not in k and "sky_factor" in v]
     assert point, "no point-source slit was rescaled"
     for entry in point:
-        assert entry["slit_scale"]["status"] == "measured"
-        assert entry["slit_scale"]["error"] > 0
+        assert entry["sky_factor"]["applied"]
+        assert entry["sky_factor"]["level_error"] > 0
+        # No calibration error in this scene: each slit's factor is 1 within a few sigma.
+        level = entry["sky_factor"]["level"]
+        assert abs(level - 1) < 5 * entry["sky_factor"]["level_error"] + 0.003
+    scatter = qa["calibration_scatter"]
+    assert scatter["mode"] == "always" and scatter["rescaled"]
     with asdf.open(varying["qa_path"]) as af:
         assert af["master_background_qa"]["spatial_model"]["model"] == record["model"]
 
