@@ -104,8 +104,8 @@ def injected_scatter(truth, band_wavelength=()):
     return out
 
 
-def run_one(scene, folder, instrument, plus_pars):
-    """Stock and plus on the same slits; their figures."""
+def run_one(scene, folder, instrument, plus_pars, stock=None):
+    """Stock and plus on the same slits; their figures (``stock``: stock's, already measured)."""
     import asdf
     from jwst.master_background import MasterBackgroundMosStep
 
@@ -122,8 +122,12 @@ def run_one(scene, folder, instrument, plus_pars):
     out = {}
     with local_crds_context(instrument):
         slits = extract_slits(exposure.rate_path)
-        for name, cls, pars in (("stock", MasterBackgroundMosStep, {}),
-                                ("plus", MasterBackgroundMosPlusStep, plus_pars)):
+        runs = [("plus", MasterBackgroundMosPlusStep, plus_pars)]
+        if stock is None:
+            runs.insert(0, ("stock", MasterBackgroundMosStep, {}))
+        else:
+            out["stock"] = stock
+        for name, cls, pars in runs:
             out_dir = folder / name
             out_dir.mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
@@ -164,6 +168,9 @@ def main(argv=None):
     parser.add_argument("--plus", default="{}", help="plus step parameters (JSON)")
     parser.add_argument("--label", default="")
     parser.add_argument("--resume", action="store_true", help="skip scenes already in --out")
+    parser.add_argument("--stock-from", default=None,
+                        help="results file whose stock figures of the same scenes are reused "
+                             "(stock does not depend on this package's code)")
     parser.add_argument("--work", default="/tmp/mbkg_calscatter")
     parser.add_argument("--out", default="validation/results_calibration_scatter.json")
     args = parser.parse_args(argv)
@@ -181,6 +188,7 @@ def main(argv=None):
     out = Path(args.out)
     # Seeds outermost: an interrupted run has every grating and noise at equal seeds.
     done = set(json.loads(out.read_text())) if out.is_file() and args.resume else set()
+    stock_from = json.loads(Path(args.stock_from).read_text()) if args.stock_from else {}
     for seed in (int(s) for s in args.seeds.split(",")):
         for grating in args.gratings.split(","):
             for noise in (float(n) for n in args.noise.split(",")):
@@ -191,8 +199,9 @@ def main(argv=None):
                               detectors=("NRS1",), grating=grating, noise_fraction=noise,
                               calibration_error=calib, seed=seed)
                 folder = Path(args.work) / f"{grating}_{noise}_{seed}_{label}"
-                res = run_one(scene, folder, instrument, plus_pars)
                 key = f"{grating}@{noise}@{seed}@{label}"
+                res = run_one(scene, folder, instrument, plus_pars,
+                              stock=stock_from.get(key, {}).get("stock"))
                 st, pl = res["stock"]["sources"], res["plus"]["sources"]
                 cs, inj = res["plus"]["calibration_scatter"], res["plus"]["injected"]
                 nr = res["plus"]["not_rescaled"]

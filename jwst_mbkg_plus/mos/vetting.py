@@ -96,7 +96,7 @@ def vet_background_spectra(flux, var, labels, options, profile_rejects, waveleng
     }
 
 
-def level_tolerance(flux, *, floor=MIN_LEVEL_DEVIATION, n_sigma=4.0):
+def level_tolerance(flux, *, floor=MIN_LEVEL_DEVIATION, n_sigma=5.0):
     """
     Smallest level deviation vetting may call contamination, given the levels' scatter.
 
@@ -104,7 +104,7 @@ def level_tolerance(flux, *, floor=MIN_LEVEL_DEVIATION, n_sigma=4.0):
     (the calibration scatter). A slitlet whose level is off by an amount that
     scatter explains is not contaminated: contamination shows as a profile
     along the slit or an additive excess with a shape of its own, which the
-    other tests see. The tolerance is ``n_sigma`` times the robust scatter
+    other tests see. The tolerance is ``n_sigma`` (5) times the robust scatter
     (1.4826 MAD) of the spectra's levels relative to their median, at least
     ``floor``; with fewer than 5 spectra, ``floor``.
 
@@ -204,7 +204,7 @@ def undeclared_sources(arrays, masks, master, accepted, options, factors):
             wave, master.wavelength, master.surf_bright * factors[k], edge="nan",
             interpolation=master.interpolation,
         )
-        result = profiles.row_profile(sb, var, model, valid & ~masks[k])
+        result = profiles.row_profile(sb, var, model, valid & ~masks[k], detrend=True)
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
         finite = np.isfinite(result.deviation) & np.isfinite(result.sigma)
         if finite.sum() >= 3:
