@@ -144,7 +144,8 @@ def run_one(scene, folder, instrument, plus_pars, stock=None):
                     "scatter", "detected", "p_value", "band_wavelength", "band_scatter",
                     "rescaled_slits", "systematic_error_slits", "median_level_error")}
                 m["injected"] = injected_scatter(truth, cs.get("band_wavelength") or ())
-                fixed = list((cs.get("systematic_error_slits") or {}).keys())
+                # QA labels are "<name>:<source>"; the slits' names are the first part.
+                fixed = [k.split(":")[0] for k in (cs.get("systematic_error_slits") or {})]
                 m["not_rescaled"] = {**summarise(per_slit, fixed), **pulls_of(per_slit, fixed)}
             out[name] = m
             result.close()
@@ -168,6 +169,7 @@ def main(argv=None):
     parser.add_argument("--plus", default="{}", help="plus step parameters (JSON)")
     parser.add_argument("--label", default="")
     parser.add_argument("--resume", action="store_true", help="skip scenes already in --out")
+    parser.add_argument("--plus-only", action="store_true", help="do not run jwst's step")
     parser.add_argument("--stock-from", default=None,
                         help="results file whose stock figures of the same scenes are reused "
                              "(stock does not depend on this package's code)")
@@ -200,8 +202,11 @@ def main(argv=None):
                               calibration_error=calib, seed=seed)
                 folder = Path(args.work) / f"{grating}_{noise}_{seed}_{label}"
                 key = f"{grating}@{noise}@{seed}@{label}"
-                res = run_one(scene, folder, instrument, plus_pars,
-                              stock=stock_from.get(key, {}).get("stock"))
+                stock = stock_from.get(key, {}).get("stock")
+                if args.plus_only:
+                    stock = {"sources": {"rms_median": np.nan, "mean_p95": np.nan},
+                             "seconds": np.nan, "not_run": True}
+                res = run_one(scene, folder, instrument, plus_pars, stock=stock)
                 st, pl = res["stock"]["sources"], res["plus"]["sources"]
                 cs, inj = res["plus"]["calibration_scatter"], res["plus"]["injected"]
                 nr = res["plus"]["not_rescaled"]
