@@ -71,6 +71,9 @@ def _build_parser():
     demo.add_argument("--contaminated", type=int, default=1)
     demo.add_argument("--no-stock", action="store_true", help="skip jwst's stock pipeline")
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--calibration-error", default="0.03,0.02", metavar="LEVEL,TILT",
+                      help="per-slitlet calibration error painted: rms of the level and of the "
+                           "tilt across the band (default 0.03,0.02, as real apertures; 0: none)")
     _add_master_parser(sub)
     _add_flag_pixels_parser(sub)
     _add_msa_select_parser(sub)
@@ -256,6 +259,17 @@ def _error(path, reason):
     return EXIT_INPUT_ERROR
 
 
+def _calibration_error(text):
+    """``--calibration-error``: 'LEVEL,TILT[,CURVATURE]' or '0' -> a Scene.calibration_error."""
+    try:
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"give LEVEL,TILT (e.g. 0.03,0.02) or 0, not {text!r}") from None
+    if not any(values):
+        return ()
+    return (values + (0.0, 0.0))[: max(3, len(values))]
+
+
 def _demo_folder_problem(workdir):
     """Why the demo cannot write in ``workdir`` (created if missing), or ''."""
     from jwst_mbkg_plus.safe_io import OutputFolderError, check_output_folder
@@ -294,8 +308,13 @@ def handle_args(argv):
         problem = _demo_folder_problem(args.workdir)
         if problem:
             return _error(args.workdir, problem)
+        from jwst_mbkg_plus.synthetic.calib_error import check_calibration_error
         from jwst_mbkg_plus.synthetic.demo import DemoInputError, run_demo
 
+        try:
+            calibration = check_calibration_error(_calibration_error(args.calibration_error))
+        except ValueError as err:
+            return _error("--calibration-error", str(err))
         try:
             run_demo(
                 args.workdir,
@@ -306,6 +325,7 @@ def handle_args(argv):
                 n_contaminated=args.contaminated,
                 stock=not args.no_stock,
                 seed=args.seed,
+                calibration_error=calibration,
             )
         except DemoInputError as err:
             return _error(err.path, err.reason)

@@ -77,6 +77,8 @@ def _qa_fields(qa):
         "qa_err_pull_spread": (qa.get("err_pull_summary") or {}).get("pull_spread"),
         "qa_slit_pull_spreads": {k: [r.get("pull_spread"), r.get("column_pull_spread")]
                                  for k, r in (qa.get("residuals") or {}).items()},
+        "calibration_scatter": {k: (qa.get("calibration_scatter") or {}).get(k)
+                                for k in ("scatter", "detected", "p_value", "rescaled")},
     }
 
 
@@ -129,6 +131,8 @@ def main(argv=None):
                         f"pull {m['pull_std']:.3f}/{m['column_pull_std']:.3f} "
                         f"bias {100 * m.get('bias', np.nan):+.3f}% {m['seconds']:5.1f}s "
                         f"{m.get('spatial_model', '')} {m.get('rejected', '')}"
+                        + (f" scatter {m['calibration_scatter']}"
+                           if m.get("calibration_scatter") else "")
                         + (f" QA pulls {m['qa_pull_spread']:.3f}/{m['qa_column_pull_spread']:.3f}"
                            if m.get("qa_column_pull_spread") is not None else ""),
                         flush=True,

@@ -134,12 +134,18 @@ def run_scene(label, noise, work, instrument, settings, seed=7):
 
 
 def _spatial_fields(qa):
+    out = {}
+    scatter = qa.get("calibration_scatter")
+    if scatter:
+        out["calibration_scatter"] = {k: scatter.get(k) for k in (
+            "scatter", "detected", "p_value", "rescaled")}
     spatial = qa.get("spatial_model")
     if not spatial:
-        return {}
-    return {key: spatial.get(name) for key, name in
-            (("spatial_model", "model"), ("reduced_chi2", "reduced_chi2"),
-             ("parameters", "parameters"))}
+        return out
+    out.update({key: spatial.get(name) for key, name in
+                (("spatial_model", "model"), ("reduced_chi2", "reduced_chi2"),
+                 ("parameters", "parameters"))})
+    return out
 
 
 def run_settings(scene, folder, instrument, settings, qa_fields=_spatial_fields):

@@ -43,7 +43,29 @@ class ProfileResult:
     n: np.ndarray
 
 
-def row_profile(data, var, model, valid=None, *, min_pixels=20):
+def _column_trend(ratio, *, degree=3, n_iter=3):
+    """Smooth trend along the columns (wavelength) of the column medians of ``1 + ratio``."""
+    n_valid = np.sum(np.isfinite(ratio), axis=0)
+    cols = np.flatnonzero(n_valid >= 3)
+    if cols.size < 4 * (degree + 1):
+        return np.ones(ratio.shape[1])
+    med = np.nanmedian(ratio[:, cols], axis=0) + 1.0
+    x = np.linspace(-1.0, 1.0, ratio.shape[1])
+    keep = np.isfinite(med)
+    coef = None
+    for _ in range(n_iter):
+        coef = np.polynomial.polynomial.polyfit(x[cols][keep], med[keep], degree)
+        resid = med - np.polynomial.polynomial.polyval(x[cols], coef)
+        spread = 1.4826 * np.median(np.abs(resid[keep])) or np.inf
+        new = np.isfinite(med) & (np.abs(resid) <= 3 * spread)
+        if new.sum() < 2 * (degree + 1) or np.array_equal(new, keep):
+            break
+        keep = new
+    trend = np.polynomial.polynomial.polyval(x, coef)
+    return np.where(trend > 0, trend, 1.0)
+
+
+def row_profile(data, var, model, valid=None, *, min_pixels=20, detrend=False):
     """
     Measure how each row of a 2-D slitlet departs from a model.
 
@@ -59,6 +81,13 @@ def row_profile(data, var, model, valid=None, *, min_pixels=20):
         Pixels to use; all finite pixels with a positive model if None.
     min_pixels : int, optional
         Fewest valid pixels for a row to get a value.
+    detrend : bool, optional
+        Divide ``data / model`` by a smooth trend along the columns (a cubic in
+        column of the column medians) first. A slitlet whose own calibration
+        tilts its level in wavelength, relative to the model, then shows no
+        structure along the slit in its rows that cover only part of the band
+        (at the slit's ends); a source in a few rows barely moves the column
+        medians.
 
     Returns
     -------
@@ -82,6 +111,10 @@ def row_profile(data, var, model, valid=None, *, min_pixels=20):
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(use, data / model - 1.0, np.nan)
         rel_sigma = np.where(use, np.sqrt(var) / model, np.nan)
+    if detrend:
+        trend = _column_trend(ratio)
+        ratio = (ratio + 1.0) / trend[None, :] - 1.0
+        rel_sigma = rel_sigma / trend[None, :]
     n = use.sum(axis=1)
     has = n >= min_pixels
     deviation = np.full(data.shape[0], np.nan)

@@ -23,6 +23,8 @@ __all__ = [
     "MasterBackground",
     "MasterBackgroundError",
     "MasterOptions",
+    "SLIT_SCALE_MODES",
+    "normalise_slit_scale",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,41 @@ JWST_EQUIVALENT_SETTINGS = {
     "outside_range": "nan",
     "spatial_model": "none",
 }
+
+
+#: Values of ``slit_scale`` after `normalise_slit_scale`.
+SLIT_SCALE_MODES = ("auto", "always", "none")
+
+def normalise_slit_scale(value):
+    """
+    ``slit_scale`` as one of `SLIT_SCALE_MODES`.
+
+    Parameters
+    ----------
+    value : str or bool or None
+        ``'auto'``; ``True``, ``'true'``, ``'always'``; ``False``, ``None``,
+        ``'false'``, ``'none'``.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    if value is True:
+        return "always"
+    if value is False or value is None:
+        return "none"
+    text = str(value).strip().lower()
+    mapping = {"auto": "auto", "true": "always", "always": "always", "yes": "always",
+               "false": "none", "none": "none", "no": "none", "off": "none"}
+    if text not in mapping:
+        raise ValueError(f"slit_scale must be 'auto', True/'always' or False/'none', "
+                         f"not {value!r}")
+    return mapping[text]
 
 
 class MasterBackgroundError(RuntimeError):
@@ -69,7 +106,7 @@ class MasterOptions:
     error_extraction_height: int | None = None
     outside_range: str = "flag"
     spatial_model: str = "auto"
-    slit_scale: bool = False
+    slit_scale: str = "auto"
     slit_scale_guard: float = 1.0
 
     @classmethod
@@ -92,6 +129,9 @@ class MasterOptions:
         if step.combine_method == "jwst" and spatial_model == "auto":
             # jwst's master has no spatial factor; 'auto' is the default, not a request.
             spatial_model = "none"
+        slit_scale = normalise_slit_scale(step.slit_scale)
+        if step.combine_method == "jwst" and slit_scale == "auto":
+            slit_scale = "none"
         return cls(
             bkg_slits=tuple(step.bkg_slits or ()),
             exclude_slits=tuple(step.exclude_slits or ()),
@@ -110,7 +150,7 @@ class MasterOptions:
             error_extraction_height=step.error_extraction_height,
             outside_range=step.outside_range,
             spatial_model=spatial_model,
-            slit_scale=step.slit_scale,
+            slit_scale=slit_scale,
             slit_scale_guard=step.slit_scale_guard,
         )
 

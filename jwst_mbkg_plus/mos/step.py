@@ -19,6 +19,7 @@ from jwst_mbkg_plus.mos.options import (
     REJECTED_DQ,
     MasterBackgroundError,
     MasterOptions,
+    normalise_slit_scale,
 )
 from jwst_mbkg_plus.mos.qa import log_summary, residual_qa
 from jwst_mbkg_plus.mos.slit_spectra import wavelength_range
@@ -87,8 +88,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         error_extraction_height = integer(default=None, min=1)  # Rows summed by a typical extraction, for the correlated background error (default: median valid rows per column)
         outside_range = option("flag", "nearest", "nan", default="flag")  # Pixels beyond the background's wavelengths: no subtraction + DO_NOT_USE (as jwst), the end value, or NaN
         spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="auto")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC whose extra terms pass an F-test against the constant at p = 0.01)
-        slit_scale = boolean(default=False)  # Rescale each point-source slitlet's background by its own source-free rows
-        slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale uses
+        slit_scale = pass(default="auto")  # Per-slitlet calibration: 'auto' measures the slitlet-to-slitlet calibration scatter from the background slitlets and, where it is detected, rescales every slitlet with source-free pixels by its own smooth factor in wavelength (the others get the scatter in ERR); True/'always' rescales regardless; False/'none' does neither
+        slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale fits; the source's measured profile may push it further
         user_background_min_overlap = float(default=0.5, min=0, max=1)  # Smallest fraction of the science wavelength range the master background (computed or given) must cover; less ends FAILED
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
         visit_companions = force_list(default=None)  # Visit master: other exposures of the same visit and detector whose background slitlets join the master, each at a fitted sky level: files (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files), spec2 association files (their science members of this exposure's visit and detector), or 'association' (in calwebb_spec2_plus: the other science members of the association it runs on); default: this exposure's alone
@@ -347,8 +348,12 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             problem = self._association_keyword_problem()
             if problem:
                 return problem
+        try:
+            slit_scale = normalise_slit_scale(self.slit_scale)
+        except ValueError as err:
+            return str(err)
         explicit_spatial = self.spatial_model not in ("none", "auto")
-        if self.combine_method == "jwst" and (explicit_spatial or self.slit_scale):
+        if self.combine_method == "jwst" and (explicit_spatial or slit_scale == "always"):
             return (
                 "combine_method='jwst' reproduces jwst's master background, which has no "
                 "spatial model: set spatial_model='none' and slit_scale=False, or choose "

@@ -12,15 +12,14 @@ from stdatamodels.jwst import datamodels
 from jwst_mbkg_plus.algorithms import (
     errors,
     expand,
-    local_scale,
 )
 from jwst_mbkg_plus.io.slits import (
     DO_NOT_USE,
-    is_msa_background,
     slit_label,
     slit_variance,
 )
-from jwst_mbkg_plus.mos.msa_position import slit_position, source_distance
+from jwst_mbkg_plus.mos import slit_factors
+from jwst_mbkg_plus.mos.msa_position import slit_position
 from jwst_mbkg_plus.mos.options import REJECTED_DQ
 
 __all__ = [
@@ -71,15 +70,14 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     master.qa["error_extraction_height"] = int(height)
     applied = {}  # slit label -> spatial factor and local scale used
     flagged = {}  # slit label -> pixels flagged REJECTED_DQ
-    for index, (slit, cal_slit, factor) in enumerate(
-        zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
-    ):
+    prepared = []
+    for index, cal_slit in enumerate(forward.model.slits):
         this = master.leave_one_out.get(index, master)
         wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
         is_background = index in master.leave_one_out
-        bkg_cal, bkg_var_cal, record = _expanded(cal_slit, wave, this, is_background, options)
+        bkg_cal, bkg_var_cal, record = _expanded(cal_slit, wave, this, options)
         if record is not None:
-            applied[slit_label(slit)] = record
+            applied[slit_label(cal_slit)] = record
         outside = _outside(wave, this)
         if this is not master:
             # Where the other slitlets stop short of this one's wavelengths, the
@@ -87,11 +85,24 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
             # jwst would subtract; the QA leaves those pixels out (not independent).
             fallback = outside & ~_outside(wave, master)
             if fallback.any():
-                full, full_var, _ = _expanded(cal_slit, wave, master, is_background, options)
+                full, full_var, _ = _expanded(cal_slit, wave, master, options)
                 bkg_cal = np.where(fallback, full, bkg_cal)
                 bkg_var_cal = np.where(fallback, full_var, bkg_var_cal)
                 outside &= ~fallback
                 master.self_subtracted[index] = fallback
+        prepared.append((this, wave, bkg_cal, bkg_var_cal, outside, is_background))
+    corrections, scatter_record = slit_factors.slit_corrections(
+        list(forward.model.slits), [p[1] for p in prepared], [p[2] for p in prepared],
+        master, options.slit_scale, guard=options.slit_scale_guard)
+    if scatter_record is not None:
+        master.qa["calibration_scatter"] = scatter_record
+    for index, (slit, cal_slit, factor) in enumerate(
+        zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
+    ):
+        this, wave, bkg_cal, bkg_var_cal, outside, _ = prepared[index]
+        if index in corrections:
+            bkg_cal, bkg_var_cal = corrections[index].apply(bkg_cal, bkg_var_cal)
+            applied.setdefault(slit_label(cal_slit), {}).update(corrections[index].record)
         if options.outside_range == "nan":
             bkg_cal[outside] = np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -156,7 +167,7 @@ def _outside(wave, master):
     return ~((wave >= low) & (wave <= high))
 
 
-def _expanded(cal_slit, wave, master, is_background, options):
+def _expanded(cal_slit, wave, master, options):
     """
     The master expanded to a slit's pixels, with its spatial factor and local scale.
 
@@ -168,20 +179,20 @@ def _expanded(cal_slit, wave, master, is_background, options):
     bkg, bkg_var : ndarray
         The background (calibrated units) and its variance.
     record : dict or None
-        `_scale_locally`'s record; None without spatial model or local scale.
+        `_scale_locally`'s record; None without spatial model.
     """
     bkg, bkg_var = expand.expand_to_2d(
         wave, master.wavelength, master.surf_bright, master.var, edge="nearest",
         interpolation=master.interpolation,
     )
-    if options.spatial_model == "none" and not options.slit_scale:
+    if master.spatial is None:
         return bkg, bkg_var, None
-    return _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options)
+    return _scale_locally(cal_slit, wave, bkg, bkg_var, master)
 
 
-def _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options):
+def _scale_locally(cal_slit, wave, bkg, bkg_var, master):
     """
-    Multiply a slit's expanded master by its spatial factor and local scale.
+    Multiply a slit's expanded master by its spatial factor.
 
     Each factor's error is added to the background's variance (it is shared by
     every pixel of the slit, like the master's own error).
@@ -191,7 +202,7 @@ def _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options)
     bkg, bkg_var : ndarray
         The scaled background (calibrated units) and its variance.
     record : dict
-        Factor, local scale and their errors, for the QA record.
+        Factor and its error, for the QA record.
     """
     record = {}
     if master.spatial is not None:
@@ -213,24 +224,6 @@ def _scale_locally(cal_slit, wave, bkg, bkg_var, master, is_background, options)
             record["spatial_factor_range"] = [float(f.min()), float(f.max())] if f.size else []
         bkg_var = factor**2 * bkg_var + (bkg * error) ** 2
         bkg = bkg * factor
-    if options.slit_scale:
-        if is_background or is_msa_background(cal_slit):
-            record["slit_scale"] = {"status": "background slitlet (checked, not rescaled)"}
-        elif str(getattr(cal_slit, "source_type", "") or "").upper() == "EXTENDED":
-            record["slit_scale"] = {"status": "extended source: no source-free rows assumed"}
-        else:
-            valid = (cal_slit.dq & DO_NOT_USE) == 0
-            scale = local_scale.local_scale(
-                cal_slit.data, slit_variance(cal_slit), bkg, source_distance(cal_slit), valid,
-                guard=options.slit_scale_guard,
-            )
-            record["slit_scale"] = scale.to_record()
-            if scale.applied:
-                bkg_var = scale.scale**2 * bkg_var + (bkg * scale.error) ** 2
-                bkg = bkg * scale.scale
-            else:
-                log.info("Slit %s keeps the modelled background level: %s",
-                         slit_label(cal_slit), scale.status)
     return bkg, bkg_var, record
 
 

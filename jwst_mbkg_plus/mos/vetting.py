@@ -5,6 +5,7 @@
 import logging
 
 import numpy as np
+from astropy.stats import biweight_scale
 
 from jwst_mbkg_plus.algorithms import (
     expand,
@@ -15,12 +16,16 @@ from jwst_mbkg_plus.mos.options import MasterBackgroundError
 
 __all__ = [
     "grow_source_rows",
+    "level_tolerance",
     "report_vetting",
     "undeclared_sources",
     "vet_background_spectra",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Smallest level deviation that can reject a spectrum (as ``vet_by_count``'s default).
+MIN_LEVEL_DEVIATION = 0.05
 
 _WHAT_TO_DO = (
     "If one of them holds a source, exclude it (exclude_slits), choose other background "
@@ -53,8 +58,9 @@ def vet_background_spectra(flux, var, labels, options, profile_rejects, waveleng
             "rejected": rejected,
         }
     names = [labels[k] for k in idx]
+    tolerance = level_tolerance(flux[idx])
     vetting = core.vet_by_count(flux[idx], var[idx], names, threshold=options.vet_threshold,
-                                wavelength=wavelength)
+                                wavelength=wavelength, min_deviation=tolerance)
     accepted = np.zeros(n, dtype=bool)
     accepted[idx] = vetting.accepted
     if vetting.method == "pair":
@@ -84,10 +90,47 @@ def vet_background_spectra(flux, var, labels, options, profile_rejects, waveleng
         "applied": True,
         "method": "consensus",
         "threshold": options.vet_threshold,
+        "level_tolerance": float(tolerance),
         "scores": scores,
         "excess_scores": excess_scores,
         "rejected": rejected,
     }
+
+
+def level_tolerance(flux, *, floor=MIN_LEVEL_DEVIATION, n_sigma=5.0):
+    """
+    Smallest level deviation vetting may call contamination, given the levels' scatter.
+
+    Every slitlet's calibration is off by a few percent, differently in each
+    (the calibration scatter). A slitlet whose level is off by an amount that
+    scatter explains is not contaminated: contamination shows as a profile
+    along the slit or an additive excess with a shape of its own, which the
+    other tests see. The tolerance is ``n_sigma`` (5) times the robust scatter
+    (biweight scale) of the spectra's levels relative to their median, at least
+    ``floor``; with fewer than 5 spectra, ``floor``.
+
+    Parameters
+    ----------
+    flux : ndarray, shape (n, n_wave)
+        Background spectra on one grid.
+    floor, n_sigma : float, optional
+
+    Returns
+    -------
+    float
+    """
+    if flux.shape[0] < 5:
+        return floor
+    with np.errstate(invalid="ignore", divide="ignore"):
+        consensus = np.nanmedian(flux, axis=0)
+        levels = np.nanmedian(flux / consensus, axis=1)
+    levels = levels[np.isfinite(levels)]
+    if levels.size < 5:
+        return floor
+    # Biweight: robust to a contaminated spectrum, but far less noisy than the MAD
+    # with ~10 spectra (a 12-slitlet MAD can come out at 40% of the true scatter).
+    spread = biweight_scale(levels, c=9.0)
+    return float(max(floor, n_sigma * spread)) if np.isfinite(spread) else floor
 
 
 def report_vetting(qa, profiles_qa, profile_flags):
@@ -164,7 +207,7 @@ def undeclared_sources(arrays, masks, master, accepted, options, factors):
             wave, master.wavelength, master.surf_bright * factors[k], edge="nan",
             interpolation=master.interpolation,
         )
-        result = profiles.row_profile(sb, var, model, valid & ~masks[k])
+        result = profiles.row_profile(sb, var, model, valid & ~masks[k], detrend=True)
         rows = profiles.find_profile_outliers(result, threshold=options.vet_threshold)
         finite = np.isfinite(result.deviation) & np.isfinite(result.sigma)
         if finite.sum() >= 3:

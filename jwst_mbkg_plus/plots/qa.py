@@ -201,7 +201,7 @@ def plot_spatial_factor(qa, path, *, title=None):
     (each grid point takes the quadrant of the nearest slitlet); circles are
     the background slitlets' measured levels (relative to the master; crosses:
     not used), squares the other slitlets with their applied factor (times
-    their own scale with ``slit_scale``), in the same colour scale. A lower
+    their own sky factor with ``slit_scale``), in the same colour scale. A lower
     panel shows each background slitlet's level minus the fitted factor, in
     units of its error.
 
@@ -248,7 +248,7 @@ def plot_spatial_factor(qa, path, *, title=None):
 
     measured = [v.get("ratio", np.nan) for v in bkg.values()]
     applied_values = [
-        v.get("spatial_factor", 1.0) * (v.get("slit_scale") or {}).get("scale", 1.0)
+        v.get("spatial_factor", 1.0) * (v.get("sky_factor") or {}).get("level", 1.0)
         for v in others.values()
     ]
     values = np.concatenate([factor.ravel(), measured, applied_values])

@@ -33,6 +33,7 @@ from stdatamodels.jwst import datamodels
 
 import jwst_mbkg_plus.synthetic.instrument as instrument
 from jwst_mbkg_plus.jwst_internals import pixel_index
+from jwst_mbkg_plus.synthetic.calib_error import calibration_error_factor
 from jwst_mbkg_plus.synthetic.msa_file import PROGRAM
 from jwst_mbkg_plus.synthetic.noise import add_hot_pixels, photon_noise
 
@@ -250,6 +251,7 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
         rng = np.random.default_rng([scene.seed, 2, instrument.DETECTORS.index(detector)])
     factor_fn = calibration.extended_factor if calibration is not None else _unit_factor
     layout = {s.slitlet_id: (i, s) for i, s in enumerate(scene.layout())}
+    calib_terms = scene.calibration_errors()
     contaminated = _contaminated_ids(scene, layout)
     open_slits = wcs_model.meta.wcs.get_transform("gwa", "slit_frame").slits
     counts = np.zeros((2048, 2048), dtype=np.float64)
@@ -298,6 +300,10 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
             y_c = rng.uniform(-half - 0.3, half + 0.3)
             contaminant = scene.contaminant_fraction * bkg
             contaminant = contaminant * np.exp(-0.5 * ((ys - y_c) / sigma_src / 1.5) ** 2)
+        # The slitlet's own calibration error multiplies all its light; the
+        # truth records the calibrated values the pipeline sees.
+        calib = calibration_error_factor(calib_terms[index], lam, scene.grating)
+        bkg, source, contaminant = bkg * calib, source * calib, contaminant * calib
         total_sb = np.where(valid, bkg + source + contaminant, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
             rate = np.where(valid, total_sb / np.where(valid, factor, 1.0), 0.0)
@@ -314,6 +320,7 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
             "source": np.where(valid, source, 0.0).astype(np.float32),
             "contaminant": np.where(valid, contaminant, 0.0).astype(np.float32),
             "counts": rate.astype(np.float32),
+            "calibration_error": np.where(valid, calib, np.nan).astype(np.float32),
             "valid": valid & ~taken,
         }
         painted.append(PaintedSlit(int(slit.name), slitlet, geo["xlo"] + 1, geo["ylo"] + 1, arrays))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import jwst_mbkg_plus.synthetic.instrument as instrument
+from jwst_mbkg_plus.synthetic.calib_error import calibration_error_terms, check_calibration_error
 from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES, builtin_sky
 from jwst_mbkg_plus.synthetic.slitlet import Slitlet, shared_column_slots
 from jwst_mbkg_plus.synthetic.spectra import default_background, read_spectrum_csv
@@ -84,6 +85,10 @@ class Scene:
         wavelength). Added to ``quadrant_offsets``.
     chromatic_gradient_y : tuple of (blue, red), or ()
         A wavelength-dependent ``gradient_y`` (same convention), added to it.
+    calibration_error : tuple
+        ``(level_rms, tilt_rms, curvature_rms[, correlation])``: every slitlet's
+        light times its own smooth factor in wavelength, which the reference
+        files do not know (`~jwst_mbkg_plus.synthetic.calib_error`); () = none.
     n_contaminated : int
         Background slitlets holding an undeclared source.
     contaminant_fraction : float
@@ -129,6 +134,7 @@ class Scene:
     slit_scatter: float = 0.0
     chromatic_quadrants: tuple = ()
     chromatic_gradient_y: tuple = ()
+    calibration_error: tuple = ()
     n_contaminated: int = 0
     contaminant_fraction: float = 0.3
     hot_pixels_per_slit: int = 0
@@ -184,6 +190,8 @@ class Scene:
         if gradient and len(gradient) != 2:
             raise ValueError("chromatic_gradient_y needs a (blue, red) pair, or ()")
         object.__setattr__(self, "chromatic_gradient_y", gradient)
+        object.__setattr__(self, "calibration_error", check_calibration_error(
+            self.calibration_error))
         _check_fraction("background_scale", self.background_scale)
         _check_fraction("slit_scatter", self.slit_scatter, upper=0.5)
         _check_fraction("contaminant_fraction", self.contaminant_fraction)
@@ -226,6 +234,9 @@ class Scene:
         out["quadrant_offsets"] = list(self.quadrant_offsets)
         out["chromatic_quadrants"] = [list(p) for p in self.chromatic_quadrants]
         out["chromatic_gradient_y"] = list(self.chromatic_gradient_y)
+        out["calibration_error"] = list(self.calibration_error)
+        if not self.calibration_error:
+            del out["calibration_error"]  # digests of scenes without it are unchanged
         return out
 
     def digest(self):
@@ -318,6 +329,10 @@ class Scene:
                 blue, red = self.chromatic_gradient_y
                 factor = factor + (blue + (red - blue) * u) * np.asarray(y_msa) / half_y
         return factor
+
+    def calibration_errors(self):
+        """ndarray (n_slitlets, 3): level, tilt, curvature of each slitlet's calibration."""
+        return calibration_error_terms(self.calibration_error, self.layout(), self.seed)
 
     def _slit_scatter(self):
         rng = np.random.default_rng([self.seed, 1])

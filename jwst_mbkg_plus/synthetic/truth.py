@@ -22,6 +22,9 @@ Tree of the file (one file per detector)::
         source              # MJy/sr declared source (0 elsewhere)
         contaminant         # MJy/sr undeclared source (0 elsewhere)
         counts              # DN/s noiseless count rate painted
+        calibration_error   # the slit's calibration factor c_s(lambda) (synthetic.calib_error);
+                            #   background, source, contaminant already include it
+        calibration_terms   # [level, tilt, curvature] of c_s
         valid               # bool, background truth defined
     hot_pixels:             # columns: detector, slitlet_id, x, y (0-based full frame),
                             #   rate (DN/s added), cluster (0 = single)
@@ -82,6 +85,8 @@ def write_truth(path, *, scene, detector, painted, calibrated=True, visit=None):
     grid = np.linspace(lo * 1e6, hi * 1e6, 2001)
     contaminated = set(painted["contaminated"])
     slits = []
+    terms = dict(zip((s.slitlet_id for s in scene.layout()), scene.calibration_errors(),
+                     strict=True))
     for p in painted["slits"]:
         s = p.slitlet
         entry = {
@@ -94,6 +99,8 @@ def write_truth(path, *, scene, detector, painted, calibrated=True, visit=None):
             "contaminated": p.name in contaminated,
             "xstart": int(p.xstart),
             "ystart": int(p.ystart),
+            # level, tilt (blue to red), curvature of the slit's calibration error
+            "calibration_terms": [float(t) for t in terms.get(p.name, np.zeros(3))],
         }
         entry.update({k: np.ascontiguousarray(v) for k, v in p.arrays.items()})
         slits.append(entry)

@@ -103,11 +103,16 @@ def test_spatial_qa_record(varying):
         )
     applied = qa["applied_scaling"]
     assert len(applied) == len(varying["input"].slits)
-    point = [v for k, v in applied.items() if "BKG" not in k and v["slit_scale"].get("scale")]
+    point = [v for k, v in applied.items() if "BKG" not in k and "sky_factor" in v]
     assert point, "no point-source slit was rescaled"
     for entry in point:
-        assert entry["slit_scale"]["status"] == "measured"
-        assert entry["slit_scale"]["error"] > 0
+        assert entry["sky_factor"]["applied"]
+        assert entry["sky_factor"]["level_error"] > 0
+        # No calibration error in this scene: each slit's factor is 1 within a few sigma.
+        level = entry["sky_factor"]["level"]
+        assert abs(level - 1) < 5 * entry["sky_factor"]["level_error"] + 0.003
+    scatter = qa["calibration_scatter"]
+    assert scatter["mode"] == "always" and scatter["rescaled"]
     with asdf.open(varying["qa_path"]) as af:
         assert af["master_background_qa"]["spatial_model"]["model"] == record["model"]
 
@@ -127,7 +132,10 @@ def test_default_is_auto_and_none_turns_it_off(varying):
     assert MasterBackgroundMosPlusStep().spatial_model == "auto"
     qa = varying["plus"].meta.master_background_qa.instance
     assert "spatial_model" not in qa
-    assert "applied_scaling" not in qa
+    # No spatial factor; the background slitlets' levels (a gradient the master does not
+    # follow) show as scatter, so slit_scale='auto' rescales the slitlets it can.
+    assert all("spatial_factor" not in v for v in qa.get("applied_scaling", {}).values())
+    assert qa["calibration_scatter"]["mode"] == "auto"
 
 
 def test_defaults_beat_stock_on_chromatic_quadrant_map(synthetic_instrument, tmp_path):

@@ -14,8 +14,9 @@ from jwst_mbkg_plus.synthetic.demo import run_demo
 def test_demo_plus_only_recovers_background(tmp_path, capsys):
     # The notebook's mode, with few background slitlets: each leave-one-out master
     # is made of 2, so the master's variance is a visible part of ERR.
+    # Perfectly calibrated slitlets (the default paints per-slitlet calibration errors).
     results = run_demo(tmp_path / "demo", grating="PRISM", n_background=3, noise=0.05,
-                       n_contaminated=0, stock=False, seed=3)
+                       n_contaminated=0, stock=False, seed=3, calibration_error=())
     out = capsys.readouterr().out
     # Without the stock run: instrument, exposure, plus pipeline, residuals.
     assert "[1/4]" in out and "[3/4] Running Spec2PipelinePlus" in out and "[4/4]" in out
@@ -49,7 +50,8 @@ def test_demo_takes_a_sky_csv_on_a_grating(tmp_path, capsys):
     sky.write_text("wave,flux\n" + rows)
     status = handle_args(["demo", "--workdir", str(tmp_path / "demo"), "--grating", "G235M",
                           "--sky", str(sky), "--no-stock", "--background-slitlets", "3",
-                          "--noise", "0.05", "--contaminated", "0", "--seed", "4"])
+                          "--noise", "0.05", "--contaminated", "0", "--seed", "4",
+                          "--calibration-error", "0"])
     out = capsys.readouterr().out
     assert status == 0
     assert "Painting a G235M exposure" in out and "my_sky.csv" in out
@@ -61,6 +63,12 @@ def test_demo_takes_a_sky_csv_on_a_grating(tmp_path, capsys):
     rows = [line.split() for line in out.splitlines() if line.strip().endswith("%")]
     residuals = [float(r[-1].rstrip("%")) for r in rows if r[0].isdigit()]
     assert len(residuals) == 6 and all(abs(r) < 0.5 for r in residuals)
+
+
+def test_demo_reports_a_bad_calibration_error(tmp_path, capsys):
+    assert handle_args(["demo", "--workdir", str(tmp_path), "--calibration-error", "x"]) == 2
+    assert "--calibration-error" in capsys.readouterr().err
+    assert handle_args(["demo", "--workdir", str(tmp_path), "--calibration-error", "0.9"]) == 2
 
 
 def test_demo_reports_a_bad_sky_file(tmp_path, capsys):

@@ -1,0 +1,222 @@
+"""Per-slitlet calibration: measure the scatter, rescale the slitlets that can be, ERR for the rest.
+
+Every slitlet's calibration (flat, pathloss, bar shadow) is a few percent off,
+and differently in each. With ``slit_scale='auto'`` (the default):
+
+1. every background slitlet that went into the master gets a sky factor in
+   wavelength (`~jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor`),
+   fitted to its pixels against its own modelled background (its leave-one-out
+   master x spatial factor);
+2. their levels give the slitlet-to-slitlet calibration scatter beyond their
+   noise and beyond the spatial model
+   (`~jwst_mbkg_plus.algorithms.calib_scatter.measure_calibration_scatter`);
+3. only if that scatter is detected, each slitlet with enough source-free
+   pixels is rescaled by its own factor: the background slitlets, and point
+   sources in slitlets of several shutters (the source's wings masked with
+   its measured profile along the slit,
+   `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`); the factor's
+   error joins the background's variance;
+4. the slitlets that cannot be rescaled (extended sources, one-shutter
+   slitlets, too few free pixels) get the measured scatter (at each
+   wavelength) times their background as a systematic variance term.
+
+``slit_scale=True`` (or ``'always'``) rescales whether or not scatter is
+detected; ``False`` (or ``'none'``) does none of this.
+"""
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
+from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
+from jwst_mbkg_plus.algorithms.sky_factor import fit_sky_factor
+from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
+from jwst_mbkg_plus.mos.msa_position import source_distance
+
+__all__ = ["SlitCorrection", "slit_corrections"]
+
+log = logging.getLogger(__name__)
+
+#: Fewest source-free pixels for a slitlet's own factor.
+MIN_FREE_PIXELS = 200
+
+
+@dataclasses.dataclass
+class SlitCorrection:
+    """
+    What multiplies one slit's modelled background, or what its variance gets.
+
+    Attributes
+    ----------
+    factor, factor_var : ndarray or None
+        Per-pixel multiplicative factor and its variance (None: not rescaled).
+    systematic_var : ndarray or None
+        Variance to add to the background's (the calibration scatter) when the
+        slit cannot be rescaled.
+    record : dict
+        For the QA record.
+    """
+
+    factor: np.ndarray | None = None
+    factor_var: np.ndarray | None = None
+    systematic_var: np.ndarray | None = None
+    record: dict = dataclasses.field(default_factory=dict)
+
+    def apply(self, bkg, bkg_var):
+        """
+        The corrected background and its variance.
+
+        Parameters
+        ----------
+        bkg, bkg_var : ndarray
+            Modelled background (calibrated) and its variance.
+
+        Returns
+        -------
+        bkg, bkg_var : ndarray
+        """
+        if self.factor is not None:
+            f = np.where(np.isfinite(self.factor), self.factor, 1.0)
+            fv = np.where(np.isfinite(self.factor_var), self.factor_var, 0.0)
+            return bkg * f, f**2 * bkg_var + bkg**2 * fv
+        if self.systematic_var is not None:
+            return bkg, bkg_var + np.where(np.isfinite(self.systematic_var),
+                                           self.systematic_var, 0.0)
+        return bkg, bkg_var
+
+
+def _valid(cal_slit, extra_mask=None):
+    valid = (cal_slit.dq & DO_NOT_USE) == 0
+    if extra_mask is not None:
+        valid &= ~extra_mask
+    return valid
+
+
+def _fit(cal_slit, wave, bkg, valid, apply):
+    return fit_sky_factor(wave, cal_slit.data, slit_variance(cal_slit), bkg, valid, apply=apply)
+
+
+def _rescaled(fit, wave):
+    factor, error = fit.evaluate(wave)
+    return SlitCorrection(factor=factor, factor_var=error**2, record={"sky_factor": _brief(fit)})
+
+
+def _brief(fit):
+    rec = fit.to_record()
+    return {k: rec[k] for k in ("model", "level", "level_error", "n_pixels", "n_rejected",
+                                "deviation_chi2", "p_value", "significant", "applied",
+                                "status", "params", "knots", "degree", "wave_range")}
+
+
+def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0):
+    """
+    Measure the calibration scatter and decide every slit's correction.
+
+    Parameters
+    ----------
+    cal_slits : list of SlitModel
+        Calibrated (as extended) slits.
+    waves : list of ndarray
+        Their pixel wavelengths.
+    expanded : list of ndarray
+        Their modelled backgrounds (master x spatial factor, calibrated units).
+    master : MasterBackground
+        The master (its ``leave_one_out`` keys are the background slitlets used,
+        ``rejected_masks`` their rejected pixels, ``spatial`` the spatial fit).
+    mode : str
+        ``auto``, ``always`` or ``none``
+        (`~jwst_mbkg_plus.mos.options.normalise_slit_scale`).
+    guard : float, optional
+        Smallest distance from the source of a pixel fitted (slit-frame units).
+
+    Returns
+    -------
+    corrections : dict
+        Slit index -> `SlitCorrection` (slits without any are absent).
+    record : dict or None
+        QA record (``calibration_scatter``), None when ``mode`` is ``none``.
+    """
+    if mode == "none":
+        return {}, None
+    background = sorted(master.leave_one_out)
+    fits = {}
+    for k in background:
+        valid = _valid(cal_slits[k], master.rejected_masks.get(k))
+        fits[k] = _fit(cal_slits[k], waves[k], expanded[k], valid, apply=True)
+    names = [slit_label(cal_slits[k]) for k in background]
+    dof_lost = len(master.spatial.params) if master.spatial is not None else 1
+    scatter = measure_calibration_scatter([fits[k] for k in background], names,
+                                          dof_lost=dof_lost, leave_one_out=True)
+    rescale = mode == "always" or scatter.detected
+    record = {"mode": mode, **scatter.to_record(), "rescaled": rescale,
+              "rescaled_slits": [], "systematic_error_slits": {}, "unchanged_slits": {}}
+    if scatter.detected:
+        log.info("Calibration scatter between background slitlets: %.2f%% (%d slitlets, "
+                 "level error %.2f%%, p = %.2g); per band %s", 100 * scatter.scatter,
+                 int(scatter.used.sum()), 100 * scatter.median_error, scatter.p_value,
+                 ", ".join(f"{w:.2f} um {100 * s:.2f}%" for w, s in
+                           zip(scatter.band_wavelength, scatter.band_scatter, strict=True)))
+    else:
+        log.info("Calibration scatter between background slitlets not detected "
+                 "(estimate %.2f%%, level error %.2f%%, p = %.2g)%s", 100 * scatter.scatter,
+                 100 * scatter.median_error, scatter.p_value,
+                 "" if rescale else ": no slitlet rescaled")
+    corrections = {}
+    if not rescale:
+        return corrections, record
+    for k, cal_slit in enumerate(cal_slits):
+        label = slit_label(cal_slit)
+        if k in fits:
+            if fits[k].fitted and fits[k].applied:
+                corrections[k] = _rescaled(fits[k], waves[k])
+                record["rescaled_slits"].append(label)
+            else:
+                record["unchanged_slits"][label] = fits[k].status
+            continue
+        if is_msa_background(cal_slit):
+            record["unchanged_slits"][label] = "background slitlet not in the master"
+            continue
+        reason = _cannot_rescale(cal_slit)
+        fit = None
+        if not reason:
+            distance = source_distance(cal_slit)
+            valid = _valid(cal_slit)
+            free, cut = source_free_mask(cal_slit.data, expanded[k], distance, valid,
+                                             guard=guard)
+            if free.sum() < MIN_FREE_PIXELS:
+                reason = (f"{int(free.sum())} source-free pixels (fewer than "
+                          f"{MIN_FREE_PIXELS})")
+            else:
+                fit = _fit(cal_slit, waves[k], expanded[k], free, apply=True)
+                if not fit.applied:
+                    reason = fit.status
+        if fit is not None and fit.applied:
+            corrections[k] = _rescaled(fit, waves[k])
+            corrections[k].record["free_from_distance"] = float(cut)
+            record["rescaled_slits"].append(label)
+            continue
+        if scatter.detected:
+            sys = (scatter.at(waves[k]) * expanded[k]) ** 2
+            corrections[k] = SlitCorrection(systematic_var=sys, record={
+                "calibration_systematic": reason})
+            record["systematic_error_slits"][label] = reason
+        else:
+            record["unchanged_slits"][label] = reason
+    if record["systematic_error_slits"]:
+        log.info("%d slitlets cannot be rescaled; their ERR includes the calibration "
+                 "scatter: %s", len(record["systematic_error_slits"]),
+                 ", ".join(record["systematic_error_slits"]))
+    log.info("Rescaled %d slitlets by their own sky factor", len(record["rescaled_slits"]))
+    return corrections, record
+
+
+def _cannot_rescale(cal_slit):
+    """Why a source slit has no source-free pixels to fit, or ''."""
+    if str(getattr(cal_slit, "source_type", "") or "").upper() == "EXTENDED":
+        return "extended source: no source-free rows"
+    shutter_state = str(getattr(cal_slit, "shutter_state", "") or "")
+    if shutter_state and shutter_state.count("1") + shutter_state.count("x") < 2:
+        return "one-shutter slitlet"
+    return ""
