@@ -40,6 +40,9 @@ pulls
 levels, spatial, chromatic, local_scale
     Background level across the MSA: per-slitlet levels, the spatial models,
     their wavelength dependence, per-slit rescaling.
+sky_factor
+    A target's smooth multiplicative sky factor in wavelength (per slitlet or
+    per exposure), its complexity chosen by evidence.
 stats, interp
     NaN-aware order statistics and checked interpolation shared by the above.
 """
