@@ -47,6 +47,12 @@ SCALE_OPTIONS = ("auto", "always", "off")
 
 _APPLY = {"auto": "auto", "always": True}
 
+#: Clip of the factor fit's residuals, in robust sigma. Symmetric: the sky pixels are
+#: already free of the source (found from the profile), and an asymmetric clip biases a
+#: Gaussian sky: clipping at -3 and +5 sigma raises the mean by 0.0044 sigma per pixel
+#: (+0.09 % of the sky at 20 % noise per pixel).
+SKY_CLIP = (-5.0, 5.0)
+
 
 @dataclass
 class ExposureScale:
@@ -121,7 +127,7 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
         return ExposureScale(name, region, unit_factor(
             f"not applied, master subtracted unscaled: {region.status}", int(valid.sum())))
     factor = fit_sky_factor(wavelength, data, var, bkg, region.sky, model=model,
-                            apply=_APPLY[mode])
+                            apply=_APPLY[mode], clip=SKY_CLIP)
     return ExposureScale(name, region, factor)
 
 

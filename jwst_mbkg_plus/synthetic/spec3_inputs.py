@@ -274,8 +274,8 @@ def _background_x1d(mode, index, rng, params, *, contaminated):
         table["SURF_BRIGHT"] = bkg
         table["SB_ERROR"] = sigma
         table["SB_VAR_POISSON"] = sigma**2
-        if mode == "MIR_MRS":
-            # jwst reads BACKGROUND for MIRI MRS in every case.
+        if mode == "MIR_MRS" or (mode == "NRS_IFU" and not params["point_source"]):
+            # jwst reads BACKGROUND for MIRI MRS and NIRSpec IFU extended sources.
             table["BACKGROUND"] = bkg
             table["BKGD_ERROR"] = sigma
             table["BKGD_VAR_POISSON"] = sigma**2
