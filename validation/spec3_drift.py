@@ -123,6 +123,7 @@ def _summary(rows):
         fif = np.array([r[step]["fifths"] for r in rows])
         out[step] = {"median_per_seed": med.tolist(), "median_mean": float(med.mean()),
                      "median_max_abs": float(np.abs(med).max()),
+                     "fifths_per_seed": fif.tolist(),
                      "fifths_mean": fif.mean(axis=0).tolist(),
                      "fifths_max_abs": float(np.abs(fif).max()),
                      "fifths_mean_max_abs": float(np.abs(fif.mean(axis=0)).max())}
