@@ -155,7 +155,7 @@ def _grow(source, excess, sig, order, window, threshold, margin):
 
 
 def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
-                    low_threshold=5.0, wing_window=3, wing_threshold=2.0, margin=1,
+                    low_threshold=5.0, wing_window=3, wing_threshold=1.0, margin=1,
                     min_sky_lines=3, min_sky_fraction=0.1, min_pixels=20):
     """
     Find the source-free pixels of a science exposure from its own data.
