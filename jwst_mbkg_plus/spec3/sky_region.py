@@ -21,9 +21,13 @@ source adds light to its lines only. So:
    does not pull it up);
 2. lines above ``level + threshold * sigma`` hold a source;
 3. the source's wings: walking outward from every source block, the next
-   ``wing_window`` lines are added while their mean excess is above
+   line is added while the next ``wing_window`` lines' mean excess is above
    ``wing_threshold`` times its noise (faint wings are found together,
-   where each line alone is within its noise), then ``margin`` more lines;
+   where each line alone is within its noise), then ``margin`` more lines.
+   With the default 3 lines at 1 sigma a flat sky costs about one line per
+   source edge; a Moffat (beta 2.5) source of 5 times the sky at its peak in
+   a 32-row slit leaves +0.05 % (5 % noise per pixel) and +0.11 % (20 %) of
+   wing light in the factor, about 0.5 and 0.3 of its noise;
 4. the level is measured again without them, and 2-3 repeated once;
 5. lines far below the floor (``-low_threshold`` sigma: bad lines) are left
    out of the sky without being called a source.
@@ -234,5 +238,4 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
                   f"of the pixels (less than {min_sky_fraction:.0%})")
     if np.any(sky_lines):
         level = float(np.median(dev[sky_lines]))
-    return SkyRegion(sky if status == "ok" else sky, np.flatnonzero(source), n_lines, n_sky,
-                     level, axis, status)
+    return SkyRegion(sky, np.flatnonzero(source), n_lines, n_sky, level, axis, status)

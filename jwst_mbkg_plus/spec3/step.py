@@ -43,7 +43,10 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
     are vetted and combined robustly per wavelength, the median filter is
     NaN-aware, the master's variance is propagated into ``VAR_RNOISE`` and
     ``ERR``, pixels outside the master's range are flagged rather than left
-    with background, and a QA record of what was used and rejected is logged
+    with background, the master is scaled to each science exposure's own sky
+    where the evidence supports it (``scale_master``, see
+    `jwst_mbkg_plus.spec3.exposure_scale`), and a QA record of what was used
+    and rejected is logged
     (and saved with ``save_qa`` as ``*_mbkgqa.asdf``, the MOS step's format:
     the same keys where they mean the same, including the pulls of each
     background spectrum against the master made without it). Input models
