@@ -177,3 +177,22 @@ def test_nodded_same_sky_stays_unscaled():
                                drift=0.03, seed=4)
     out = run.run_master_background([m.copy() for m in inputs.science], inputs.backgrounds)
     assert [s.factor.applied for s in out.scales] == [False, False]
+
+
+def test_noisy_master_does_not_dilute_the_factor():
+    """A master at 5 % per point: without the correction the factor is ~0.25 % low."""
+    rng = np.random.default_rng(9)
+    levels, raw = [], []
+    for _ in range(60):
+        data, var, model, wl, _ = _slit_scene(rng, noise=0.02, source=0.0, ny=8)
+        # One master sample per column, noisy by 5 %, shared by every row.
+        noisy = model * (1.0 + 0.05 * rng.normal(size=model.shape[1]))[None, :]
+        bkg_var = (0.05 * model) ** 2
+        scale = scale_one(data, var, None, wl, noisy, mode="always", model="constant",
+                          bkg_var=bkg_var)
+        levels.append(scale.factor.level)
+        raw.append(scale_one(data, var, None, wl, noisy, mode="always",
+                             model="constant").factor.level)
+    # The master's level noise (5 % / sqrt(400) = 0.25 % per draw) averages to 0.03 %.
+    assert np.mean(raw) < 1.0 - 0.0015
+    assert np.mean(levels) == pytest.approx(1.0, abs=1e-3)
