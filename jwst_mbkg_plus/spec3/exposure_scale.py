@@ -165,7 +165,10 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
     valid = np.isfinite(wavelength)
     if dq is not None:
         valid &= (np.asarray(dq) & DO_NOT_USE) == 0
-    region = find_sky_region(data, var, bkg, wavelength, valid)
+    # The master's noise enters every line's profile (each line samples it at its own
+    # wavelengths): counted in the lines' noise, so that a noisy master is not a source.
+    region_var = var if bkg_var is None else var + np.where(np.isfinite(bkg_var), bkg_var, 0.0)
+    region = find_sky_region(data, region_var, bkg, wavelength, valid)
     if not region.usable:
         return ExposureScale(name, region, unit_factor(
             f"not applied, master subtracted unscaled: {region.status}", int(valid.sum())))
