@@ -31,7 +31,12 @@ input and calls :func:`run_master_background`, which
    fixed slits holding a point source,
    `~jwst.master_background.nirspec_utils.correct_nrs_ifu_bkg` for a NIRSpec
    IFU point source), scaling the variance by the factor squared;
-5. subtracts it (:func:`apply_backgrounds`), after computing every background
+5. scales it to each science exposure's own sky where the evidence supports
+   it (`jwst_mbkg_plus.spec3.exposure_scale`, ``scale_master``): a smooth
+   factor in wavelength fitted to the exposure's source-free pixels, found
+   from the data, applied only when it differs from 1 beyond its noise, its
+   variance added to the background's;
+6. subtracts it (:func:`apply_backgrounds`), after computing every background
    first (:func:`run_master_background`), so a failure changes nothing.
 
 Error propagation
@@ -58,13 +63,14 @@ slit) are not science pixels and are left exactly as they are.
 
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from jwst_mbkg_plus import output_checks
 from jwst_mbkg_plus.io.user_background import read_user_background
 from jwst_mbkg_plus.spec3.collect import collect_background_spectra
+from jwst_mbkg_plus.spec3.exposure_scale import scale_backgrounds
 from jwst_mbkg_plus.spec3.master import (
     MasterBackground,
     build_master_background,
@@ -73,6 +79,7 @@ from jwst_mbkg_plus.spec3.master import (
 from jwst_mbkg_plus.spec3.subtract import (
     apply_backgrounds,
     compute_backgrounds,
+    science_targets,
     science_wavelengths,
 )
 
@@ -97,10 +104,14 @@ class Spec3BackgroundResult:
         The 1-D master (combined or user-supplied).
     subtractions : list of SubtractionResult
         One per science model, in order.
+    scales : list of ExposureScale
+        The sky factor of every science exposure (slit), in order; empty
+        with ``scale_master='off'``.
     """
 
     master: MasterBackground
     subtractions: list
+    scales: list = field(default_factory=list)
 
 
 def _wavelength_range(wavelengths):
@@ -133,7 +144,7 @@ def _check_overlap(master, science_range):
 
 def run_master_background(science, backgrounds=(), *, user_background=None, combine=None,
                           median_kernel=1, edge="nan", propagate_errors=True,
-                          min_overlap=0.5):
+                          min_overlap=0.5, scale_master="auto", scale_model="auto"):
     """
     Build the master background and subtract it from every science model.
 
@@ -161,6 +172,11 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
     min_overlap : float, optional
         Smallest fraction of the science wavelength range a user background
         must cover.
+    scale_master : {'auto', 'always', 'off'}, optional
+        Scale the master to each exposure's own sky: when the factor differs
+        from 1 beyond its noise, always, or never (jwst).
+    scale_model : {'auto', 'constant', 'linear', 'spline'}, optional
+        The factor's model (``auto``: chosen by evidence).
 
     Returns
     -------
@@ -198,6 +214,11 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
         compute_backgrounds(model, master, wl, edge=edge)
         for model, wl in zip(science, wavelengths, strict=True)
     ]
+    scales = []
+    for model, sub, wl in zip(science, subtractions, wavelengths, strict=True):
+        scales += scale_backgrounds(science_targets(model), sub.backgrounds, wl,
+                                    mode=scale_master, model=scale_model,
+                                    label=str(model.meta.filename))
     for model, sub in zip(science, subtractions, strict=True):
         apply_backgrounds(model, sub, propagate_errors=propagate_errors)
-    return Spec3BackgroundResult(master, subtractions)
+    return Spec3BackgroundResult(master, subtractions, scales)

@@ -44,7 +44,10 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
     are vetted and combined robustly per wavelength, the median filter is
     NaN-aware, the master's variance is propagated into ``VAR_RNOISE`` and
     ``ERR``, pixels outside the master's range are flagged rather than left
-    with background, and a QA record of what was used and rejected is logged
+    with background, the master is scaled to each science exposure's own sky
+    where the evidence supports it (``scale_master``, see
+    `jwst_mbkg_plus.spec3.exposure_scale`), and a QA record of what was used
+    and rejected is logged
     (and saved with ``save_qa`` as ``*_mbkgqa.asdf``, the MOS step's format:
     the same keys where they mean the same, including the pulls of each
     background spectrum against the master made without it). Input models
@@ -66,6 +69,8 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         propagate_errors = boolean(default=True) # Add the master background variance to VAR_RNOISE and ERR
         edge = option("nan", "nearest", "extrapolate_linear", default="nan") # Pixels outside the master range: NaN + DO_NOT_USE, or extend the master
         user_background_min_overlap = float(default=0.5, min=0, max=1) # Smallest fraction of the science wavelength range the master background (computed from the members or a user background) must cover; less ends FAILED
+        scale_master = option("auto", "always", "off", default="auto") # Scale the master to each science exposure's own sky (a smooth factor in wavelength fitted to its source-free pixels): when it differs from 1 beyond its noise (auto), always, or never (off: jwst)
+        scale_model = option("auto", "constant", "linear", "spline", default="auto") # Model of that factor (auto: constant, linear or spline chosen by evidence)
         save_qa = boolean(default=False) # Save the QA record (inputs, vetting, clipping, pulls) as an ASDF file (suffix 'mbkgqa')
     """  # noqa: E501
 
@@ -154,6 +159,8 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
                 edge=self.edge,
                 propagate_errors=self.propagate_errors,
                 min_overlap=self.user_background_min_overlap,
+                scale_master=self.scale_master,
+                scale_model=self.scale_model,
             )
         except (ValueError, TypeError, RuntimeError) as err:
             log.error("Master background subtraction failed: %s Step failed.", err)
@@ -187,6 +194,10 @@ class MasterBackgroundPlusStep(PlusMixin, MasterBackgroundStep):
         """Log the QA summary; save it with ``save_qa``."""
         qa = {"step": self.class_alias, **outcome.master.qa}
         qa["n_pixels_without_background"] = [s.n_no_background for s in outcome.subtractions]
+        qa["scale_master"] = self.scale_master
+        qa["exposure_scale"] = [s.to_record() for s in outcome.scales]
+        for s in outcome.scales:
+            log.info("Sky factor of %s: %s", s.name, s.factor.status)
         for entry in qa.get("inputs", []):
             log.info("Background %s (%s): %s, clipped %.2f%%", entry["name"], entry["column"],
                      entry["reason"], 100 * entry["clipped_fraction"])

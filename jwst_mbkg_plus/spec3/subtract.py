@@ -21,6 +21,7 @@ __all__ = [
     "compute_backgrounds",
     "pixel_wavelengths",
     "point_source_factor",
+    "science_targets",
     "science_wavelengths",
 ]
 
@@ -157,6 +158,23 @@ def _targets(model):
     if isinstance(model, datamodels.MultiSlitModel):
         return [(slit, slit) for slit in model.slits]
     return [(None, model)]
+
+
+def science_targets(model):
+    """
+    The data arrays of a science model, in the order of its backgrounds.
+
+    Parameters
+    ----------
+    model : `~stdatamodels.jwst.datamodels.JwstDataModel`
+        Science model.
+
+    Returns
+    -------
+    list of (slit or None, obj)
+        ``(slit, slit)`` per slit of a MultiSlitModel, else ``(None, model)``.
+    """
+    return _targets(model)
 
 
 def _exp_type(model, slit=None):

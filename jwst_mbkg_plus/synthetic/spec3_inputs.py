@@ -48,6 +48,7 @@ from jwst_mbkg_plus.synthetic.spec3_modes import (
     nrs_ifu_science,
     set_common_meta,
 )
+from jwst_mbkg_plus.synthetic.spec3_scenes import drift_factor, exposure_drift
 
 __all__ = [
     "MODES",
@@ -112,6 +113,11 @@ def make_spec3_inputs(
     spectrum_noise=0.003,
     source_level=5.0,
     seed=0,
+    drift=0.0,
+    drift_red=0.0,
+    source_wings=False,
+    extended_fraction=None,
+    extended_level=0.8,
 ):
     """
     Build seeded synthetic science and background inputs for one mode.
@@ -145,6 +151,23 @@ def make_spec3_inputs(
         Peak source brightness in units of the mean background.
     seed : int, optional
         Seed for `numpy.random.default_rng`.
+    drift, drift_red : float or sequence of float, optional
+        Sky drift of the science exposures (one value for all, or one per
+        exposure): the sky during a science exposure is
+        ``1 + drift + drift_red * t`` times that of the background exposures
+        (``t`` from 0 at the blue end to 1 at the red end; see
+        `jwst_mbkg_plus.synthetic.spec3_scenes.drift_factor`). Nodded
+        background members (the other nods) carry the drift of their own
+        exposure; dedicated background exposures carry none.
+    source_wings : bool, optional
+        Compact sources with Moffat wings reaching every row of the slit
+        instead of a profile that is exactly zero beyond its half width.
+    extended_fraction : float or None, optional
+        NIRSpec IFU only: an extended source filling this fraction of the
+        field (instead of the point source), ``extended_level`` times the mean
+        background at its peak, with a spectrum of its own.
+    extended_level : float, optional
+        Peak brightness of the extended source, in units of the mean background.
 
     Returns
     -------
@@ -171,7 +194,14 @@ def make_spec3_inputs(
         "spectrum_noise": spectrum_noise,
         "source_level": source_level,
         "seed": seed,
+        "drift": drift if np.ndim(drift) == 0 else list(drift),
+        "drift_red": drift_red if np.ndim(drift_red) == 0 else list(drift_red),
+        "source_wings": source_wings,
+        "extended_fraction": extended_fraction,
+        "extended_level": extended_level,
     }
+    if extended_fraction is not None and mode != "NRS_IFU":
+        raise ValueError("extended_fraction is for NRS_IFU scenes")
     builder = {
         "NRS_FIXEDSLIT": nrs_fs_science,
         "NRS_IFU": nrs_ifu_science,
@@ -219,6 +249,10 @@ def _background_x1d(mode, index, rng, params, *, contaminated):
     shift = rng.uniform(-0.5, 0.5) * step
     wave = w0 - 3 * step + shift + step * np.arange(n + 6)
     truth = injected_background(wave, mode=mode)
+    if params["nodded"]:
+        # The other nods: the background carries its own exposure's drift.
+        level, red = exposure_drift(params, index % params["n_science"])
+        truth = truth * drift_factor((wave - w0) / (w1 - w0), level, red)
     if contaminated:
         w_t = (wave - w0) / (w1 - w0)
         truth = truth + params["contamination"] * continuum_shape(w_t)
@@ -241,8 +275,8 @@ def _background_x1d(mode, index, rng, params, *, contaminated):
         table["SURF_BRIGHT"] = bkg
         table["SB_ERROR"] = sigma
         table["SB_VAR_POISSON"] = sigma**2
-        if mode == "MIR_MRS":
-            # jwst reads BACKGROUND for MIRI MRS in every case.
+        if mode == "MIR_MRS" or (mode == "NRS_IFU" and not params["point_source"]):
+            # jwst reads BACKGROUND for MIRI MRS and NIRSpec IFU extended sources.
             table["BACKGROUND"] = bkg
             table["BKGD_ERROR"] = sigma
             table["BKGD_VAR_POISSON"] = sigma**2

@@ -14,6 +14,12 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
+from jwst_mbkg_plus.synthetic.spec3_scenes import (
+    drift_factor,
+    exposure_drift,
+    extended_profile,
+    source_profile,
+)
 
 __all__ = [
     "MODES",
@@ -141,6 +147,17 @@ def _profile(coord_, centre, half_width):
     return np.where(d < 1.0, 0.5 * (1.0 + np.cos(np.pi * np.minimum(d, 1.0))), 0.0)
 
 
+def _drift(t, params, index):
+    """The science exposure's sky over the background exposures' (see `spec3_scenes`)."""
+    level, red = exposure_drift(params, index)
+    return drift_factor(t, level, red)
+
+
+def _source(coord_, centre, half_width, params):
+    """Compact source profile, with wings if the scene asks for them."""
+    return source_profile(coord_, centre, half_width, wings=params.get("source_wings", False))
+
+
 def _simple_wcs(wave_fn_model, *, mode):
     """Detector (x, y) -> (alpha, beta, lambda) with a Planar2D wavelength."""
     det2world = Mapping((0, 1, 0, 1), n_inputs=2) | Identity(2) & wave_fn_model
@@ -179,10 +196,10 @@ def nrs_fs_science(index, rng, params):
             * (ff_uniform.astype(np.float64) / ff_point)
             * (ph_point.astype(np.float64) / ph_uniform)
         )
-    bkg = injected_background(wavelength, mode=mode) * factor
+    bkg = injected_background(wavelength, mode=mode) * factor * _drift(t, params, index)
     # Nodded: the source sits above or below the slit centre.
     centre = ny / 2 + (-7.0 if index % 2 == 0 else 7.0)
-    source = params["source_level"] * _profile(y, centre, 3.0)
+    source = params["source_level"] * _source(y, centre, 3.0, params)
     mask = _profile(y, centre, 5.0) == 0.0
     data, vp, vr, vf = _noisy(bkg, source, rng, params)
 
@@ -295,12 +312,20 @@ def nrs_ifu_science(index, rng, params):
     factor = np.ones((ny, nx))
     if params["point_source"]:
         factor = pl_uniform.astype(np.float64) / pl_point
-    bkg = injected_background(wavelength, mode=mode) * factor
-    # Nodded point source: a few central slices, offset by nod.
-    centre = 12.0 if index % 2 == 0 else 18.0
-    src_slice = params["source_level"] * _profile(slice_id.astype(float), centre, 2.0)
+    bkg = injected_background(wavelength, mode=mode) * factor * _drift(t, params, index)
+    if params.get("extended_fraction"):
+        # An extended source over most of the field, with a spectrum of its own.
+        shape_ = extended_profile(slice_id.astype(float), _IFU_NSLICE,
+                                  params["extended_fraction"])
+        src_slice = params["extended_level"] * shape_ * (0.8 + 0.5 * np.nan_to_num(t))
+        mask = (regions > 0) & (shape_ == 0.0)
+    else:
+        # Nodded point source: a few central slices, offset by nod.
+        centre = 12.0 if index % 2 == 0 else 18.0
+        src_slice = params["source_level"] * _source(slice_id.astype(float), centre, 2.0,
+                                                     params)
+        mask = (regions > 0) & (_profile(slice_id.astype(float), centre, 3.0) == 0.0)
     source = np.where(regions > 0, src_slice, 0.0)
-    mask = (regions > 0) & (_profile(slice_id.astype(float), centre, 3.0) == 0.0)
     data, vp, vr, vf = _noisy(np.nan_to_num(bkg), source, rng, params)
     gap = regions == 0
     dq = np.where(gap, DO_NOT_USE | NON_SCIENCE, 0).astype(np.uint32)
@@ -328,9 +353,10 @@ def miri_lrs_science(index, rng, params):
     wave_model = Planar2D(slope_x=0.02 * dw, slope_y=dw, intercept=w0 - 0.02 * dw * nx / 2)
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
     wavelength = wave_model(x, y)
-    bkg = injected_background(wavelength, mode=mode)
+    t = (wavelength - w0) / (w1 - w0)
+    bkg = injected_background(wavelength, mode=mode) * _drift(t, params, index)
     centre = nx / 2 + (-9.0 if index % 2 == 0 else 9.0)
-    source = params["source_level"] * _profile(x, centre, 3.0)
+    source = params["source_level"] * _source(x, centre, 3.0, params)
     mask = _profile(x, centre, 5.0) == 0.0
     data, vp, vr, vf = _noisy(bkg, source, rng, params)
     model = datamodels.ImageModel()
@@ -351,9 +377,10 @@ def miri_mrs_science(index, rng, params):
     wave_model = Planar2D(slope_x=0.05 * dw, slope_y=dw, intercept=w0 - 0.05 * dw * nx / 2)
     y, x = np.mgrid[0:ny, 0:nx].astype(np.float64)
     wavelength = wave_model(x, y)
-    bkg = injected_background(wavelength, mode=mode)
+    t = (wavelength - w0) / (w1 - w0)
+    bkg = injected_background(wavelength, mode=mode) * _drift(t, params, index)
     centre = nx / 2 + (-10.0 if index % 2 == 0 else 10.0)
-    source = params["source_level"] * _profile(x, centre, 4.0)
+    source = params["source_level"] * _source(x, centre, 4.0, params)
     mask = _profile(x, centre, 6.0) == 0.0
     data, vp, vr, vf = _noisy(bkg, source, rng, params)
     model = datamodels.IFUImageModel()

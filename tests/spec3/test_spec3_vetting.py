@@ -46,10 +46,11 @@ def _scale_member(inputs, index, factor):
     table[error] = table[error] * factor
 
 
-def run(inputs, tmp_path):
+def run(inputs, tmp_path, **kwargs):
     """Run the plus step; return the result and its QA record."""
+    Path(tmp_path).mkdir(exist_ok=True)
     result = MasterBackgroundPlusStep.call(make_container(inputs), save_qa=True,
-                                           output_dir=str(tmp_path))
+                                           output_dir=str(tmp_path), **kwargs)
     (qa_file,) = Path(tmp_path).glob("*mbkgqa.asdf")
     with asdf.open(qa_file) as af:
         qa = af.tree["master_background_qa"]
@@ -100,7 +101,7 @@ def test_clean_members_all_used(mode, n_background, tmp_path):
 def test_three_percent_level_is_not_contamination(mode, tmp_path):
     inputs = make_spec3_inputs(mode, n_background=2, seed=23)
     _scale_member(inputs, 1, 1.03)
-    result, qa = run(inputs, tmp_path)
+    result, qa = run(inputs, tmp_path, scale_master="off")
     assert _rejected(qa) == []
     pair = qa["pair"]
     assert pair["verdict"] == "consistent"
@@ -108,6 +109,10 @@ def test_three_percent_level_is_not_contamination(mode, tmp_path):
     assert pair["level_difference"] == pytest.approx(0.03, abs=0.003)
     # Both are used: the master sits halfway.
     assert bias(inputs, result) == pytest.approx(0.015, abs=0.003)
+    # Scaled to each exposure's own sky (the default), the halfway level is corrected.
+    scaled, qa_scaled = run(inputs, tmp_path / "scaled")
+    assert qa_scaled["pair"]["verdict"] == "consistent"
+    assert abs(bias(inputs, scaled)) < 0.002
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -146,8 +151,13 @@ def test_pair_brighter_beyond_the_level_limit_is_rejected(mode, tmp_path, caplog
 def test_single_contaminated_member_cannot_be_vetted(mode, tmp_path):
     """One x1d spectrum has no profile and nothing to compare with: used, recorded."""
     inputs = make_spec3_inputs(mode, n_background=1, contaminate=0, seed=25)
-    result, qa = run(inputs, tmp_path)
+    result, qa = run(inputs, tmp_path, scale_master="off")
     assert all(m.meta.cal_step.master_background == "COMPLETE" for m in result)
     assert qa["n_accepted"] == 1
     assert qa["inputs"][0]["reason"] == "not vetted"
     assert bias(inputs, result) == pytest.approx(0.3, abs=0.02)
+    # The science exposures' own sky pixels see the excess: the default scales it away
+    # (the contamination has a smooth spectrum, which the factor follows).
+    scaled, qa_scaled = run(inputs, tmp_path / "scaled")
+    assert all(rec["applied"] for rec in qa_scaled["exposure_scale"])
+    assert abs(bias(inputs, scaled)) < 0.01
