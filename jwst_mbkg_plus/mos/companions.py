@@ -25,6 +25,7 @@ from jwst_mbkg_plus.batch.inputs import (
     key_from_header,
     model_key,
 )
+from jwst_mbkg_plus.input_checks import unique_files
 from jwst_mbkg_plus.mos.options import MasterBackgroundError
 from jwst_mbkg_plus.mos.visit import load_companions
 
@@ -179,7 +180,8 @@ def resolve_companions(entries, model, *, association=None, this_path=None):
     Returns
     -------
     companions : list of pathlib.Path
-        The companion files, without repeats.
+        The companion files; one given twice (same file or identical content)
+        is kept once, with a warning.
     ignored : list of (pathlib.Path, str)
         Association members left out, and why.
 
@@ -207,8 +209,9 @@ def resolve_companions(entries, model, *, association=None, this_path=None):
             ignored.extend(left)
         else:
             paths.append(Path(text))
-    unique = list(dict.fromkeys(paths))
-    return unique, ignored
+    # The same exposure named twice (as a file and through an association, or by
+    # two paths) would join the visit master twice: kept once, with a warning.
+    return unique_files(paths, what="visit companion"), ignored
 
 
 class CompanionCache:

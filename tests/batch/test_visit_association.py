@@ -251,3 +251,17 @@ def test_standalone_step_with_an_association_file(association_run, nods, synthet
     assert qa["level"] == pytest.approx(expected["level"], rel=1e-9)
     assert list(qa["ignored"]) == [other.name]
     assert "detector NRS2" in qa["ignored"][other.name]
+
+
+def test_a_companion_given_twice_joins_once(tmp_path, caplog, monkeypatch):
+    a = _header_file(tmp_path / "a_rate.fits", exposure="00001")
+    c = _header_file(tmp_path / "c_rate.fits", exposure="00003")
+    asn = tmp_path / "x_asn.json"
+    asn.write_text(json.dumps({"products": [
+        {"name": "a", "members": [{"expname": "a_rate.fits", "exptype": "science"}]}]}))
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING"):
+        paths, _ = resolve_companions([str(a), "a_rate.fits", str(asn), str(c)],
+                                      _this_exposure())
+    assert [p.name for p in paths] == ["a_rate.fits", "c_rate.fits"]
+    assert "Visit companion" in caplog.text and "used once" in caplog.text
