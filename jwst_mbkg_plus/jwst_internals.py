@@ -34,6 +34,7 @@ __all__ = [
     "JWST_MINOR",
     "ParameterValidationError",
     "add_history_entry",
+    "quiet_call_options",
     "jwst_loggers",
     "prepare_output",
     "MIRRORED_SOURCES",
@@ -343,20 +344,10 @@ def _disable_logging(level):  # jwst.lib.basic_utils.disable_logging of jwst 1.2
 
 def pixel_index(value):
     """
-    The integer pixel index of a pixel coordinate (pixel centres at integers).
+    Integer pixel index of a pixel coordinate: ``floor(value + 0.5)``.
 
-    ``gwcs.utils.to_index`` (gwcs 0.26 to 1.0, jwst 1.20 to 3.0; ``_toindex``
-    in gwcs 0.25, jwst 1.19): ``floor(value + 0.5)`` as int.
-
-    Parameters
-    ----------
-    value : float or array_like
-        Pixel coordinates.
-
-    Returns
-    -------
-    int or ndarray of int
-        The indices.
+    ``gwcs.utils.to_index`` of gwcs 0.26 to 1.0 (jwst 1.20 to 3.0); gwcs 0.25
+    (jwst 1.19) has only the private ``_toindex``.
     """
     return np.asarray(np.floor(np.asarray(value) + 0.5), dtype=int)
 
@@ -398,6 +389,14 @@ def prepare_output(step, init):
     if copy_needed and step.parent is None:
         return init.copy()
     return init
+
+
+def quiet_call_options():
+    """``Step.call`` keywords keeping the log setup: none on stpipe 0.10 (jwst 1.19)."""
+    from stpipe import step as stpipe_step
+
+    has_it = "configure_log" in inspect.getsource(stpipe_step.Step.call)
+    return {"configure_log": False} if has_it else {}
 
 
 def jwst_loggers():

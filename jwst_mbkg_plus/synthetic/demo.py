@@ -14,6 +14,7 @@ import numpy as np
 
 from jwst_mbkg_plus.io.products import read_qa
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
+from jwst_mbkg_plus.jwst_internals import quiet_call_options
 from jwst_mbkg_plus.offline import offline_crds
 from jwst_mbkg_plus.synthetic.instrument import GRATINGS
 from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES
@@ -249,7 +250,7 @@ def _run(workdir, grating, sky, n_background, noise, n_contaminated, stock, seed
                 save_results=True,
                 # Keep the terminal to the demo's own progress lines; the
                 # pipeline's warnings still show through Python's last resort.
-                configure_log=False,
+                **quiet_call_options(),
             )
         seconds = time.perf_counter() - t0
         masterbg2d = next(out.glob("*_masterbg2d.fits"))
