@@ -23,6 +23,7 @@ from jwst_mbkg_plus.io.user_background import (
     read_user_background,
 )
 from jwst_mbkg_plus.io.user_background.values import absurd_rows
+from jwst_mbkg_plus.jwst_internals import STATUS_FAILED
 from jwst_mbkg_plus.safe_io import OutputWriteError, atomic_output, describe_file, read_failure
 from jwst_mbkg_plus.synthetic.spec3_inputs import make_container, make_spec3_inputs
 
@@ -186,7 +187,7 @@ def test_malformed_models_fail_before_any_work(edit, message, caplog):
     model = _mos_model()
     edit(model)
     result = MasterBackgroundMosPlusStep.call(model)
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     import re
 
     assert re.search(message, caplog.text), caplog.text
@@ -233,7 +234,7 @@ def test_spec3_master_covering_5_percent_fails(caplog):
     container = make_container(inputs)
     _blue_only(container)
     result = MasterBackgroundPlusStep.call(container)
-    assert result[0].meta.cal_step.master_background == "FAILED"
+    assert result[0].meta.cal_step.master_background == STATUS_FAILED
     assert "of the science range" in caplog.text
     assert "user_background_min_overlap" in caplog.text
     # The same with the rule lowered: subtracted, and no DQ-0 pixel left NaN.
@@ -377,7 +378,7 @@ def test_full_disk_during_save_background_fails_the_spec3_step(tmp_path, monkeyp
     monkeypatch.setattr(safe_io.os, "fsync", full)
     result = MasterBackgroundPlusStep.call(make_container(inputs), save_background=True,
                                            output_dir=str(tmp_path))
-    assert result[0].meta.cal_step.master_background == "FAILED"
+    assert result[0].meta.cal_step.master_background == STATUS_FAILED
     assert "could not write" in caplog.text and "masterbg1d" in caplog.text
     assert "No space left on device" in caplog.text
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".fits"]
@@ -440,7 +441,7 @@ def test_mos_step_given_a_qa_record_says_what_it_is(tmp_path, caplog):
     qa = tmp_path / "x_mbkgqa.asdf"
     asdf.AsdfFile({"master_background_qa": {"step": "x"}}).write_to(qa)
     result = MasterBackgroundMosPlusStep.call(str(qa))
-    assert result.meta.cal_step.master_background == "FAILED"
+    assert result.meta.cal_step.master_background == STATUS_FAILED
     assert "master background QA record" in caplog.text
     assert "not extracted slits" in caplog.text
 
