@@ -3,6 +3,7 @@
 
 
 import logging
+import warnings
 
 import numpy as np
 from astropy.stats import biweight_scale
@@ -121,7 +122,9 @@ def level_tolerance(flux, *, floor=MIN_LEVEL_DEVIATION, n_sigma=5.0):
     """
     if flux.shape[0] < 5:
         return floor
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # Grid points no spectrum covers are all-NaN columns: expected, not news.
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         consensus = np.nanmedian(flux, axis=0)
         levels = np.nanmedian(flux / consensus, axis=1)
     levels = levels[np.isfinite(levels)]
