@@ -21,6 +21,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from fake_models import fake_mos_model as _mos_model
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import (
@@ -91,20 +92,6 @@ def deny_read(monkeypatch):
     monkeypatch.setattr(Path, "open", guarded)
     return denied
 
-
-def _mos_model(n_slits=2, exp_type="NRS_MSASPEC", shape=(20, 300)):
-    """A MultiSlitModel as after srctype (enough for the checks made before any work)."""
-    model = datamodels.MultiSlitModel()
-    model.meta.exposure.type = exp_type
-    model.meta.filename = "fake_mos.fits"
-    for i in range(n_slits):
-        slit = datamodels.SlitModel(np.ones(shape, dtype=np.float32))
-        slit.name = str(i + 1)
-        slit.slitlet_id = i + 1
-        slit.source_name = f"9999_BKG{i + 1}" if i % 2 == 0 else f"9999_{1000 + i}"
-        slit.source_id = i + 1
-        model.slits.append(slit)
-    return model
 
 
 # --------------------------------------------------------------------------- the read guard

@@ -12,6 +12,7 @@ import time
 import asdf
 import numpy as np
 import pytest
+from fake_models import fake_mos_model as _mos_model
 from stdatamodels.jwst import datamodels
 
 from jwst_mbkg_plus import MasterBackgroundMosPlusStep, MasterBackgroundPlusStep, input_checks
@@ -30,19 +31,6 @@ from jwst_mbkg_plus.synthetic.spec3_inputs import make_container, make_spec3_inp
 WAVE = np.linspace(1.0, 5.0, 1173)
 SKY = 0.2 + 0.05 * WAVE + 0.02 * np.sin(7 * WAVE)
 
-
-def _mos_model(n_slits=3, exp_type="NRS_MSASPEC", shape=(20, 300)):
-    model = datamodels.MultiSlitModel()
-    model.meta.exposure.type = exp_type
-    model.meta.filename = "fake_mos.fits"
-    for i in range(n_slits):
-        slit = datamodels.SlitModel(np.ones(shape, dtype=np.float32))
-        slit.name = str(i + 1)
-        slit.slitlet_id = i + 1
-        slit.source_name = f"9999_BKG{i + 1}" if i % 2 == 0 else f"9999_{1000 + i}"
-        slit.source_id = i + 1
-        model.slits.append(slit)
-    return model
 
 
 def _csv(path, wave, sb, *, sep=",", decimal=".", newline="\n", bom=False):
@@ -78,7 +66,7 @@ def test_repeated_slit_is_used_once_with_a_warning(caplog):
 )
 def test_strun_takes_one_value_for_a_list_parameter(tmp_path, args, bkg, exclude):
     path = tmp_path / "fs_slits.fits"
-    _mos_model(exp_type="NRS_FIXEDSLIT").save(path)  # refused fast, after parsing
+    _mos_model(n_slits=3, exp_type="NRS_FIXEDSLIT").save(path)  # refused fast, after parsing
     step = MasterBackgroundMosPlusStep.from_cmdline(
         ["master_background_mos_plus", str(path), *args, f"--output_dir={tmp_path}"])
     assert step.bkg_slits == bkg
@@ -87,7 +75,7 @@ def test_strun_takes_one_value_for_a_list_parameter(tmp_path, args, bkg, exclude
 
 def test_asdf_parameter_file_with_one_value(tmp_path):
     path = tmp_path / "fs_slits.fits"
-    _mos_model(exp_type="NRS_FIXEDSLIT").save(path)
+    _mos_model(n_slits=3, exp_type="NRS_FIXEDSLIT").save(path)
     pars = tmp_path / "pars.asdf"
     asdf.AsdfFile({"class": "jwst_mbkg_plus.mos.step.MasterBackgroundMosPlusStep",
                    "name": "master_background_mos_plus",
@@ -100,7 +88,7 @@ def test_asdf_parameter_file_with_one_value(tmp_path):
 
 def test_steps_dict_with_integers(caplog):
     step = MasterBackgroundMosPlusStep(bkg_slits=[1, 3], exclude_slits=2)
-    step.run(_mos_model(exp_type="NRS_FIXEDSLIT"))
+    step.run(_mos_model(n_slits=3, exp_type="NRS_FIXEDSLIT"))
     assert step.bkg_slits == ["1", "3"]
     assert step.exclude_slits == ["2"]
 
@@ -184,7 +172,7 @@ def test_no_advice_names_a_parameter_no_step_has(tmp_path):
     ids=["exp_type_none", "no_wcs", "zero_size"],
 )
 def test_malformed_models_fail_before_any_work(edit, message, caplog):
-    model = _mos_model()
+    model = _mos_model(n_slits=3)
     edit(model)
     result = MasterBackgroundMosPlusStep.call(model)
     assert result.meta.cal_step.master_background == STATUS_FAILED
