@@ -46,7 +46,6 @@ from jwst_mbkg_plus.io.slits import (
     is_msa_background,
     select_background_slits,
 )
-from jwst_mbkg_plus.io.user_background import UserBackgroundError, read_user_background
 from jwst_mbkg_plus.mos.combine import combine_master, smooth
 from jwst_mbkg_plus.mos.extract import extract_1d_spectra, jwst_combination
 from jwst_mbkg_plus.mos.msa_position import slit_position
@@ -58,7 +57,6 @@ from jwst_mbkg_plus.mos.slit_spectra import (
     bin_slits,
     slit_arrays,
     slit_grid,
-    wavelength_range,
 )
 from jwst_mbkg_plus.mos.spatial_master import (
     fit_spatial_master,
@@ -80,29 +78,27 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def master_from_user(path, cal_model, options):
+def master_from_user(user, path, options):
     """
-    Read a user-supplied master background.
+    Make the master background of a user-supplied spectrum.
 
     Parameters
     ----------
+    user : `~jwst_mbkg_plus.io.user_background.UserBackground`
+        The spectrum as `~jwst_mbkg_plus.io.user_background.read_user_background`
+        read and validated it (the step reads the file once, before calibrating;
+        its coverage of the science range is checked on the result, with
+        ``user_background_min_overlap``).
     path : str
-        File in any format `~jwst_mbkg_plus.io.user_background.read_user_background`
-        accepts.
-    cal_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
-        Calibrated slits, for the wavelength-coverage check.
+        The file it was read from, for the QA record.
     options : MasterOptions
-        Step options (only ``median_kernel`` applies).
+        Step options (only ``median_kernel`` and ``spatial_model`` apply).
 
     Returns
     -------
     MasterBackground
         The master background.
     """
-    try:
-        user = read_user_background(path, science_wavelength_range=wavelength_range(cal_model))
-    except UserBackgroundError as err:
-        raise MasterBackgroundError(str(err)) from err
     if options.spatial_model not in ("none", "auto"):
         log.warning(
             "spatial_model=%r is fitted to background slitlets and is not applied to a "

@@ -161,7 +161,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
             try:
                 if self.user_background:
                     master = master_from_user(
-                        self.user_background, forward.model, options
+                        self._user_spectrum, self.user_background, options
                     )
                 elif self.visit_companions:
                     master = self._visit_master(forward.model, options)
@@ -307,13 +307,15 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         ]
 
     def _user_background_problem(self):
-        """Return a message if user_background cannot be read, else ''."""
+        """Return a message if user_background cannot be read, else ''; keep what was read."""
+        self._user_spectrum = None
         if not self.user_background:
             return ""
 
         try:
-            # Read once now (a small file): a bad one fails before the calibration pass.
-            read_user_background(self.user_background)
+            # Read once, now (a small file): a bad one fails before the calibration pass,
+            # and its warnings are logged once.
+            self._user_spectrum = read_user_background(self.user_background)
         except UserBackgroundError as err:
             return str(err)
         return ""

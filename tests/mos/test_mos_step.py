@@ -233,6 +233,39 @@ def test_user_background_from_truth_csv(synthetic_instrument, noiseless, tmp_pat
         assert np.median(np.abs(subtracted[good] / true_rate[good] - 1)) < 1e-3
 
 
+def test_user_background_read_once_with_the_step_overlap(
+    synthetic_instrument, noiseless, tmp_path, caplog
+):
+    """A user spectrum is read once (its warnings logged once), and user_background_min_overlap
+    alone decides its coverage: a file covering ~40 % of the range passes at 0.3."""
+    from jwst_mbkg_plus.synthetic import local_crds_context
+
+    wave, sb = noiseless["truth"].background_1d()
+    keep = wave <= wave.min() + 0.4 * (wave.max() - wave.min())
+    text = tmp_path / "sky_no_units.txt"
+    text.write_text("\n".join(f"{w:.8f} {s:.8e}" for w, s in zip(wave[keep], sb[keep],
+                                                                   strict=True)))
+    with local_crds_context(synthetic_instrument), caplog.at_level("WARNING"):
+        partial = MasterBackgroundMosPlusStep.call(
+            noiseless["slits"], user_background=str(text), user_background_min_overlap=0.3)
+    assert partial.meta.cal_step.master_background == "COMPLETE"
+    warned = [r.getMessage() for r in caplog.records if "sky_no_units.txt" in r.getMessage()
+              and "has no unit" in r.getMessage()]
+    assert len(warned) == 2 and len(set(warned)) == 2, warned  # wavelength, surf_bright
+    # Where the spectrum covers the slits, it is the truth; elsewhere nothing is subtracted.
+    truth = noiseless["truth"]
+    recovered = 0
+    for slit_in, slit_out in zip(noiseless["slits"].slits, partial.slits, strict=True):
+        true_rate = _true_rate(truth, slit_in)
+        subtracted = slit_in.data - slit_out.data
+        good = (np.isfinite(subtracted) & np.isfinite(true_rate) & (true_rate > 0)
+                & ((slit_out.dq & 1) == 0))
+        if good.sum() > 100:
+            assert np.median(np.abs(subtracted[good] / true_rate[good] - 1)) < 1e-3
+            recovered += 1
+    assert recovered > 0
+
+
 @pytest.mark.compat
 def test_jwst_equivalent_settings_match_stock(synthetic_instrument, noiseless):
     """
