@@ -223,33 +223,43 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
     y_win = sliding_window_view(np.pad(np.where(usable, flux, 0.0), big), 2 * big + 1)
     v_win = sliding_window_view(np.pad(np.where(usable, var, 0.0), big), 2 * big + 1)
 
-    # Rung 0: the sample itself.
-    raw = np.zeros((flux.size, 2 * big + 1))
-    raw[:, big] = 1.0
-    kernels = [raw]
+    # Rung 0: the sample itself. Kernels are kept on their own support.
+    kernels = [np.ones((flux.size, 1))]
     estimates = [np.where(usable, flux, np.nan)]
     best, best_var = flux.copy(), var.copy()
     alive = usable.copy()
     for h in widths:
-        if not alive.any():
+        rows = np.flatnonzero(alive)
+        if rows.size == 0:
             break
-        kern = local_polynomial(weight, h, degree, support=big)
-        est = np.einsum("nd,nd->n", kern, y_win)
-        est_var = np.einsum("nd,nd->n", kern**2, v_win)
-        ok = alive & np.isfinite(est) & (est_var <= best_var)
+        kern = local_polynomial(weight, h, degree)[rows]
+        cut = slice(big - h, big + h + 1)
+        v_rows = v_win[rows, cut]
+        est = np.einsum("nd,nd->n", kern, y_win[rows, cut])
+        est_var = np.einsum("nd,nd->n", kern**2, v_rows)
+        ok = np.isfinite(est) & (est_var <= best_var[rows])
         # Lepski: the new estimate must agree with every narrower one within
         # threshold times the standard deviation of their difference.
         for prev, prev_est in zip(kernels, estimates, strict=True):
-            diff_var = np.einsum("nd,nd->n", (kern - prev) ** 2, v_win)
+            hp = prev.shape[1] // 2
+            diff = kern.copy()
+            diff[:, h - hp:h + hp + 1] -= prev[rows]
+            diff_var = np.einsum("nd,nd->n", diff**2, v_rows)
             with np.errstate(invalid="ignore"):
-                ok &= np.abs(est - prev_est) <= threshold * np.sqrt(diff_var)
-        best = np.where(ok, est, best)
-        best_var = np.where(ok, est_var, best_var)
-        chosen = np.where(ok, h, chosen)
-        kernels.append(kern)
-        estimates.append(est)
+                ok &= np.abs(est - prev_est[rows]) <= threshold * np.sqrt(diff_var)
+        full_kern = np.full((flux.size, 2 * h + 1), np.nan)
+        full_kern[rows] = kern
+        full_est = np.full(flux.size, np.nan)
+        full_est[rows] = est
+        kernels.append(full_kern)
+        estimates.append(full_est)
+        take = rows[ok]
+        best[take] = est[ok]
+        best_var[take] = est_var[ok]
+        chosen[take] = h
         # The first disagreement ends the growth of that sample's window.
-        alive = ok
+        alive = np.zeros_like(alive)
+        alive[take] = True
     out_flux = np.where(usable, best, flux)
     out_var = np.where(usable, best_var, var)
     return AdaptiveSmoothing(out_flux, out_var, np.where(usable, chosen, 0))
