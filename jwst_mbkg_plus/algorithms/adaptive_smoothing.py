@@ -231,11 +231,16 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
     big = widths[-1]
     y_win = sliding_window_view(np.pad(np.where(usable, flux, 0.0), big), 2 * big + 1)
     v_win = sliding_window_view(np.pad(np.where(usable, var, 0.0), big), 2 * big + 1)
+    # Decisions use the smoothed variance too: a photon-noise variance is low where
+    # the sample fluctuated low, and tests scaled by it would keep low samples
+    # unsmoothed more often than high ones (a bias low of the master).
+    d_win = sliding_window_view(np.pad(np.where(usable, smooth_var, 0.0), big), 2 * big + 1)
 
     # Rung 0: the sample itself. Kernels are kept on their own support.
     kernels = [np.ones((flux.size, 1))]
     estimates = [np.where(usable, flux, np.nan)]
     best, best_var = flux.copy(), var.copy()
+    best_dvar = np.where(usable, smooth_var, np.nan)
     resid_var = np.zeros(flux.size)  # variance of (sample - chosen estimate)
     alive = usable.copy()
     for h in widths:
@@ -244,17 +249,18 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
             break
         kern = local_polynomial(weight, h, degree)[rows]
         cut = slice(big - h, big + h + 1)
-        v_rows = v_win[rows, cut]
+        d_rows = d_win[rows, cut]
         est = np.einsum("nd,nd->n", kern, y_win[rows, cut])
-        est_var = np.einsum("nd,nd->n", kern**2, v_rows)
-        ok = np.isfinite(est) & (est_var <= best_var[rows])
+        est_var = np.einsum("nd,nd->n", kern**2, v_win[rows, cut])
+        est_dvar = np.einsum("nd,nd->n", kern**2, d_rows)
+        ok = np.isfinite(est) & (est_dvar <= best_dvar[rows])
         # Lepski: the new estimate must agree with every narrower one within
         # threshold times the standard deviation of their difference.
         for i, (prev, prev_est) in enumerate(zip(kernels, estimates, strict=True)):
             hp = prev.shape[1] // 2
             diff = kern.copy()
             diff[:, h - hp:h + hp + 1] -= prev[rows]
-            diff_var = np.einsum("nd,nd->n", diff**2, v_rows)
+            diff_var = np.einsum("nd,nd->n", diff**2, d_rows)
             if i == 0:
                 raw_diff_var = diff_var
             with np.errstate(invalid="ignore"):
@@ -268,6 +274,7 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         take = rows[ok]
         best[take] = est[ok]
         best_var[take] = est_var[ok]
+        best_dvar[take] = est_dvar[ok]
         resid_var[take] = raw_diff_var[ok]
         chosen[take] = h
         # The first disagreement ends the growth of that sample's window.
