@@ -239,8 +239,12 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
             continue
         if scatter.detected:
             # The master's level is the mean of the used slitlets' errors: its own
-            # share (s**2 / n) adds to this slitlet's.
-            share = 1.0 + 1.0 / max(int(scatter.used.sum()), 1)
+            # share (s**2 / n) adds to this slitlet's. And s is measured from n
+            # slitlets: a new slitlet's error follows Student's t with dof degrees
+            # of freedom, of variance s**2 dof / (dof - 2) (1.22 s**2 for 12).
+            dof = int(scatter.dof)
+            share = (1.0 + 1.0 / max(int(scatter.used.sum()), 1)) * (
+                dof / (dof - 2) if dof > 2 else 3.0)
             sys = share * (scatter.at(waves[k]) * expanded[k]) ** 2
             corrections[k] = SlitCorrection(systematic_var=sys, record={
                 "calibration_systematic": reason})
