@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import correlate1d
+from scipy.stats import chi2
 
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 
@@ -157,7 +158,7 @@ def local_polynomial(weight, half_width, degree=2, support=None):
 
 
 def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, threshold=3.5,
-                    weight_window=15):
+                    weight_window=15, structure_window=7, structure_p=0.001):
     """
     Smooth a spectrum with a per-sample width chosen by evidence (Lepski's rule).
 
@@ -182,6 +183,14 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         Samples of the running median of ``var`` that gives the fit weights:
         per-sample photon-noise variances would favour the samples that
         fluctuated low. The output variance uses ``var`` itself.
+    structure_window : int, optional
+        Samples per run of the structure check (odd): after the rule, runs of
+        samples whose departures from their smoothed values have a chi-square
+        (against the departures' own variances) beyond ``structure_p`` are
+        left unsmoothed. A line that every comparison passes by a little is
+        caught by the run of departures it leaves.
+    structure_p : float, optional
+        Probability of the chi-square of a run below which it is structure.
 
     Returns
     -------
@@ -222,11 +231,17 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
     big = widths[-1]
     y_win = sliding_window_view(np.pad(np.where(usable, flux, 0.0), big), 2 * big + 1)
     v_win = sliding_window_view(np.pad(np.where(usable, var, 0.0), big), 2 * big + 1)
+    # Decisions use the smoothed variance too: a photon-noise variance is low where
+    # the sample fluctuated low, and tests scaled by it would keep low samples
+    # unsmoothed more often than high ones (a bias low of the master).
+    d_win = sliding_window_view(np.pad(np.where(usable, smooth_var, 0.0), big), 2 * big + 1)
 
     # Rung 0: the sample itself. Kernels are kept on their own support.
     kernels = [np.ones((flux.size, 1))]
     estimates = [np.where(usable, flux, np.nan)]
     best, best_var = flux.copy(), var.copy()
+    best_dvar = np.where(usable, smooth_var, np.nan)
+    resid_var = np.zeros(flux.size)  # variance of (sample - chosen estimate)
     alive = usable.copy()
     for h in widths:
         rows = np.flatnonzero(alive)
@@ -234,17 +249,20 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
             break
         kern = local_polynomial(weight, h, degree)[rows]
         cut = slice(big - h, big + h + 1)
-        v_rows = v_win[rows, cut]
+        d_rows = d_win[rows, cut]
         est = np.einsum("nd,nd->n", kern, y_win[rows, cut])
-        est_var = np.einsum("nd,nd->n", kern**2, v_rows)
-        ok = np.isfinite(est) & (est_var <= best_var[rows])
+        est_var = np.einsum("nd,nd->n", kern**2, v_win[rows, cut])
+        est_dvar = np.einsum("nd,nd->n", kern**2, d_rows)
+        ok = np.isfinite(est) & (est_dvar <= best_dvar[rows])
         # Lepski: the new estimate must agree with every narrower one within
         # threshold times the standard deviation of their difference.
-        for prev, prev_est in zip(kernels, estimates, strict=True):
+        for i, (prev, prev_est) in enumerate(zip(kernels, estimates, strict=True)):
             hp = prev.shape[1] // 2
             diff = kern.copy()
             diff[:, h - hp:h + hp + 1] -= prev[rows]
-            diff_var = np.einsum("nd,nd->n", diff**2, v_rows)
+            diff_var = np.einsum("nd,nd->n", diff**2, d_rows)
+            if i == 0:
+                raw_diff_var = diff_var
             with np.errstate(invalid="ignore"):
                 ok &= np.abs(est - prev_est[rows]) <= threshold * np.sqrt(diff_var)
         full_kern = np.full((flux.size, 2 * h + 1), np.nan)
@@ -256,10 +274,53 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         take = rows[ok]
         best[take] = est[ok]
         best_var[take] = est_var[ok]
+        best_dvar[take] = est_dvar[ok]
+        resid_var[take] = raw_diff_var[ok]
         chosen[take] = h
         # The first disagreement ends the growth of that sample's window.
         alive = np.zeros_like(alive)
         alive[take] = True
+    # Structure no single comparison could see: a run of samples whose departures
+    # from their smoothed values are jointly significant (a line the windows just
+    # reach, a line smeared within the noise of each sample) keeps the samples.
+    structured = _structured(flux - best, resid_var, chosen > 0, structure_window,
+                             structure_p)
+    best = np.where(structured, flux, best)
+    best_var = np.where(structured, var, best_var)
+    chosen = np.where(structured, 0, chosen)
     out_flux = np.where(usable, best, flux)
     out_var = np.where(usable, best_var, var)
     return AdaptiveSmoothing(out_flux, out_var, np.where(usable, chosen, 0))
+
+
+def _structured(resid, resid_var, smoothed, window, p_value):
+    """
+    Samples in runs of ``window`` whose residuals from the smoothed values are jointly significant.
+
+    Parameters
+    ----------
+    resid : ndarray
+        Sample minus smoothed value.
+    resid_var : ndarray
+        Its variance (0 where not smoothed).
+    smoothed : ndarray of bool
+        Samples that were smoothed.
+    window : int
+        Samples per run (odd).
+    p_value : float
+        Chi-square probability below which a run is structure.
+
+    Returns
+    -------
+    ndarray of bool
+        Every sample of every significant run.
+    """
+    use = smoothed & (resid_var > 0) & np.isfinite(resid)
+    z2 = np.where(use, resid**2 / np.where(use, resid_var, 1.0), 0.0)
+    box = np.ones(window)
+    chi2_sum = correlate1d(z2, box, mode="constant", cval=0.0)
+    count = correlate1d(use.astype(float), box, mode="constant", cval=0.0)
+    limit = np.where(count > 0, chi2.isf(p_value, np.maximum(count, 1)), np.inf)
+    centres = (count > 0) & (chi2_sum > limit)
+    # Every sample of a significant run, not only its centre.
+    return correlate1d(centres.astype(float), box, mode="constant", cval=0.0) > 0

@@ -80,9 +80,10 @@ def test_spatial_model_removes_gradient_and_quadrant_offsets(varying):
     stock, stock_pull = _residuals(truth, slits, varying["stock"].slits)
     plain, _ = _residuals(truth, slits, varying["plain"].slits)
     spatial, spatial_pull = _residuals(truth, slits, varying["spatial"].slits)
-    # One master for the whole MSA leaves the gradient in every slitlet ...
+    # One master for the whole MSA, nothing rescaled, leaves the gradient in every
+    # slitlet ...
     assert _rms(stock) > 0.02
-    assert _rms(plain) > 0.02
+    assert _rms(plain) > 0.015
     # ... the spatial factor takes it out.
     assert _rms(spatial) < 0.005
     assert max(abs(v) for v in spatial.values()) < 0.01
