@@ -13,8 +13,10 @@ and reports per scene:
 * the calibration scatter the plus step measured (QA ``calibration_scatter``)
   against the injected one: the standard deviation over the background
   slitlets of their mean factor (and per band);
-* the slitlets that could not be rescaled: std of residual / ERR per pixel and
-  of column sums / their propagated error (pulls; 1 if the ERR is honest).
+* the slitlets that could not be rescaled: std and rms of residual / ERR per
+  pixel and of column sums / their propagated error (pulls; 1 if the ERR is
+  honest; the rms keeps the mean pull, the calibration error these slitlets
+  share relative to the master's level).
 
 Usage::
 
@@ -81,8 +83,13 @@ def pulls_of(per_slit, names):
     col = [per_slit[n]["column_pulls"] for n in names if n in per_slit]
     if not pix:
         return {}
-    return {"pixel_pull_std": float(np.std(np.concatenate(pix))),
-            "column_pull_std": float(np.std(np.concatenate(col)))}
+    pix, col = np.concatenate(pix), np.concatenate(col)
+    # rms as well as std: the std removes the mean pull, which is the part of the
+    # calibration error all these slitlets share with the master's level.
+    return {"pixel_pull_std": float(np.std(pix)), "column_pull_std": float(np.std(col)),
+            "pixel_pull_rms": float(np.sqrt(np.mean(pix**2))),
+            "column_pull_rms": float(np.sqrt(np.mean(col**2))),
+            "column_pull_mean": float(np.mean(col))}
 
 
 def injected_scatter(truth, band_wavelength=()):

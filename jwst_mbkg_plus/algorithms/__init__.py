@@ -37,9 +37,9 @@ column_variance
     Variance of a column sum of the expanded master, from its samples' covariance.
 pulls
     Robust spread and outlier fraction of residual / error, for QA records.
-levels, spatial, chromatic, local_scale
+levels, spatial, chromatic
     Background level across the MSA: per-slitlet levels, the spatial models,
-    their wavelength dependence, per-slit rescaling.
+    their wavelength dependence.
 sky_factor
     A target's smooth multiplicative sky factor in wavelength (per slitlet or
     per exposure), its complexity chosen by evidence.

@@ -45,12 +45,19 @@ from scipy.interpolate import BSpline
 
 from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
-__all__ = ["SKY_FACTOR_MODELS", "SkyFactor", "fit_sky_factor", "unit_factor"]
+__all__ = ["SKY_CLIP", "SKY_FACTOR_MODELS", "SkyFactor", "dilution_corrected", "fit_sky_factor",
+           "unit_factor"]
 
 log = logging.getLogger(__name__)
 
 #: Models `fit_sky_factor` accepts.
 SKY_FACTOR_MODELS = ("constant", "linear", "spline", "auto")
+
+#: Clip of the factor fit's residuals, in robust sigma. Symmetric: the sky pixels are
+#: already free of the source (found from its profile), and an asymmetric clip biases a
+#: Gaussian sky: clipping at -3 and +5 sigma raises the mean by 0.0044 sigma per pixel
+#: (+0.09 % of the sky at 20 % noise per pixel).
+SKY_CLIP = (-5.0, 5.0)
 
 #: Default false-alarm probability of "the factor differs from 1" (3 sigma).
 DEVIATION_P_VALUE = 2.7e-3
@@ -267,6 +274,38 @@ def unit_factor(status, n_pixels=0):
         n_rejected=0, chi2=np.nan, dof=0, deviation_chi2=0.0, p_value=1.0,
         significant=False, applied=False, status=status,
     )
+
+
+def dilution_corrected(data, var, bkg, bkg_var):
+    """
+    Data scaled so that a fit of ``data ~ f x bkg`` is not diluted by the master's noise.
+
+    The factor is a regression on the master, which is noisy itself: with
+    ``bkg = B (1 + e)``, ``e`` of variance ``r = bkg_var / bkg^2``, least squares
+    gives ``E[f] = f / (1 + r)`` (errors in variables: a master from one spectrum
+    at 5 % per point pulls the factor down by ~0.25 %, at 20 % by ~4 %). Scaling
+    the data by ``1 + r`` (and their variance by its square) removes it to first
+    order, for every model of the factor. `fit_sky_factor` has no term for the
+    model's own noise.
+
+    Parameters
+    ----------
+    data, var : ndarray
+        Science data and variance.
+    bkg, bkg_var : ndarray or None
+        The expanded master and its variance (None: nothing to correct).
+
+    Returns
+    -------
+    data, var : ndarray
+        Corrected copies.
+    """
+    if bkg_var is None:
+        return data, var
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(np.isfinite(bkg_var) & (bkg != 0), bkg_var / bkg**2, 0.0)
+    g = 1.0 + np.nan_to_num(r)
+    return data * g, var * g**2
 
 
 def _design(wavelength, knots, degree):

@@ -18,7 +18,8 @@ and differently in each. With ``slit_scale='auto'`` (the default):
    error joins the background's variance;
 4. the slitlets that cannot be rescaled (extended sources, one-shutter
    slitlets, too few free pixels) get the measured scatter (at each
-   wavelength) times their background as a systematic variance term.
+   wavelength) times their background as a systematic term of ERR, shared by
+   every row of a column (`SlitCorrection.systematic_err_var`).
 
 ``slit_scale=True`` (or ``'always'``) rescales whether or not scatter is
 detected; ``False`` (or ``'none'``) does none of this.
@@ -31,7 +32,7 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
 from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
-from jwst_mbkg_plus.algorithms.sky_factor import fit_sky_factor
+from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
 from jwst_mbkg_plus.mos.msa_position import source_distance
 
@@ -53,8 +54,11 @@ class SlitCorrection:
     factor, factor_var : ndarray or None
         Per-pixel multiplicative factor and its variance (None: not rescaled).
     systematic_var : ndarray or None
-        Variance to add to the background's (the calibration scatter) when the
-        slit cannot be rescaled.
+        Variance of the background's calibration error (the calibration
+        scatter) when the slit cannot be rescaled. It is not noise: one error
+        per slitlet, shared by every pixel of a column and smooth in
+        wavelength, so ERR gets it once per pixel of the column
+        (`systematic_err_var`), not averaged down like the master's noise.
     record : dict
         For the QA record.
     """
@@ -81,10 +85,33 @@ class SlitCorrection:
             f = np.where(np.isfinite(self.factor), self.factor, 1.0)
             fv = np.where(np.isfinite(self.factor_var), self.factor_var, 0.0)
             return bkg * f, f**2 * bkg_var + bkg**2 * fv
-        if self.systematic_var is not None:
-            return bkg, bkg_var + np.where(np.isfinite(self.systematic_var),
-                                           self.systematic_var, 0.0)
         return bkg, bkg_var
+
+    def systematic_err_var(self, valid):
+        """
+        The calibration error's share of the science ERR**2 (0 when rescaled).
+
+        The error is the same in every row of a column, so an extraction over
+        the column's ``n`` rows carries ``n**2`` times its per-pixel variance,
+        where ``n`` pixels of noise carry ``n`` times theirs. A diagonal ERR
+        honest for the column sum adds ``n`` times the per-pixel variance to
+        each pixel (``n`` the column's valid rows): extracted spectra get the
+        calibration error in full; single pixels are then over-estimated by
+        ``sqrt((v + n s) / (v + s))`` (``v`` their noise, ``s`` the systematic).
+
+        Parameters
+        ----------
+        valid : ndarray of bool
+            The slit's valid pixels.
+
+        Returns
+        -------
+        ndarray
+        """
+        if self.systematic_var is None:
+            return np.zeros(valid.shape)
+        rows = np.maximum(np.asarray(valid, dtype=bool).sum(axis=0), 1)[None, :]
+        return np.where(np.isfinite(self.systematic_var), self.systematic_var, 0.0) * rows
 
 
 def _valid(cal_slit, extra_mask=None):
@@ -94,8 +121,14 @@ def _valid(cal_slit, extra_mask=None):
     return valid
 
 
-def _fit(cal_slit, wave, bkg, valid, apply):
-    return fit_sky_factor(wave, cal_slit.data, slit_variance(cal_slit), bkg, valid, apply=apply)
+def _fit(cal_slit, wave, bkg, bkg_var, valid, apply):
+    # The modelled background is noisy itself (the master, the spatial factor):
+    # without the correction the factor is diluted by 1 / (1 + var / bkg^2). The
+    # clip is symmetric: the pixels are source-free, and [-3, +5] sigma biases a
+    # Gaussian sky up by 0.0044 sigma per pixel.
+    data, var = dilution_corrected(np.asarray(cal_slit.data, dtype=float),
+                                   slit_variance(cal_slit), bkg, bkg_var)
+    return fit_sky_factor(wave, data, var, bkg, valid, apply=apply, clip=SKY_CLIP)
 
 
 def _rescaled(fit, wave):
@@ -110,7 +143,8 @@ def _brief(fit):
                                 "status", "params", "knots", "degree", "wave_range")}
 
 
-def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0):
+def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
+                     expanded_var=None):
     """
     Measure the calibration scatter and decide every slit's correction.
 
@@ -130,6 +164,8 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0):
         (`~jwst_mbkg_plus.mos.options.normalise_slit_scale`).
     guard : float, optional
         Smallest distance from the source of a pixel fitted (slit-frame units).
+    expanded_var : list of ndarray, optional
+        Variances of ``expanded`` (the fit's dilution correction; default none).
 
     Returns
     -------
@@ -140,11 +176,14 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0):
     """
     if mode == "none":
         return {}, None
+    if expanded_var is None:
+        expanded_var = [None] * len(cal_slits)
     background = sorted(master.leave_one_out)
     fits = {}
     for k in background:
         valid = _valid(cal_slits[k], master.rejected_masks.get(k))
-        fits[k] = _fit(cal_slits[k], waves[k], expanded[k], valid, apply=True)
+        fits[k] = _fit(cal_slits[k], waves[k], expanded[k], expanded_var[k], valid,
+                       apply=True)
     names = [slit_label(cal_slits[k]) for k in background]
     dof_lost = len(master.spatial.params) if master.spatial is not None else 1
     scatter = measure_calibration_scatter([fits[k] for k in background], names,
@@ -189,7 +228,8 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0):
                 reason = (f"{int(free.sum())} source-free pixels (fewer than "
                           f"{MIN_FREE_PIXELS})")
             else:
-                fit = _fit(cal_slit, waves[k], expanded[k], free, apply=True)
+                fit = _fit(cal_slit, waves[k], expanded[k], expanded_var[k], free,
+                           apply=True)
                 if not fit.applied:
                     reason = fit.status
         if fit is not None and fit.applied:
@@ -198,7 +238,14 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0):
             record["rescaled_slits"].append(label)
             continue
         if scatter.detected:
-            sys = (scatter.at(waves[k]) * expanded[k]) ** 2
+            # The master's level is the mean of the used slitlets' errors: its own
+            # share (s**2 / n) adds to this slitlet's. And s is measured from n
+            # slitlets: a new slitlet's error follows Student's t with dof degrees
+            # of freedom, of variance s**2 dof / (dof - 2) (1.22 s**2 for 12).
+            dof = int(scatter.dof)
+            share = (1.0 + 1.0 / max(int(scatter.used.sum()), 1)) * (
+                dof / (dof - 2) if dof > 2 else 3.0)
+            sys = share * (scatter.at(waves[k]) * expanded[k]) ** 2
             corrections[k] = SlitCorrection(systematic_var=sys, record={
                 "calibration_systematic": reason})
             record["systematic_error_slits"][label] = reason

@@ -93,7 +93,8 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         prepared.append((this, wave, bkg_cal, bkg_var_cal, outside, is_background))
     corrections, scatter_record = slit_factors.slit_corrections(
         list(forward.model.slits), [p[1] for p in prepared], [p[2] for p in prepared],
-        master, options.slit_scale, guard=options.slit_scale_guard)
+        master, options.slit_scale, guard=options.slit_scale_guard,
+        expanded_var=[p[3] for p in prepared])
     if scatter_record is not None:
         master.qa["calibration_scatter"] = scatter_record
     for index, (slit, cal_slit, factor) in enumerate(
@@ -102,6 +103,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         this, wave, bkg_cal, bkg_var_cal, outside, _ = prepared[index]
         if index in corrections:
             bkg_cal, bkg_var_cal = corrections[index].apply(bkg_cal, bkg_var_cal)
+
             applied.setdefault(slit_label(cal_slit), {}).update(corrections[index].record)
         if options.outside_range == "nan":
             bkg_cal[outside] = np.nan
@@ -125,7 +127,12 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
             dq[outside] |= DO_NOT_USE
         bg_slit.data = bkg.astype(np.float32)
         bg_slit.dq = dq
-        bg_slit.err = np.sqrt(np.where(np.isfinite(bkg_var), bkg_var, 0)).astype(np.float32)
+        bg_var = np.where(np.isfinite(bkg_var), bkg_var, 0)
+        if index in corrections and corrections[index].systematic_var is not None:
+            # masterbg2d's ERR per pixel includes the calibration error.
+            sys_var = corrections[index].systematic_var / factor**2
+            bg_var = bg_var + np.where(np.isfinite(sys_var) & (bkg != 0), sys_var, 0.0)
+        bg_slit.err = np.sqrt(bg_var).astype(np.float32)
         background_2d.slits.append(bg_slit)
 
         # In place: same values as assigning new arrays, without re-validating them.
@@ -140,7 +147,13 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
             pixel_var = slit_variance(slit)
             # The master's error is shared along a column (algorithms.errors, C).
             inflation = errors.balanced_background_inflation(bkg_var, pixel_var, height)
-            _add_variance(slit, pixel_var, bkg_var * inflation)
+            extra = bkg_var * inflation
+            if index in corrections:
+                # A calibration error (not rescaled) is shared by the whole column.
+                valid = np.isfinite(slit.data) & ((slit.dq & DO_NOT_USE) == 0)
+                sys_var = corrections[index].systematic_err_var(valid) / factor**2
+                extra = extra + np.where(bkg != 0, sys_var, 0.0)
+            _add_variance(slit, pixel_var, np.where(np.isfinite(extra), extra, 0.0))
     if applied:
         master.qa["applied_scaling"] = applied
     if master.self_subtracted:

@@ -36,12 +36,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms.sky_factor import fit_sky_factor, unit_factor
+from jwst_mbkg_plus.algorithms.sky_factor import (
+    SKY_CLIP,
+    dilution_corrected,
+    fit_sky_factor,
+    unit_factor,
+)
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
 from jwst_mbkg_plus.spec3.sky_region import find_sky_region
 
 __all__ = [
     "SCALE_OPTIONS",
+    "SKY_CLIP",
     "ExposureScale",
     "dilution_corrected",
     "scale_backgrounds",
@@ -54,12 +60,6 @@ log = logging.getLogger(__name__)
 SCALE_OPTIONS = ("auto", "always", "off")
 
 _APPLY = {"auto": "auto", "always": True}
-
-#: Clip of the factor fit's residuals, in robust sigma. Symmetric: the sky pixels are
-#: already free of the source (found from the profile), and an asymmetric clip biases a
-#: Gaussian sky: clipping at -3 and +5 sigma raises the mean by 0.0044 sigma per pixel
-#: (+0.09 % of the sky at 20 % noise per pixel).
-SKY_CLIP = (-5.0, 5.0)
 
 
 @dataclass
@@ -99,38 +99,6 @@ def _science_variance(obj):
         if name in obj.instance and np.shape(getattr(obj, name)) == np.shape(obj.data):
             total = total + np.asarray(getattr(obj, name), dtype=np.float64)
     return total
-
-
-def dilution_corrected(data, var, bkg, bkg_var):
-    """
-    Data scaled so that a fit of ``data ~ f x bkg`` is not diluted by the master's noise.
-
-    The factor is a regression on the master, which is noisy itself: with
-    ``bkg = B (1 + e)``, ``e`` of variance ``r = bkg_var / bkg^2``, least squares
-    gives ``E[f] = f / (1 + r)`` (errors in variables: a master from one spectrum
-    at 5 % per point pulls the factor down by ~0.25 %, at 20 % by ~4 %). Scaling
-    the data by ``1 + r`` (and their variance by its square) removes it to first
-    order, for every model of the factor. `fit_sky_factor`
-    (`jwst_mbkg_plus.algorithms.sky_factor`) has no term for the model's own noise.
-
-    Parameters
-    ----------
-    data, var : ndarray
-        Science data and variance.
-    bkg, bkg_var : ndarray or None
-        The expanded master and its variance (None: nothing to correct).
-
-    Returns
-    -------
-    data, var : ndarray
-        Corrected copies.
-    """
-    if bkg_var is None:
-        return data, var
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(np.isfinite(bkg_var) & (bkg != 0), bkg_var / bkg**2, 0.0)
-    g = 1.0 + np.nan_to_num(r)
-    return data * g, var * g**2
 
 
 def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name="",

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from jwst_mbkg_plus.algorithms.levels import level_ratios
-from jwst_mbkg_plus.algorithms.local_scale import local_scale
 from jwst_mbkg_plus.algorithms.spatial import fit_spatial_factor
 
 
@@ -146,50 +145,6 @@ def test_level_ratios_recover_scale_and_clip_a_line():
 
 
 # ------------------------------------------------------------------ local scale
-
-
-def _slit(rng, *, scale=1.0, source=0.0, wing=0.0, noise=0.01, rows=30, cols=400):
-    """Rows at slit-frame y from -2.2 to 2.2; a Gaussian source at y=0 with optional wings."""
-    y = np.linspace(-2.2, 2.2, rows)[:, None] * np.ones((1, cols))
-    model = np.ones((rows, cols)) * (1 + 0.3 * np.sin(np.arange(cols) / 40))
-    profile = source * np.exp(-0.5 * (y / 0.25) ** 2) + wing * np.exp(-np.abs(y) / 0.6)
-    data = model * (scale + profile)
-    data = data + rng.normal(0, noise, data.shape) * model
-    var = (noise * model) ** 2
-    return data, var, model, np.abs(y)
-
-
-def test_local_scale_background_slit():
-    rng = np.random.default_rng(7)
-    data, var, model, dist = _slit(rng, scale=1.03)
-    result = local_scale(data, var, model, np.full(data.shape, np.inf))
-    assert result.applied
-    assert result.scale == pytest.approx(1.03, abs=4 * result.error)
-    assert result.error < 1e-3
-
-
-def test_local_scale_guard_and_wings():
-    rng = np.random.default_rng(8)
-    data, var, model, dist = _slit(rng, scale=1.02, source=3.0, wing=0.05)
-    naive = local_scale(data, var, model, dist, guard=0.0, wing_sigma=np.inf)
-    unguarded = local_scale(data, var, model, dist, guard=0.0)
-    guarded = local_scale(data, var, model, dist, guard=1.0)
-    assert naive.scale > 1.1  # the source itself
-    # The wing test alone already walks away from the source ...
-    assert unguarded.scale == pytest.approx(1.02, abs=0.003)
-    assert guarded.applied
-    # The exponential wing still adds ~0.5% at 1.0-1.5: the wing test drops it.
-    assert guarded.min_distance > 1.2
-    assert guarded.scale == pytest.approx(1.02, abs=0.003)
-
-
-def test_local_scale_too_few_pixels():
-    rng = np.random.default_rng(9)
-    data, var, model, dist = _slit(rng, rows=6, cols=20, source=3.0)
-    result = local_scale(data, var, model, dist, guard=1.0)
-    assert not result.applied
-    assert result.scale == 1.0 and result.error == 0.0
-    assert "fewer than" in result.status
 
 
 def test_record_round_trip_predicts_the_same():
