@@ -202,8 +202,14 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
         # A band at the end of a detector's range may hold few source pixels.
         out["source_pixels_bands"] = [int(np.sum(which == k)) for k in range(N_BANDS)]
         if qa is not None:
+            # A smoothed master's SB_ERROR is per sample, its samples correlated: a
+            # band's mean keeps the noise of the samples as combined, about
+            # median_noise_reduction times larger (master_smoothing='adaptive').
+            smoothing = qa.get("master_smoothing") or {}
+            unsmoothed = float(smoothing.get("median_noise_reduction", 1.0) or 1.0)
             out["source_residual_bands_floor"] = band_noise_floor(
-                wave_m, sb_m, err_m, qa.get("grid", {}).get("oversample", 1), src_waves, edges
+                wave_m, sb_m, err_m * unsmoothed, qa.get("grid", {}).get("oversample", 1),
+                src_waves, edges,
             )
     pulls = np.concatenate(pulls)
     col_pulls = np.concatenate(col_pulls)

@@ -3,7 +3,9 @@
 The numerics are the package's one core (`jwst_mbkg_plus.algorithms.master`);
 this module sets the MOS policy: the propagated variance is scaled to the
 spectra's scatter, wavelengths with too few spectra for the robust estimate
-get their plain mean, and the result is a `~jwst_mbkg_plus.mos.options.MasterBackground`.
+get their plain mean, the master is smoothed in wavelength by evidence
+(``master_smoothing='adaptive'``, `~jwst_mbkg_plus.algorithms.adaptive_smoothing`),
+and the result is a `~jwst_mbkg_plus.mos.options.MasterBackground`.
 """
 
 import logging
@@ -12,11 +14,16 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.algorithms import qa_stats
+from jwst_mbkg_plus.algorithms.adaptive_smoothing import DEFAULT_HALF_WIDTHS, adaptive_smooth
 from jwst_mbkg_plus.mos.options import MasterBackground, MasterBackgroundError
 
-__all__ = ["combine_master", "smooth"]
+__all__ = ["SMOOTHING_THRESHOLD", "combine_master", "smooth", "smooth_master"]
 
 log = logging.getLogger(__name__)
+
+#: Lepski threshold of ``master_smoothing='adaptive'``: two estimates of different
+#: widths disagree beyond this many standard deviations of their difference.
+SMOOTHING_THRESHOLD = 3.5
 
 
 def combine_master(grid_wave, flux, var, options):
@@ -31,7 +38,7 @@ def combine_master(grid_wave, flux, var, options):
         The accepted spectra and their variances on it.
     options : `~jwst_mbkg_plus.mos.options.MasterOptions`
         Step options (``combine_method``, ``sigma_clip``, ``min_spectra``,
-        ``median_kernel``).
+        ``median_kernel``, ``master_smoothing``).
 
     Returns
     -------
@@ -64,6 +71,7 @@ def combine_master(grid_wave, flux, var, options):
     except ValueError as err:
         raise MasterBackgroundError(str(err)) from err
     sb, sb_var = combined.flux, combined.var
+    sb, sb_var, smoothing_qa = smooth_master(sb, sb_var, options)
     scale = combined.scatter_scale
     qa = {
         "clipped_fraction": qa_stats.clipped_fraction(flux, combined.rejected_mask),
@@ -77,6 +85,7 @@ def combine_master(grid_wave, flux, var, options):
             "median_scatter_scale": float(np.median(scale)),
             "max_scatter_scale": float(np.max(scale)),
         },
+        "master_smoothing": smoothing_qa,
     }
     defined = np.isfinite(sb)
     if not defined.any():
@@ -88,6 +97,50 @@ def combine_master(grid_wave, flux, var, options):
         n_used=combined.n_used.astype(float)[defined],
         qa=qa,
     )
+
+
+def smooth_master(sb, var, options):
+    """
+    Smooth a combined master in wavelength by evidence (``master_smoothing``).
+
+    With ``master_smoothing='adaptive'`` and no running median
+    (``median_kernel`` 1), `~jwst_mbkg_plus.algorithms.adaptive_smoothing.adaptive_smooth`
+    fits local quadratics about every sample over a ladder of widths and keeps
+    the widest that agrees with all narrower ones: wide on a smooth, noisy
+    continuum, the sample itself across a line or a steep rise. Its variance
+    is the smoothed estimate's own (``sum_i l_i**2 var_i``).
+
+    Parameters
+    ----------
+    sb, var : ndarray, shape (n_wave,)
+        The combined master on the grid (NaN where undefined) and its variance.
+    options : `~jwst_mbkg_plus.mos.options.MasterOptions`
+        Step options (``master_smoothing``, ``median_kernel``).
+
+    Returns
+    -------
+    sb, var : ndarray
+        The master and its variance (the inputs when not smoothed).
+    qa : dict
+        What the smoothing did (method, chosen half-widths, noise reduction).
+    """
+    method = getattr(options, "master_smoothing", "none")
+    if method != "adaptive":
+        return sb, var, {"method": "none"}
+    if options.median_kernel > 1:
+        return sb, var, {"method": "none",
+                         "reason": f"median_kernel={options.median_kernel} smooths instead"}
+    var_in = np.where(np.isfinite(var), var, np.nan)
+    result = adaptive_smooth(sb, var_in, threshold=SMOOTHING_THRESHOLD)
+    qa = {
+        "method": "adaptive",
+        "rule": "local quadratic, half-width per sample by Lepski's rule",
+        "threshold_sigma": SMOOTHING_THRESHOLD,
+        "half_widths_tried": [0, *DEFAULT_HALF_WIDTHS],
+        **result.summary(var_in),
+    }
+    out_var = np.where(np.isfinite(var), result.var, var)
+    return result.flux, out_var, qa
 
 
 def smooth(sb, var, kernel):

@@ -43,6 +43,7 @@ JWST_EQUIVALENT_SETTINGS = {
     "propagate_errors": False,
     "outside_range": "nan",
     "spatial_model": "none",
+    "master_smoothing": "none",
 }
 
 
@@ -96,6 +97,7 @@ class MasterOptions:
     sigma_clip: float | None = 3.0
     min_spectra: int = 2
     median_kernel: int = 1
+    master_smoothing: str = "adaptive"
     vet_spectra: bool = True
     vet_threshold: float = 5.0
     reject_pixels: bool = True
@@ -140,6 +142,7 @@ class MasterOptions:
             sigma_clip=step.sigma_clip,
             min_spectra=step.min_spectra,
             median_kernel=kernel,
+            master_smoothing=getattr(step, "master_smoothing", "adaptive"),
             vet_spectra=step.vet_spectra,
             vet_threshold=step.vet_threshold,
             reject_pixels=step.reject_pixels,

@@ -77,6 +77,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         exclude_slits = force_list(default=None)  # Slitlet ids or source names never to use as background, one or several
         bkg_method = option("full_slitlet", "extract_1d", default="full_slitlet")  # 1-D background per slitlet: all calibrated pixels binned in wavelength, or jwst's resample_spec + extract_1d
         combine_method = option("clipped_mean", "median", "weighted_mean", "mean", "jwst", default="clipped_mean")  # Per-wavelength combination of the background spectra; 'jwst' is combine_1d (needs bkg_method='extract_1d')
+        master_smoothing = option("adaptive", "none", default="adaptive")  # Smoothing of the master in wavelength: 'adaptive' fits local quadratics over a ladder of widths and keeps, per sample, the widest that agrees with the narrower ones (wide on a noisy continuum, none across lines or steep rises); 'none' keeps every sample; median_kernel > 1 replaces it with jwst's running median
         min_spectra = integer(default=2, min=1)  # Fewest background spectra for the robust combination; fewer falls back to their mean, recorded in N_INPUT
         vet_spectra = boolean(default=True)  # Reject whole background spectra that deviate from the consensus
         vet_threshold = float(default=5.0, min=0)  # Significance above which a background spectrum is rejected

@@ -1,0 +1,265 @@
+"""Adaptive smoothing of a 1-D spectrum in wavelength, by evidence (local polynomials + ICI).
+
+A master background made from a few background slitlets carries, per
+wavelength sample, the noise of the pixels binned into that sample; every
+science pixel sees the master interpolated at its own wavelength, so that
+noise goes into every subtracted pixel. The sky is mostly a smooth continuum,
+sampled far more finely than it varies, and averaging neighbouring samples
+removes most of that noise. It must not average across real narrow structure
+(an emission line, a steep thermal rise), and there it must not be needed to
+know in advance where that structure is.
+
+`adaptive_smooth` fits, about every sample, a local polynomial (degree 2 by
+default) weighted by an Epanechnikov kernel and by the inverse of the
+samples' variance, for a ladder of half-widths; the half-width is chosen per
+sample by the intersection-of-confidence-intervals rule (ICI; Goldenshluger &
+Nemirovski 1997, Katkovnik 1999; Lepski's method): going from the narrowest
+estimate (the sample itself) to wider ones, each estimate ``y_k`` has the
+interval ``y_k +/- threshold * sigma_k``, and the widest half-width whose
+interval still meets all the narrower ones is kept. Where the sky is a smooth
+continuum the wide estimates agree and the noise drops; where a wider window
+would take in structure its estimate moves by more than the noise allows and
+the growth stops. The bias left is of the order of the chosen estimate's own
+error, so a line is kept within its noise, and a noise-free spectrum (zero
+variance) is returned unchanged.
+
+The result is linear in the data at a given width: ``y_hat_j = sum_i l_ji y_i``
+with variance ``sum_i l_ji**2 sigma_i**2`` (the samples' own variances, not
+the smoothed ones used for weighting). Neighbouring outputs share samples and
+are correlated; their per-sample variance is honest, their sum over many
+samples is not the sum of their variances.
+
+The moments of the local fits are correlations of the weighted data with
+``u**m K(u)`` (`scipy.ndimage.correlate1d`), so the cost is a few passes over
+the spectrum per half-width. Non-finite samples have weight zero (gaps are
+bridged by the fits and stay NaN in the output); the coordinate is the sample
+index, i.e. the smoothing scale follows the grid's sampling (one sample per
+detector column, hence per resolution element, also for the prism).
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import correlate1d
+
+from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
+
+__all__ = ["DEFAULT_HALF_WIDTHS", "AdaptiveSmoothing", "adaptive_smooth", "local_polynomial"]
+
+log = logging.getLogger(__name__)
+
+#: Ladder of half-widths (samples) tried beyond the sample itself: about
+#: sqrt(2) apart, up to 64 (129 samples).
+DEFAULT_HALF_WIDTHS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64)
+
+
+@dataclass
+class AdaptiveSmoothing:
+    """
+    Result of `adaptive_smooth`.
+
+    Attributes
+    ----------
+    flux : ndarray
+        The smoothed spectrum (NaN where the input is).
+    var : ndarray
+        Its per-sample variance (``sum_i l_ji**2 sigma_i**2``).
+    half_width : ndarray of int
+        The half-width chosen per sample (0: the sample itself, unchanged).
+    """
+
+    flux: np.ndarray
+    var: np.ndarray
+    half_width: np.ndarray
+
+    def summary(self, var_in):
+        """
+        JSON-serialisable record of what the smoothing did.
+
+        Parameters
+        ----------
+        var_in : ndarray
+            The variance before smoothing.
+
+        Returns
+        -------
+        dict
+            Median and 10/90th percentiles of the chosen half-width (samples),
+            the fraction of samples smoothed, and the median of
+            ``sqrt(var_in / var)`` (the factor by which the noise dropped).
+        """
+        ok = np.isfinite(self.flux) & np.isfinite(var_in) & (var_in > 0) & (self.var > 0)
+        hw = self.half_width[np.isfinite(self.flux)]
+        if hw.size == 0:
+            return {"median_half_width": 0.0, "half_width_p10_p90": [0.0, 0.0],
+                    "smoothed_fraction": 0.0, "median_noise_reduction": 1.0}
+        return {
+            "median_half_width": float(np.median(hw)),
+            "half_width_p10_p90": [float(v) for v in np.percentile(hw, [10, 90])],
+            "smoothed_fraction": float(np.mean(hw > 0)),
+            "median_noise_reduction": float(np.median(np.sqrt(var_in[ok] / self.var[ok])))
+            if ok.any() else 1.0,
+        }
+
+
+def local_polynomial(weight, half_width, degree=2, support=None):
+    """
+    Equivalent kernels of the local polynomial fit about every sample, for one half-width.
+
+    Parameters
+    ----------
+    weight : ndarray, shape (n,)
+        Per-sample weights (0 for unusable samples), e.g. inverse variances.
+    half_width : int
+        Half-width ``h`` of the Epanechnikov kernel
+        ``K(d) = 1 - (d / (h + 1))**2``, ``|d| <= h`` (samples).
+    degree : int, optional
+        Degree of the local polynomial.
+    support : int, optional
+        Half-length of the returned kernels (>= ``half_width``; default
+        ``half_width``), so kernels of several widths line up.
+
+    Returns
+    -------
+    kernels : ndarray, shape (n, 2 * support + 1)
+        ``kernels[j, support + d]`` is the weight of sample ``j + d`` in the
+        fitted value at ``j`` (the fit is ``sum_d kernels[j, d] y[j + d]``);
+        rows of samples whose window holds too few usable samples are NaN.
+    """
+    h = int(half_width)
+    support = h if support is None else int(support)
+    d = np.arange(-h, h + 1, dtype=float)
+    u = d / (h + 1)
+    kern = 1.0 - u**2
+    w = np.asarray(weight, dtype=float)
+    n, p = w.size, degree + 1
+    s = np.stack([correlate1d(w, kern * u**m, mode="constant", cval=0.0)
+                  for m in range(2 * degree + 1)], axis=-1)
+    a = s[:, np.add.outer(np.arange(p), np.arange(p))]  # (n, p, p)
+    count = correlate1d((w > 0).astype(float), np.ones(2 * h + 1), mode="constant", cval=0.0)
+    good = count >= p + 1
+    # Ill-conditioned windows (the usable samples all on one side, far away) fail too.
+    with np.errstate(all="ignore"):
+        det = np.linalg.det(np.where(good[:, None, None], a, np.eye(p)))
+        good &= np.abs(det) > 1e-10 * np.abs(s[:, 0]) ** p
+    a = np.where(good[:, None, None], a, np.eye(p))
+    e0 = np.zeros((n, p, 1))
+    e0[:, 0] = 1.0
+    c = np.linalg.solve(a, e0)[..., 0]  # (n, p): first row of A^-1
+    basis = u[None, :] ** np.arange(p)[:, None]  # (p, 2h+1)
+    w_win = sliding_window_view(np.pad(w, h), 2 * h + 1)  # (n, 2h+1): w[j + d]
+    kernels = np.zeros((n, 2 * support + 1))
+    kernels[:, support - h:support + h + 1] = (c @ basis) * kern * w_win
+    kernels[~good] = np.nan
+    return kernels
+
+
+def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, threshold=3.5,
+                    weight_window=15):
+    """
+    Smooth a spectrum with a per-sample width chosen by evidence (Lepski's rule).
+
+    Parameters
+    ----------
+    flux : array_like, shape (n,)
+        Spectrum (NaN for gaps).
+    var : array_like, shape (n,)
+        Its variance per sample. Samples with a non-finite or non-positive
+        variance are left as they are and do not enter their neighbours' fits;
+        a spectrum without any positive variance is returned unchanged.
+    half_widths : sequence of int, optional
+        Increasing ladder of half-widths (samples, each > ``degree // 2``).
+    degree : int, optional
+        Degree of the local polynomials (2: a line's peak is not flattened by
+        the fit's own shape before the rule stops it).
+    threshold : float, optional
+        Multiplier ``Gamma`` of the standard deviation of the difference
+        between two estimates above which they disagree. Larger smooths more,
+        with a larger bias bound.
+    weight_window : int, optional
+        Samples of the running median of ``var`` that gives the fit weights:
+        per-sample photon-noise variances would favour the samples that
+        fluctuated low. The output variance uses ``var`` itself.
+
+    Returns
+    -------
+    AdaptiveSmoothing
+        The smoothed spectrum, its variance and the chosen half-widths.
+
+    Raises
+    ------
+    ValueError
+        For mismatched shapes, a non-1-D spectrum, or a bad ladder.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> truth = np.linspace(1.0, 2.0, 400)
+    >>> res = adaptive_smooth(truth + rng.normal(0, 0.05, 400), np.full(400, 0.05**2))
+    >>> bool(np.std(res.flux - truth) < 0.02)
+    True
+    """
+    flux = np.asarray(flux, dtype=float)
+    var = np.asarray(var, dtype=float)
+    if flux.ndim != 1 or var.shape != flux.shape:
+        raise ValueError(f"flux and var must be 1-D of one shape, got {flux.shape} and "
+                         f"{var.shape}")
+    widths = [int(h) for h in half_widths]
+    if not widths or any(h <= degree // 2 for h in widths) or np.any(np.diff(widths) <= 0):
+        raise ValueError(f"half_widths must increase and exceed degree // 2, got {half_widths}")
+    if threshold <= 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    chosen = np.zeros(flux.shape, dtype=int)
+    usable = np.isfinite(flux) & np.isfinite(var) & (var > 0)
+    if not usable.any():
+        return AdaptiveSmoothing(flux.copy(), var.copy(), chosen)
+
+    smooth_var, _ = median_filter_nan(np.where(usable, var, np.nan), kernel=weight_window)
+    weight = np.where(usable, 1.0 / np.where(usable, smooth_var, 1.0), 0.0)
+    big = widths[-1]
+    y_win = sliding_window_view(np.pad(np.where(usable, flux, 0.0), big), 2 * big + 1)
+    v_win = sliding_window_view(np.pad(np.where(usable, var, 0.0), big), 2 * big + 1)
+
+    # Rung 0: the sample itself. Kernels are kept on their own support.
+    kernels = [np.ones((flux.size, 1))]
+    estimates = [np.where(usable, flux, np.nan)]
+    best, best_var = flux.copy(), var.copy()
+    alive = usable.copy()
+    for h in widths:
+        rows = np.flatnonzero(alive)
+        if rows.size == 0:
+            break
+        kern = local_polynomial(weight, h, degree)[rows]
+        cut = slice(big - h, big + h + 1)
+        v_rows = v_win[rows, cut]
+        est = np.einsum("nd,nd->n", kern, y_win[rows, cut])
+        est_var = np.einsum("nd,nd->n", kern**2, v_rows)
+        ok = np.isfinite(est) & (est_var <= best_var[rows])
+        # Lepski: the new estimate must agree with every narrower one within
+        # threshold times the standard deviation of their difference.
+        for prev, prev_est in zip(kernels, estimates, strict=True):
+            hp = prev.shape[1] // 2
+            diff = kern.copy()
+            diff[:, h - hp:h + hp + 1] -= prev[rows]
+            diff_var = np.einsum("nd,nd->n", diff**2, v_rows)
+            with np.errstate(invalid="ignore"):
+                ok &= np.abs(est - prev_est[rows]) <= threshold * np.sqrt(diff_var)
+        full_kern = np.full((flux.size, 2 * h + 1), np.nan)
+        full_kern[rows] = kern
+        full_est = np.full(flux.size, np.nan)
+        full_est[rows] = est
+        kernels.append(full_kern)
+        estimates.append(full_est)
+        take = rows[ok]
+        best[take] = est[ok]
+        best_var[take] = est_var[ok]
+        chosen[take] = h
+        # The first disagreement ends the growth of that sample's window.
+        alive = np.zeros_like(alive)
+        alive[take] = True
+    out_flux = np.where(usable, best, flux)
+    out_var = np.where(usable, best_var, var)
+    return AdaptiveSmoothing(out_flux, out_var, np.where(usable, chosen, 0))
