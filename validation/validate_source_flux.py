@@ -16,7 +16,12 @@ holding a second, undeclared source in a shutter next to the primary one
 * optionally (``--stock``) jwst's ``calwebb_spec2`` with its master background on.
 
 Both runs carry the same noise, so their difference is the background
-subtraction's error alone. Reported per point-source slitlet:
+subtraction's error alone, provided resample_spec weights the pixels alike in
+both: with its default ``ivm`` weights (inverse variance) the plus step's
+larger ERR (the background model's variance joins it) changes the weights of a
+point source's core against its wings and so the resampled flux. Every run
+therefore resamples with ``weight_type='exptime'`` unless ``--weight-type``
+says otherwise (``''``: jwst's default). Reported per point-source slitlet:
 
 * ``x1d``: the relative difference of the extracted 1-D flux (``FLUX`` of the
   ``_x1d`` product, jwst's extract_1d with the synthetic instrument's 5-pixel
@@ -31,9 +36,10 @@ Usage::
     python validation/validate_source_flux.py [--noise 0.0,0.05,0.2] [--seeds 1,2,3]
         [--grating G235M] [--n-background 12] [--n-point 8] [--n-two 4]
         [--calibration 0.03,0.02] [--profile moffat] [--beta 2.5] [--stock]
+        [--weight-type exptime|ivm|'']
         [--work /tmp/mbkg_source_flux] [--out validation/results_source_flux.json]
 
-Results are merged into ``--out`` under ``<grating>@<noise>@<seed>`` keys.
+Results are merged into ``--out`` under ``<grating>@<noise>@<seed>@<weight type>`` keys.
 """
 
 import argparse
@@ -208,13 +214,16 @@ def compare_boxes(run, reference):
     return out
 
 
-def _run_pipeline(cls, rate, out, master_background):
+def _run_pipeline(cls, rate, out, master_background, weight_type):
     from jwst_mbkg_plus.jwst_internals import quiet_call_options
 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    cls.call(str(rate), steps={"master_background_mos": {"skip": not master_background}},
-             output_dir=str(out), save_results=True, **quiet_call_options())
+    steps = {"master_background_mos": {"skip": not master_background}}
+    if weight_type:
+        steps["resample_spec"] = {"weight_type": weight_type}
+    cls.call(str(rate), steps=steps, output_dir=str(out), save_results=True,
+             **quiet_call_options())
     return time.perf_counter() - t0
 
 
@@ -232,7 +241,8 @@ def run_scene(args, noise, seed, instrument):
         calibration_error=tuple(args.calibration), noise_fraction=noise,
         detectors=("NRS1",), seed=seed,
     )
-    folder = Path(args.work) / f"{args.grating}_{args.profile}_{noise}_{seed}"
+    folder = Path(args.work) / (f"{args.grating}_{args.profile}_{noise}_{seed}_"
+                                f"{args.weight_type or 'default'}")
     exposure = make_exposure(scene, folder / "exposure", instrument=instrument)
     rate = exposure.rate_paths["NRS1"]
     truth = load_truth(exposure.truth_paths["NRS1"])
@@ -246,12 +256,14 @@ def run_scene(args, noise, seed, instrument):
     seconds = {}
     with local_crds_context(instrument):
         for label, (cls, path, mbkg) in runs.items():
-            seconds[label] = _run_pipeline(cls, path, folder / label, mbkg)
+            seconds[label] = _run_pipeline(cls, path, folder / label, mbkg,
+                                           args.weight_type)
     points = sorted((str(n) for n, s in truth.slits.items() if s["kind"] == "point"), key=int)
     two = [str(n) for n, s in truth.slits.items() if len(s.get("point_sources", [])) > 1]
     reference = _spectra(next((folder / "reference").glob("*_x1d.fits")))
     boxes_ref = box_fluxes(next((folder / "reference").glob("*_cal.fits")), truth)
-    entry = {"scene": scene.to_dict(), "two_source_slits": sorted(two, key=int),
+    entry = {"scene": scene.to_dict(), "weight_type": args.weight_type or "default",
+             "two_source_slits": sorted(two, key=int),
              "undefined_truth_pixels": undefined, "seconds": seconds}
     for label in runs:
         if label == "reference":
@@ -294,6 +306,9 @@ def main(argv=None):
     parser.add_argument("--profile", default="moffat", choices=("moffat", "gaussian"))
     parser.add_argument("--beta", type=float, default=2.5)
     parser.add_argument("--stock", action="store_true", help="also run jwst's calwebb_spec2")
+    parser.add_argument("--weight-type", default="exptime",
+                        help="resample_spec weight_type of every run ('' for jwst's default, "
+                             "'ivm')")
     parser.add_argument("--work", default="/tmp/mbkg_source_flux")
     parser.add_argument("--out", default="validation/results_source_flux.json")
     args = parser.parse_args(argv)
@@ -310,7 +325,7 @@ def main(argv=None):
     for noise in (float(v) for v in args.noise.split(",")):
         for seed in (int(v) for v in args.seeds.split(",")):
             entry = run_scene(args, noise, seed, instrument)
-            results[f"{args.grating}@{noise}@{seed}"] = entry
+            results[f"{args.grating}@{noise}@{seed}@{args.weight_type or 'default'}"] = entry
             out.write_text(json.dumps(results, indent=1))
             for label in ("plus", "stock"):
                 if label in entry:
