@@ -56,7 +56,7 @@ def slit_position(slit):
     return SlitPosition(float(x), float(y), quadrant)
 
 
-def source_distance(slit, *, column_step=16):
+def source_distance(slit, *, column_step=16, signed=False):
     """
     Distance of each pixel from the slit's source along the slit.
 
@@ -69,6 +69,8 @@ def source_distance(slit, *, column_step=16):
         and interpolated linearly in between: the slit position of a row
         changes slowly along the dispersion, and the full WCS costs more than
         the rest of the scaling. 1 evaluates every pixel.
+    signed : bool, optional
+        Return ``y_slit - source_ypos`` instead of its absolute value.
 
     Returns
     -------
@@ -91,4 +93,5 @@ def source_distance(slit, *, column_step=16):
         y_slit = np.vstack([np.interp(every, sampled, row) for row in y_sampled])
     source_y = getattr(slit, "source_ypos", None)
     source_y = 0.0 if source_y is None else float(source_y)
-    return np.abs(y_slit - source_y)
+    offset = y_slit - source_y
+    return offset if signed else np.abs(offset)

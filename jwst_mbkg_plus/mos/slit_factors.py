@@ -12,8 +12,10 @@ and differently in each. With ``slit_scale='auto'`` (the default):
    (`~jwst_mbkg_plus.algorithms.calib_scatter.measure_calibration_scatter`);
 3. only if that scatter is detected, each slitlet with enough source-free
    pixels is rescaled by its own factor: the background slitlets, and point
-   sources in slitlets of several shutters (the source's wings masked with
-   its measured profile along the slit,
+   sources in slitlets of several shutters (the source's wings fitted with a
+   Moffat profile along the slit and subtracted, other sources in the slitlet
+   left out, `~jwst_mbkg_plus.algorithms.source_wings.source_wings`, and what
+   is left masked with the measured profile,
    `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`); the factor's
    error joins the background's variance;
 4. the slitlets that cannot be rescaled (extended sources, one-shutter
@@ -33,6 +35,7 @@ import numpy as np
 from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
 from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
+from jwst_mbkg_plus.algorithms.source_wings import source_wings
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
 from jwst_mbkg_plus.mos.msa_position import source_distance
 
@@ -121,12 +124,14 @@ def _valid(cal_slit, extra_mask=None):
     return valid
 
 
-def _fit(cal_slit, wave, bkg, bkg_var, valid, apply):
+def _fit(cal_slit, wave, bkg, bkg_var, valid, apply, data=None):
+    # ``data``: the slit's data with a point source's fitted wings taken out (default: as is).
     # The modelled background is noisy itself (the master, the spatial factor):
     # without the correction the factor is diluted by 1 / (1 + var / bkg^2). The
     # clip is symmetric: the pixels are source-free, and [-3, +5] sigma biases a
     # Gaussian sky up by 0.0044 sigma per pixel.
-    data, var = dilution_corrected(np.asarray(cal_slit.data, dtype=float),
+    data = cal_slit.data if data is None else data
+    data, var = dilution_corrected(np.asarray(data, dtype=float),
                                    slit_variance(cal_slit), bkg, bkg_var)
     return fit_sky_factor(wave, data, var, bkg, valid, apply=apply, clip=SKY_CLIP)
 
@@ -220,21 +225,25 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
         reason = _cannot_rescale(cal_slit)
         fit = None
         if not reason:
-            distance = source_distance(cal_slit)
+            offset = source_distance(cal_slit, signed=True)
             valid = _valid(cal_slit)
-            free, cut = source_free_mask(cal_slit.data, expanded[k], distance, valid,
-                                             guard=guard)
+            # The source's wings (and other sources) out of the sky rows first.
+            wings, other, wing_record = source_wings(cal_slit.data, expanded[k], offset, valid)
+            data = cal_slit.data - expanded[k] * wings
+            free, cut = source_free_mask(data, expanded[k], np.abs(offset), valid & ~other,
+                                         guard=guard)
             if free.sum() < MIN_FREE_PIXELS:
                 reason = (f"{int(free.sum())} source-free pixels (fewer than "
                           f"{MIN_FREE_PIXELS})")
             else:
                 fit = _fit(cal_slit, waves[k], expanded[k], expanded_var[k], free,
-                           apply=True)
+                           apply=True, data=data)
                 if not fit.applied:
                     reason = fit.status
         if fit is not None and fit.applied:
             corrections[k] = _rescaled(fit, waves[k])
             corrections[k].record["free_from_distance"] = float(cut)
+            corrections[k].record["source_wings"] = wing_record
             record["rescaled_slits"].append(label)
             continue
         if scatter.detected:

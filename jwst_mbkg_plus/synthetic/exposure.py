@@ -36,6 +36,11 @@ from jwst_mbkg_plus.jwst_internals import pixel_index
 from jwst_mbkg_plus.synthetic.calib_error import calibration_error_factor
 from jwst_mbkg_plus.synthetic.msa_file import PROGRAM
 from jwst_mbkg_plus.synthetic.noise import add_hot_pixels, photon_noise
+from jwst_mbkg_plus.synthetic.point_sources import (
+    PIXELS_PER_SLIT_UNIT,
+    point_profile,
+    point_sources_truth,
+)
 
 __all__ = [
     "PIXELS_PER_SLIT_UNIT",
@@ -52,14 +57,6 @@ log = logging.getLogger(__name__)
 
 #: Fraction of the injected variance written to VAR_RNOISE (the rest to VAR_POISSON).
 RNOISE_SHARE = 0.3
-#: Pixels along the slit per slit-frame y unit (one open shutter height).
-PIXELS_PER_SLIT_UNIT = (
-    instrument.MSA_PITCH[1]
-    / instrument.MSA_PITCH_TO_SIZE[1]
-    * instrument.CAMERA_FOCAL_LENGTH
-    / instrument.COLLIMATOR_FOCAL_LENGTH[1]
-    / instrument.PIXEL_SIZE
-)
 
 
 def skeleton_model(scene, *, detector, msa_name):
@@ -290,7 +287,7 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
         y_src = float(slit.source_ypos)
         if slitlet.kind == "point":
             source = scene.source_spectrum(lam, kind="point", source_id=slitlet.source_id)
-            source = source * np.exp(-0.5 * ((ys - y_src) / sigma_src) ** 2)
+            source = source * point_profile(scene, slitlet, ys, y_src)
         elif slitlet.kind == "extended":
             source = scene.source_spectrum(lam, kind="extended", source_id=slitlet.source_id)
             source = source * np.exp(-0.5 * ((ys - y_src) / 1.5) ** 2)
@@ -323,6 +320,8 @@ def paint_detector(scene, *, detector, wcs_model, calibration=None, rng=None):
             "calibration_error": np.where(valid, calib, np.nan).astype(np.float32),
             "valid": valid & ~taken,
         }
+        if slitlet.kind == "point":
+            arrays["point_sources"] = point_sources_truth(scene, slitlet, y_src)
         painted.append(PaintedSlit(int(slit.name), slitlet, geo["xlo"] + 1, geo["ylo"] + 1, arrays))
     # A pixel painted by two slits has no single-slit truth: drop it from both.
     for p in painted:

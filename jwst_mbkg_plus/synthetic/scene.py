@@ -27,8 +27,9 @@ import numpy as np
 
 import jwst_mbkg_plus.synthetic.instrument as instrument
 from jwst_mbkg_plus.synthetic.calib_error import calibration_error_terms, check_calibration_error
+from jwst_mbkg_plus.synthetic.layout import scene_layout
 from jwst_mbkg_plus.synthetic.sky import BUILTIN_SKIES, builtin_sky
-from jwst_mbkg_plus.synthetic.slitlet import Slitlet, shared_column_slots
+from jwst_mbkg_plus.synthetic.slitlet import Slitlet
 from jwst_mbkg_plus.synthetic.spectra import default_background, read_spectrum_csv
 
 __all__ = ["Scene", "Slitlet"]
@@ -39,6 +40,11 @@ def _check_fraction(name, value, *, upper=None):
     if not np.isfinite(value) or value < 0 or (upper is not None and value > upper):
         bound = f" and <= {upper}" if upper is not None else ""
         raise ValueError(f"{name} must be >= 0{bound}, got {value!r}")
+
+
+#: Options added after scenes were cached, left out of `Scene.to_dict` at their defaults.
+_NEW_DEFAULTS = {"point_profile": "gaussian", "moffat_beta": 2.5, "n_two_source": 0,
+                 "companion_flux": 0.5}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -103,7 +109,19 @@ class Scene:
     source_contrast : float
         Peak source surface brightness as a multiple of the background.
     point_sigma : float
-        Gaussian sigma of point sources across the slit [pixels].
+        Gaussian sigma of point sources across the slit [pixels]; the Moffat
+        profile has the same FWHM (2.355 ``point_sigma``).
+    point_profile : str
+        Profile of point sources along the slit: "gaussian", or "moffat"
+        (`~jwst_mbkg_plus.synthetic.spec3_scenes.source_profile` with
+        ``moffat_beta``), whose wings reach the neighbouring shutters.
+    moffat_beta : float
+        Moffat index of the "moffat" profile (2.5-3 for a realistic PSF's wings).
+    n_two_source : int
+        Point-source slitlets that also hold a second, undeclared point source
+        in a shutter next to the primary one (needs ``shutters_per_slitlet`` >= 2).
+    companion_flux : float
+        That second source's peak surface brightness relative to the primary's.
     noise_fraction : float
         Per-pixel noise sigma as a fraction of the noiseless signal (0 for a noiseless scene).
         Ignored when ``sky_electrons`` is set.
@@ -142,6 +160,10 @@ class Scene:
     hot_pixel_level: float = 200.0
     source_contrast: float = 3.0
     point_sigma: float = 1.2
+    point_profile: str = "gaussian"
+    moffat_beta: float = 2.5
+    n_two_source: int = 0
+    companion_flux: float = 0.5
     noise_fraction: float = 0.0
     sky_electrons: float = 0.0
     read_noise_electrons: float = 6.0
@@ -155,6 +177,7 @@ class Scene:
             "n_contaminated",
             "hot_pixels_per_slit",
             "hot_clusters_per_slit",
+            "n_two_source",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or value < 0:
@@ -202,6 +225,16 @@ class Scene:
         _check_fraction("source_contrast", self.source_contrast)
         if not self.point_sigma > 0:
             raise ValueError("point_sigma must be > 0")
+        if self.point_profile not in ("gaussian", "moffat"):
+            raise ValueError(f"point_profile must be 'gaussian' or 'moffat', "
+                             f"got {self.point_profile!r}")
+        if not self.moffat_beta > 1:
+            raise ValueError(f"moffat_beta must be > 1, got {self.moffat_beta!r}")
+        if self.n_two_source > self.n_point or (self.n_two_source
+                                                and self.shutters_per_slitlet < 2):
+            raise ValueError("n_two_source needs as many point-source slitlets, of at "
+                             "least 2 shutters")
+        _check_fraction("companion_flux", self.companion_flux)
         for name in ("gradient_x", "gradient_y"):
             if abs(getattr(self, name)) >= 0.9:
                 raise ValueError(f"|{name}| must be < 0.9")
@@ -235,8 +268,12 @@ class Scene:
         out["chromatic_quadrants"] = [list(p) for p in self.chromatic_quadrants]
         out["chromatic_gradient_y"] = list(self.chromatic_gradient_y)
         out["calibration_error"] = list(self.calibration_error)
+        # Digests of scenes without these options are unchanged.
         if not self.calibration_error:
-            del out["calibration_error"]  # digests of scenes without it are unchanged
+            del out["calibration_error"]
+        for name, default in _NEW_DEFAULTS.items():
+            if out[name] == default:
+                del out[name]
         return out
 
     def digest(self):
@@ -371,124 +408,11 @@ class Scene:
     # ------------------------------------------------------------------
     def layout(self):
         """
-        Place the slitlets on the MSA.
-
-        Slitlets are dealt to ``detectors`` in turn; on each detector they are
-        stacked along the slit direction (one closed shutter between neighbours,
-        alternating between the two quadrants whose spectra fall on that detector),
-        at random ``shutter_row`` values for which the whole spectrum lands on the
-        detector. Background slitlets come first, then point, then extended sources.
-
-        A grating whose spectra are longer than a detector (G395H) has no such
-        row. Its slitlets go to rows where at least
-        `~jwst_mbkg_plus.synthetic.instrument.PARTIAL_MIN_FRACTION` of the
-        spectrum lands on the detector, so each covers only a part of the band
-        there (the blue part near the MSA centre, a redder part further out, on
-        NRS1; the reverse on NRS2). The background slitlets are spread evenly
-        over those rows, from the innermost to the outermost, and the sources
-        placed at random among them, so that every source wavelength on the
-        detector is also covered by background slitlets. With both detectors
-        in the scene, a slitlet's spectrum lands on both and is painted on
-        both; the slitlets of quadrants 1 and 3 (2 and 4), whose spectra then
-        share detector rows, take turns in one set of column slots spread
-        evenly over the columns, so that they do not overlap; that halves the
-        capacity per detector.
+        Place the slitlets on the MSA (`~jwst_mbkg_plus.synthetic.layout.scene_layout`).
 
         Returns
         -------
         list of Slitlet
             In slitlet-id order.
-
-        Raises
-        ------
-        ValueError
-            If the slitlets do not fit on the detectors.
         """
-        rng = np.random.default_rng([self.seed, 0])
-        kinds = ["background"] * self.n_background + ["point"] * self.n_point
-        kinds += ["extended"] * self.n_extended
-        n_det = len(self.detectors)
-        per_det = {d: [] for d in self.detectors}
-        for i, kind in enumerate(kinds):
-            per_det[self.detectors[i % n_det]].append((i, kind))
-        step = self.shutters_per_slitlet + 1
-        partial = not any(
-            instrument.detector_of_shutter(q, r, self.grating, margin=30) is not None
-            for q in (1, 2, 3, 4)
-            for r in range(1, instrument.N_ROWS + 1, 8)
-        )
-        interleave = partial and n_det > 1
-        n_slots = (instrument.N_COLUMNS - 2) // step
-        capacity = 2 * (n_slots // 2 if interleave else n_slots)
-        if interleave:
-            shared_slots = shared_column_slots(per_det, n_slots, step, capacity)
-        slitlets = [None] * len(kinds)
-        for det, items in per_det.items():
-            if len(items) > capacity:
-                raise ValueError(
-                    f"{len(items)} slitlets of {self.shutters_per_slitlet} shutters do not fit "
-                    f"on {det} (at most {capacity})"
-                )
-            quads = (3, 4) if det == "NRS1" else (1, 2)
-            if partial:
-                all_rows = np.arange(1, instrument.N_ROWS + 1)
-                rows = {
-                    q: [
-                        int(r)
-                        for r in all_rows[
-                            instrument.detector_fractions(q, all_rows, self.grating)[det]
-                            >= instrument.PARTIAL_MIN_FRACTION
-                        ]
-                    ]
-                    for q in quads
-                }
-            else:
-                rows = {
-                    q: [
-                        r
-                        for r in range(1, instrument.N_ROWS + 1)
-                        if instrument.detector_of_shutter(q, r, self.grating, margin=30) == det
-                    ]
-                    for q in quads
-                }
-            n_q = [(len(items) + 1) // 2, len(items) // 2]
-            n_bkg_q = [0, 0]
-            for j, (_, kind) in enumerate(items):
-                n_bkg_q[j % 2] += kind == "background"
-            slots = {}
-            for qi, q in enumerate(quads):
-                if interleave:
-                    slots[q] = shared_slots[(det, qi)]
-                    continue
-                # Spread used slots evenly over the quadrant's columns.
-                chosen = np.linspace(0, n_slots - 1, n_q[qi]).round().astype(int) if n_q[qi] else []
-                slots[q] = [2 + int(c) * step for c in chosen]
-            counters = dict.fromkeys(quads, 0)
-            for j, (i, kind) in enumerate(items):
-                q = quads[j % 2]
-                first_col = slots[q][counters[q]]
-                if partial and kind == "background":
-                    # Innermost to outermost row: the union of the background
-                    # slitlets covers every wavelength a source can have here.
-                    qi = j % 2
-                    at = np.linspace(0, len(rows[q]) - 1, max(n_bkg_q[qi], 1))[counters[q]]
-                    row = int(rows[q][int(round(at))])
-                else:
-                    row = int(rng.choice(rows[q]))
-                counters[q] += 1
-                primary = self.shutters_per_slitlet // 2
-                source_id = 0 if kind == "background" else 1000 + i + 1
-                source_y = 0.5 if kind != "point" else float(rng.uniform(0.35, 0.65))
-                slitlets[i] = Slitlet(
-                    slitlet_id=i + 1,
-                    quadrant=q,
-                    row=row,
-                    first_column=first_col,
-                    n_shutters=self.shutters_per_slitlet,
-                    kind=kind,
-                    source_id=source_id,
-                    primary=primary,
-                    source_y=source_y,
-                    detector=det,
-                )
-        return slitlets
+        return scene_layout(self)

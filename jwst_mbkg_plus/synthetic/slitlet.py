@@ -57,6 +57,9 @@ class Slitlet:
     primary: int
     source_y: float
     detector: str
+    companion_shutter: int | None = None
+    companion_y: float = 0.5
+    companion_flux: float = 0.0
 
     @property
     def columns(self):

@@ -85,7 +85,7 @@ def exposure_drift(params, index):
             _per_exposure(params.get("drift_red", 0.0), index))
 
 
-def source_profile(coord, centre, half_width, *, wings=False):
+def source_profile(coord, centre, half_width, *, wings=False, beta=MOFFAT_BETA):
     """
     Profile (peak 1) of a compact source across the slit.
 
@@ -101,6 +101,8 @@ def source_profile(coord, centre, half_width, *, wings=False):
     wings : bool, optional
         Moffat profile (``MOFFAT_BETA``) with wings everywhere, instead of the
         cosine bump that is exactly zero beyond ``half_width``.
+    beta : float, optional
+        Moffat index of the winged profile.
 
     Returns
     -------
@@ -109,8 +111,8 @@ def source_profile(coord, centre, half_width, *, wings=False):
     """
     d = np.abs(np.asarray(coord, dtype=np.float64) - centre)
     if wings:
-        alpha = half_width / (2.0 * np.sqrt(2.0 ** (1.0 / MOFFAT_BETA) - 1.0))
-        return (1.0 + (d / alpha) ** 2) ** (-MOFFAT_BETA)
+        alpha = half_width / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+        return (1.0 + (d / alpha) ** 2) ** (-beta)
     x = d / half_width
     return np.where(x < 1.0, 0.5 * (1.0 + np.cos(np.pi * np.minimum(x, 1.0))), 0.0)
 

@@ -25,6 +25,10 @@ Tree of the file (one file per detector)::
         calibration_error   # the slit's calibration factor c_s(lambda) (synthetic.calib_error);
                             #   background, source, contaminant already include it
         calibration_terms   # [level, tilt, curvature] of c_s
+        point_sources       # point-source slits only: one dict per source painted, the
+                            #   declared one first, then a companion (Scene.n_two_source):
+                            #   slit_y, shutter, relative_flux, declared, profile
+                            #   (gaussian / moffat), fwhm_pixels, moffat_beta
         valid               # bool, background truth defined
     hot_pixels:             # columns: detector, slitlet_id, x, y (0-based full frame),
                             #   rate (DN/s added), cluster (0 = single)
@@ -102,7 +106,10 @@ def write_truth(path, *, scene, detector, painted, calibrated=True, visit=None):
             # level, tilt (blue to red), curvature of the slit's calibration error
             "calibration_terms": [float(t) for t in terms.get(p.name, np.zeros(3))],
         }
-        entry.update({k: np.ascontiguousarray(v) for k, v in p.arrays.items()})
+        arrays = dict(p.arrays)
+        if "point_sources" in arrays:
+            entry["point_sources"] = [dict(src) for src in arrays.pop("point_sources")]
+        entry.update({k: np.ascontiguousarray(v) for k, v in arrays.items()})
         slits.append(entry)
     hot = painted["hot_pixels"]
     tree = {
