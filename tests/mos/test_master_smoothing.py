@@ -1,4 +1,4 @@
-"""The MOS master is smoothed by evidence by default (``master_smoothing``), as documented."""
+"""The MOS master is smoothed by evidence when asked (``master_smoothing="adaptive"``)."""
 
 import numpy as np
 import pytest
@@ -21,10 +21,10 @@ def _spectra(noise=0.1, n=8, seed=3):
     return flux, np.broadcast_to(sigma**2, flux.shape).copy()
 
 
-def test_default_smooths_and_records_it():
+def test_adaptive_smooths_and_records_it():
     flux, var = _spectra()
-    raw = combine_master(GRID, flux, var, MasterOptions(master_smoothing="none"))
-    smooth = combine_master(GRID, flux, var, MasterOptions())
+    raw = combine_master(GRID, flux, var, MasterOptions())  # the default: not smoothed
+    smooth = combine_master(GRID, flux, var, MasterOptions(master_smoothing="adaptive"))
     # The gap stays out of the master; the same wavelengths are defined.
     np.testing.assert_array_equal(raw.wavelength, smooth.wavelength)
     assert raw.wavelength.size == N_WAVE - 10
@@ -44,7 +44,8 @@ def test_default_smooths_and_records_it():
 
 def test_median_kernel_replaces_it():
     flux, var = _spectra()
-    master = combine_master(GRID, flux, var, MasterOptions(median_kernel=5))
+    master = combine_master(GRID, flux, var,
+                            MasterOptions(median_kernel=5, master_smoothing="adaptive"))
     assert master.qa["master_smoothing"]["method"] == "none"
     assert "median_kernel=5" in master.qa["master_smoothing"]["reason"]
     plain = combine_master(GRID, flux, var,
