@@ -188,6 +188,66 @@ def part_null(null_seeds):
     return out
 
 
+def part_fifths(mc_seeds, mode="NRS_FIXEDSLIT", noise=0.2):
+    """The factor's own error per fifth of the band over many seeds (the step's driver).
+
+    The figure per seed is the median over both science exposures' background pixels of
+    ``f_fitted / f_true - 1`` in each fifth of the band (the master's noise left out):
+    its mean over seeds is the bias, its spread the factor's noise.
+    """
+    import os
+
+    from jwst_mbkg_plus.spec3 import run
+    from jwst_mbkg_plus.spec3.subtract import science_wavelengths
+    from jwst_mbkg_plus.synthetic.spec3_inputs import make_spec3_inputs
+    from jwst_mbkg_plus.synthetic.spec3_modes import MODE_SETUP
+    from jwst_mbkg_plus.synthetic.spec3_scenes import drift_factor
+
+    before = os.environ.get("VALIDATE_ON_ASSIGNMENT")
+    os.environ["VALIDATE_ON_ASSIGNMENT"] = "false"
+    w0, w1 = MODE_SETUP[mode]["wave"]
+    out = {}
+    for name, (level, red) in DRIFTS.items():
+        fifths, models, level_err = [], [], []
+        for s in mc_seeds:
+            inputs = make_spec3_inputs(mode, seed=s, n_background=2, nodded=False,
+                                       pixel_noise=noise, drift=level, drift_red=red)
+            scales = run.run_master_background([m.copy() for m in inputs.science],
+                                               inputs.backgrounds).scales
+            rel, tt = [], []
+            for k, sc in enumerate(scales):
+                wl = science_wavelengths(inputs.science[k])[0]
+                mask = inputs.background_mask[k]
+                mask = mask[0] if isinstance(mask, list) else mask
+                t = (wl - w0) / (w1 - w0)
+                f, _ = sc.factor.evaluate(wl)
+                rel.append((f / drift_factor(t, level, red) - 1.0)[mask])
+                tt.append(t[mask])
+                models.append(sc.factor.model if sc.factor.applied else "not applied")
+                level_err.append(sc.factor.level_error)
+            rel, tt = np.concatenate(rel), np.concatenate(tt)
+            fifths.append([float(np.nanmedian(rel[(tt >= i / 5) & ((tt < (i + 1) / 5)
+                                                                   if i < 4 else (tt <= 2))]))
+                           for i in range(5)])
+        f = np.array(fifths)
+        key = f"{mode} {name} noise {noise:g}"
+        out[key] = {"seeds": len(f), "fifths_mean": f.mean(axis=0).tolist(),
+                    "fifths_std": f.std(axis=0, ddof=1).tolist(),
+                    "fifths_beyond_0.5%": (np.abs(f) > 0.005).mean(axis=0).tolist(),
+                    "level_error_mean": float(np.mean(level_err)),
+                    "models": {m: models.count(m) for m in sorted(set(models))}}
+        print(f"factor error per fifth, {key} ({len(f)} seeds): mean "
+              f"{np.round(100 * f.mean(axis=0), 3).tolist()} %, std "
+              f"{np.round(100 * f.std(axis=0, ddof=1), 3).tolist()} %, beyond 0.5 % "
+              f"{np.round((np.abs(f) > 0.005).mean(axis=0), 3).tolist()}; mean level error "
+              f"{100 * np.mean(level_err):.3f} %; {out[key]['models']}", flush=True)
+    if before is None:
+        os.environ.pop("VALIDATE_ON_ASSIGNMENT")
+    else:
+        os.environ["VALIDATE_ON_ASSIGNMENT"] = before
+    return out
+
+
 def part_extended(seeds):
     out = {}
     for name, (level, red) in {"no drift": (0.0, 0.0), **DRIFTS}.items():
@@ -210,29 +270,63 @@ def part_extended(seeds):
     return out
 
 
+def _aperture(inputs, k, half=6):
+    """Rows within ``half`` pixels of exposure k's source (the 1-D extraction aperture)."""
+    ny = inputs.science[k].slits[0].data.shape[0]
+    centre = ny / 2 + (-7.0 if k % 2 == 0 else 7.0)
+    return np.abs(np.arange(ny) - centre) <= half
+
+
 def _source_flux(inputs, result, half=6):
     """Extracted 1-D source flux of every exposure, and that with the true background."""
     step, truth = [], []
     for k, out in enumerate(result):
         slit_in, slit_out = inputs.science[k].slits[0], out.slits[0]
-        ny = slit_in.data.shape[0]
-        centre = ny / 2 + (-7.0 if k % 2 == 0 else 7.0)
-        rows = np.abs(np.arange(ny) - centre) <= half
+        rows = _aperture(inputs, k, half)
         d_in = np.asarray(slit_in.data, float)[rows]
         step.append(np.nansum(np.asarray(slit_out.data, float)[rows]))
         truth.append(np.nansum(d_in - inputs.true_background[k][0][rows]))
     return np.array(step), np.array(truth)
 
 
+def _flux_sigma(inputs, result, scales, half=6):
+    """Propagated error of each exposure's extracted flux from its factor's covariance.
+
+    The factor's error is common to every pixel of the aperture at a wavelength, so
+    the flux's variance is ``g^T cov g`` with ``g`` the sum over the aperture of the
+    unscaled master times the factor's B-spline basis (0 when no factor is applied).
+    """
+    sig = []
+    for k, (out, scale) in enumerate(zip(result, scales, strict=True)):
+        f = scale.factor
+        if not f.applied:
+            sig.append(0.0)
+            continue
+        rows = _aperture(inputs, k, half)
+        slit_in, slit_out = inputs.science[k].slits[0], out.slits[0]
+        wl = np.asarray(slit_in.wavelength, float)[rows]
+        sub = (np.asarray(slit_in.data, float) - np.asarray(slit_out.data, float))[rows]
+        ok = np.isfinite(wl) & np.isfinite(sub)
+        fac, _ = f.evaluate(wl[ok])
+        basis = f._basis(wl[ok])
+        g = (sub[ok] / fac) @ basis
+        sig.append(float(np.sqrt(max(g @ f.cov @ g, 0.0))))
+    return np.array(sig)
+
+
 def part_wings(seeds):
+    """Extracted source flux with wings: per exposure, combined, against the propagated error."""
     from jwst.master_background import MasterBackgroundStep
 
+    from jwst_mbkg_plus.spec3 import run
     from jwst_mbkg_plus.synthetic.spec3_inputs import make_container, make_spec3_inputs
 
     out = {}
     for name, (level, red) in {"no drift": (0.0, 0.0), **DRIFTS}.items():
         for noise in NOISES:
             res = {"stock": [], "plus": []}
+            comb = {"stock": [], "plus": []}
+            pulls, sigmas, comb_pulls, comb_sigmas = [], [], [], []
             for s in seeds:
                 inputs = make_spec3_inputs("NRS_FIXEDSLIT", seed=s, n_background=2,
                                            nodded=False, pixel_noise=noise, drift=level,
@@ -242,15 +336,43 @@ def part_wings(seeds):
                         ("plus", _plus(make_container(inputs)))):
                     got, true = _source_flux(inputs, result)
                     res[step] += (got / true - 1.0).tolist()
+                    comb[step].append(float(got.sum() / true.sum() - 1.0))
+                    if step == "plus":
+                        scales = run.run_master_background(
+                            [m.copy() for m in inputs.science], inputs.backgrounds).scales
+                        sig = _flux_sigma(inputs, result, scales)
+                        sigmas += (sig / true).tolist()
+                        pulls += [float((g - t) / e) if e > 0 else float("nan")
+                                  for g, t, e in zip(got, true, sig, strict=True)]
+                        cs = float(np.sqrt(np.sum(sig**2)))
+                        comb_sigmas.append(cs / true.sum())
+                        comb_pulls.append(float((got.sum() - true.sum()) / cs) if cs > 0
+                                          else float("nan"))
             key = f"NRS_FIXEDSLIT wings {name} noise {noise:g}"
             out[key] = {step: {"flux_error_per_exposure": v,
-                               "mean": float(np.mean(v)), "max_abs": float(np.abs(v).max())}
+                               "mean": float(np.mean(v)), "max_abs": float(np.abs(v).max()),
+                               "combined_per_seed": comb[step],
+                               "combined_mean": float(np.mean(comb[step])),
+                               "combined_max_abs": float(np.abs(comb[step]).max())}
                         for step, v in res.items()}
-            print(f"{key:42s} extracted flux vs true background: plus "
-                  f"{100 * out[key]['plus']['mean']:+.3f}% (max|.| "
-                  f"{100 * out[key]['plus']['max_abs']:.3f}%) | stock "
-                  f"{100 * out[key]['stock']['mean']:+.3f}% (max|.| "
-                  f"{100 * out[key]['stock']['max_abs']:.3f}%)", flush=True)
+            p = out[key]["plus"]
+            p["propagated_sigma_per_exposure"] = sigmas
+            p["pull_per_exposure"] = pulls
+            p["combined_propagated_sigma"] = comb_sigmas
+            p["combined_pull"] = comb_pulls
+            finite = np.isfinite(pulls)
+            p["pull_rms"] = (float(np.sqrt(np.mean(np.square(np.asarray(pulls)[finite]))))
+                             if finite.any() else None)
+            p["propagated_sigma_mean"] = float(np.mean(sigmas))
+            st = out[key]["stock"]
+            print(f"{key:42s} flux vs true background, per exposure: plus "
+                  f"{100 * p['mean']:+.3f}% (max|.| {100 * p['max_abs']:.3f}%, propagated "
+                  f"sigma {100 * p['propagated_sigma_mean']:.3f}%, pull rms "
+                  f"{p['pull_rms'] if p['pull_rms'] is None else round(p['pull_rms'], 2)}) "
+                  f"| stock {100 * st['mean']:+.3f}% (max|.| {100 * st['max_abs']:.3f}%); "
+                  f"combined: plus {100 * p['combined_mean']:+.3f}% (max|.| "
+                  f"{100 * p['combined_max_abs']:.3f}%) | stock "
+                  f"{100 * st['combined_mean']:+.3f}%", flush=True)
     return out
 
 
@@ -271,9 +393,10 @@ def part_nodded(seeds):
 def main(argv=None):
     """Run the parts and write the JSON file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="drift,nodrift,extended,wings,nodded")
+    parser.add_argument("--parts", default="drift,nodrift,fifths,extended,wings,nodded")
     parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--null-seeds", type=int, default=100)
+    parser.add_argument("--mc-seeds", type=int, default=200)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -290,6 +413,8 @@ def main(argv=None):
     if "nodrift" in parts:
         out["nodrift"] = part_drift(seeds, drifts={"no drift": (0.0, 0.0)})
         out["nodrift_null"] = part_null(range(1000, 1000 + args.null_seeds))
+    if "fifths" in parts:
+        out["fifths"] = part_fifths(range(100, 100 + args.mc_seeds))
     if "extended" in parts:
         out["extended"] = part_extended(seeds)
     if "wings" in parts:

@@ -30,6 +30,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--scale-master", default="auto",
+                        help="the plus step's scale_master (off: no factor, as before issue 26)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -52,13 +54,15 @@ def main(argv=None):
                                        spectrum_noise=args.noise)
             folder = tempfile.mkdtemp()
             result = MasterBackgroundPlusStep.call(make_container(inputs), save_qa=True,
-                                                   output_dir=folder)
+                                                   output_dir=folder,
+                                                   scale_master=args.scale_master)
             bias.append(_spec3_bias(inputs, result))
             qa = read_qa(glob.glob(folder + "/*mbkgqa.asdf")[0])
             rejected = [e["name"] for e in qa["inputs"] if not e["accepted"]]
             named += rejected == [qa["inputs"][1]["name"]]
             clean = make_spec3_inputs(mode, n_background=1, seed=seed, spectrum_noise=args.noise)
-            alone.append(_spec3_bias(clean, MasterBackgroundPlusStep.call(make_container(clean))))
+            alone.append(_spec3_bias(clean, MasterBackgroundPlusStep.call(
+                make_container(clean), scale_master=args.scale_master)))
         bias, alone = np.array(bias), np.array(alone)
         out[mode] = {
             "named": named, "seeds": args.seeds,
