@@ -36,7 +36,7 @@ Usage::
     python validation/validate_source_flux.py [--noise 0.0,0.05,0.2] [--seeds 1,2,3]
         [--grating G235M] [--n-background 12] [--n-point 8] [--n-two 4]
         [--calibration 0.03,0.02] [--profile moffat] [--beta 2.5] [--stock]
-        [--weight-type exptime|ivm|'']
+        [--weight-type exptime|ivm|''] [--sky-electrons 100]
         [--work /tmp/mbkg_source_flux] [--out validation/results_source_flux.json]
 
 Results are merged into ``--out`` under ``<grating>@<noise>@<seed>@<weight type>`` keys.
@@ -239,9 +239,10 @@ def run_scene(args, noise, seed, instrument):
         n_background=args.n_background, n_point=args.n_point, n_extended=0,
         n_two_source=args.n_two, point_profile=args.profile, moffat_beta=args.beta,
         calibration_error=tuple(args.calibration), noise_fraction=noise,
-        detectors=("NRS1",), seed=seed,
+        sky_electrons=args.sky_electrons, detectors=("NRS1",), seed=seed,
     )
-    folder = Path(args.work) / (f"{args.grating}_{args.profile}_{noise}_{seed}_"
+    photons = f"_e{args.sky_electrons:g}" if args.sky_electrons else ""
+    folder = Path(args.work) / (f"{args.grating}_{args.profile}_{noise}{photons}_{seed}_"
                                 f"{args.weight_type or 'default'}")
     exposure = make_exposure(scene, folder / "exposure", instrument=instrument)
     rate = exposure.rate_paths["NRS1"]
@@ -306,6 +307,10 @@ def main(argv=None):
     parser.add_argument("--profile", default="moffat", choices=("moffat", "gaussian"))
     parser.add_argument("--beta", type=float, default=2.5)
     parser.add_argument("--stock", action="store_true", help="also run jwst's calwebb_spec2")
+    parser.add_argument("--sky-electrons", type=float, default=0.0,
+                        help="photon-counting noise (Scene.sky_electrons: the background "
+                             "slitlets' median sky in electrons; VAR_RNOISE is then the read "
+                             "noise alone, as in real data) instead of --noise")
     parser.add_argument("--weight-type", default="exptime",
                         help="resample_spec weight_type of every run ('' for jwst's default, "
                              "'ivm')")
@@ -325,7 +330,8 @@ def main(argv=None):
     for noise in (float(v) for v in args.noise.split(",")):
         for seed in (int(v) for v in args.seeds.split(",")):
             entry = run_scene(args, noise, seed, instrument)
-            results[f"{args.grating}@{noise}@{seed}@{args.weight_type or 'default'}"] = entry
+            noise_key = f"e{args.sky_electrons:g}" if args.sky_electrons else f"{noise}"
+            results[f"{args.grating}@{noise_key}@{seed}@{args.weight_type or 'default'}"] = entry
             out.write_text(json.dumps(results, indent=1))
             for label in ("plus", "stock"):
                 if label in entry:
