@@ -239,9 +239,10 @@ def run_scene(args, noise, seed, instrument):
         n_background=args.n_background, n_point=args.n_point, n_extended=0,
         n_two_source=args.n_two, point_profile=args.profile, moffat_beta=args.beta,
         calibration_error=tuple(args.calibration), noise_fraction=noise,
-        sky_electrons=args.sky_electrons, detectors=("NRS1",), seed=seed,
+        sky_electrons=getattr(args, "sky_electrons", 0.0), detectors=("NRS1",), seed=seed,
     )
-    photons = f"_e{args.sky_electrons:g}" if args.sky_electrons else ""
+    electrons = getattr(args, "sky_electrons", 0.0)
+    photons = f"_e{electrons:g}" if electrons else ""
     folder = Path(args.work) / (f"{args.grating}_{args.profile}_{noise}{photons}_{seed}_"
                                 f"{args.weight_type or 'default'}")
     exposure = make_exposure(scene, folder / "exposure", instrument=instrument)

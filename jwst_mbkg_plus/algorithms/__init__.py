@@ -43,6 +43,9 @@ levels, spatial, chromatic
 sky_factor
     A target's smooth multiplicative sky factor in wavelength (per slitlet or
     per exposure), its complexity chosen by evidence.
+fit_weights
+    Fit weights from the variance near each wavelength, not each pixel's own
+    (VAR_POISSON follows the pixel's own count and biases a weighted fit low).
 stats, interp
     NaN-aware order statistics and checked interpolation shared by the above.
 """

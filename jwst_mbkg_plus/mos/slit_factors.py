@@ -33,6 +33,7 @@ import logging
 import numpy as np
 
 from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
+from jwst_mbkg_plus.algorithms.fit_weights import variance_by_wavelength
 from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
 from jwst_mbkg_plus.algorithms.source_wings import source_wings
@@ -130,9 +131,11 @@ def _fit(cal_slit, wave, bkg, bkg_var, valid, apply, data=None):
     # without the correction the factor is diluted by 1 / (1 + var / bkg^2). The
     # clip is symmetric: the pixels are source-free, and [-3, +5] sigma biases a
     # Gaussian sky up by 0.0044 sigma per pixel.
+    # Weights from the variance near each wavelength, not each pixel's own: VAR_POISSON
+    # follows the pixel's own count, and would bias the factor low.
     data = cal_slit.data if data is None else data
-    data, var = dilution_corrected(np.asarray(data, dtype=float),
-                                   slit_variance(cal_slit), bkg, bkg_var)
+    var = variance_by_wavelength(wave, slit_variance(cal_slit), valid)
+    data, var = dilution_corrected(np.asarray(data, dtype=float), var, bkg, bkg_var)
     return fit_sky_factor(wave, data, var, bkg, valid, apply=apply, clip=SKY_CLIP)
 
 

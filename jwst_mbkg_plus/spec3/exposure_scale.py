@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jwst_mbkg_plus.algorithms.fit_weights import variance_by_wavelength
 from jwst_mbkg_plus.algorithms.sky_factor import (
     SKY_CLIP,
     dilution_corrected,
@@ -140,7 +141,10 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
     if not region.usable:
         return ExposureScale(name, region, unit_factor(
             f"not applied, master subtracted unscaled: {region.status}", int(valid.sum())))
-    fit_data, fit_var = dilution_corrected(data, var, bkg, bkg_var)
+    # Weights from the variance near each wavelength, not each pixel's own (VAR_POISSON
+    # follows the pixel's own count and would bias the factor low).
+    fit_var = variance_by_wavelength(wavelength, var, region.sky & valid)
+    fit_data, fit_var = dilution_corrected(data, fit_var, bkg, bkg_var)
     factor = fit_sky_factor(wavelength, fit_data, fit_var, bkg, region.sky, model=model,
                             apply=_APPLY[mode], clip=SKY_CLIP)
     return ExposureScale(name, region, factor)
