@@ -11,9 +11,13 @@ weights keep how the noise changes along the spectrum, and no pixel's own
 fluctuation enters its weight.
 """
 
+import logging
+
 import numpy as np
 
 __all__ = ["variance_by_wavelength"]
+
+log = logging.getLogger(__name__)
 
 #: Usable pixels per wavelength bin of `variance_by_wavelength`: each pixel's own
 #: variance moves its bin's median by about 1/200 of its deviation.

@@ -153,7 +153,10 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
                 valid = np.isfinite(slit.data) & ((slit.dq & DO_NOT_USE) == 0)
                 sys_var = corrections[index].systematic_err_var(valid) / factor**2
                 extra = extra + np.where(bkg != 0, sys_var, 0.0)
-            _add_variance(slit, pixel_var, np.where(np.isfinite(extra), extra, 0.0))
+            extra = _uniform_along_columns(np.where(np.isfinite(extra), extra, 0.0),
+                                          np.isfinite(slit.data)
+                                          & ((slit.dq & DO_NOT_USE) == 0))
+            _add_variance(slit, pixel_var, extra)
     if applied:
         master.qa["applied_scaling"] = applied
     if master.self_subtracted:
@@ -254,6 +257,22 @@ def _background_slit(slit):
             continue
         bg.instance[key] = value if isinstance(value, np.ndarray) else copy.deepcopy(value, memo)
     return bg
+
+
+def _uniform_along_columns(extra_var, valid):
+    """
+    The added variance of each column's valid pixels replaced by their mean.
+
+    The inflation of the master's variance depends on each pixel's own variance
+    (a point source's core gets more than its wings), and resample_spec's default
+    ``weight_type='ivm'`` weighs pixels by 1 / VAR_RNOISE: an added variance that
+    follows the source profile reweights the core against the wings and biases the
+    resampled point-source flux low (-0.2 to -0.6 % on a photon-counting scene).
+    The column mean keeps each column sum's variance.
+    """
+    n = valid.sum(axis=0)
+    mean = np.where(valid, extra_var, 0.0).sum(axis=0) / np.maximum(n, 1)
+    return np.where(valid, mean[None, :], extra_var)
 
 
 def _add_variance(slit, pixel_var, extra_var):
