@@ -1,4 +1,4 @@
-"""The master's added variance is uniform along each column, so ivm weights do not follow a source."""
+"""The master's added variance is uniform along each column: ivm weights do not follow a source."""
 
 import numpy as np
 
