@@ -138,6 +138,9 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         # In place: same values as assigning new arrays, without re-validating them.
         slit.data[...] = slit.data - bkg
         slit.dq |= dq
+        # Pixels whose added variance is averaged per column: before the OUTLIER flags,
+        # so that flag_rejected changes the DQ alone.
+        column_pixels = np.isfinite(slit.data) & ((slit.dq & DO_NOT_USE) == 0)
         rejected = master.flag_masks.get(index) if options.flag_rejected else None
         if rejected is not None:
             slit.dq[rejected] |= REJECTED_DQ
@@ -154,8 +157,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
                 sys_var = corrections[index].systematic_err_var(valid) / factor**2
                 extra = extra + np.where(bkg != 0, sys_var, 0.0)
             extra = _uniform_along_columns(np.where(np.isfinite(extra), extra, 0.0),
-                                          np.isfinite(slit.data)
-                                          & ((slit.dq & DO_NOT_USE) == 0))
+                                          column_pixels)
             _add_variance(slit, pixel_var, extra)
     if applied:
         master.qa["applied_scaling"] = applied
