@@ -58,7 +58,10 @@ SCENES = {
     "halves_20": {"noise_fraction": 0.20, "quadrant_offsets": (0.04, -0.04, 0.04, -0.04)},
 }
 
-SETTINGS = {"stock": None, "plus": {}, "plus_none": {"spatial_model": "none"}}
+SETTINGS = {"stock": None, "plus": {}, "plus_none": {"spatial_model": "none"},
+            # The master smoothing either way, whatever the default.
+            "plus_unsmoothed": {"master_smoothing": "none"},
+            "plus_smoothed": {"master_smoothing": "adaptive"}}
 # Scenes where one master is right: the defaults are also compared with
 # spatial_model='none' (the default before 'auto').
 WITH_NONE = ("uniform", "photon", "uniform_20")

@@ -43,11 +43,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import correlate1d
+from scipy.sparse import csr_array
 from scipy.stats import chi2
 
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 
-__all__ = ["DEFAULT_HALF_WIDTHS", "AdaptiveSmoothing", "adaptive_smooth", "local_polynomial"]
+__all__ = ["DEFAULT_HALF_WIDTHS", "AdaptiveSmoothing", "adaptive_smooth", "chosen_kernel_matrix",
+           "local_polynomial"]
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +160,7 @@ def local_polynomial(weight, half_width, degree=2, support=None):
 
 
 def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, threshold=3.5,
-                    weight_window=15, structure_window=7, structure_p=0.001):
+                    weight_window=15, structure_window=7, structure_p=0.001, twicing=True):
     """
     Smooth a spectrum with a per-sample width chosen by evidence (Lepski's rule).
 
@@ -191,6 +193,17 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         caught by the run of departures it leaves.
     structure_p : float, optional
         Probability of the chi-square of a run below which it is structure.
+    twicing : bool, optional
+        Correct the chosen kernels' bias with the same kernels (Tukey's
+        twicing): with ``L`` the matrix of the chosen kernels, the result is
+        ``L y + L (y - L y) = (2 L - L L) y``, whose bias ``(I - L)**2 t`` is of
+        second order in the kernels' own. Without it, a sample whose window
+        reaches a line or a curved stretch with the negative lobes of its
+        quadratic kernel (accepted: each is within the rule's threshold) is
+        pulled low, and the band average of the master with it (on the G235M
+        sky with its line at 20 % noise per pixel and two background
+        slitlets, -0.027 %; PRISM sky, -0.02 to -0.04 %). The variance is
+        that of ``2 L - L L``.
 
     Returns
     -------
@@ -242,6 +255,7 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
     best, best_var = flux.copy(), var.copy()
     best_dvar = np.where(usable, smooth_var, np.nan)
     resid_var = np.zeros(flux.size)  # variance of (sample - chosen estimate)
+    chosen_rows = []  # (samples, half-width, their kernels) per rung
     alive = usable.copy()
     for h in widths:
         rows = np.flatnonzero(alive)
@@ -272,6 +286,7 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         kernels.append(full_kern)
         estimates.append(full_est)
         take = rows[ok]
+        chosen_rows.append((take, h, kern[ok]))
         best[take] = est[ok]
         best_var[take] = est_var[ok]
         best_dvar[take] = est_dvar[ok]
@@ -288,9 +303,54 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
     best = np.where(structured, flux, best)
     best_var = np.where(structured, var, best_var)
     chosen = np.where(structured, 0, chosen)
+    if twicing:
+        best, best_var = _twice(flux, var, usable, chosen, chosen_rows)
     out_flux = np.where(usable, best, flux)
     out_var = np.where(usable, best_var, var)
     return AdaptiveSmoothing(out_flux, out_var, np.where(usable, chosen, 0))
+
+
+def chosen_kernel_matrix(n, chosen, chosen_rows):
+    """
+    Sparse matrix of the kernels chosen per sample (identity rows where unsmoothed).
+
+    Parameters
+    ----------
+    n : int
+        Number of samples.
+    chosen : ndarray of int
+        Final half-width per sample (0: the sample itself).
+    chosen_rows : list of (ndarray, int, ndarray)
+        Per rung of the ladder: the samples accepted at that half-width and
+        their kernels, shape (samples, 2 * half-width + 1).
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        ``L`` with ``(L y)_j`` the chosen fit at sample ``j``.
+    """
+    rows, cols, vals = [np.flatnonzero(chosen == 0)], [np.flatnonzero(chosen == 0)], [
+        np.ones(int(np.sum(chosen == 0)))]
+    for take, h, kern in chosen_rows:
+        keep = chosen[take] == h  # not overwritten by a wider rung, nor by the run check
+        r = np.repeat(take[keep], 2 * h + 1)
+        c = (take[keep][:, None] + np.arange(-h, h + 1)[None, :]).ravel()
+        v = kern[keep].ravel()
+        inside = (c >= 0) & (c < n) & (v != 0)
+        rows.append(r[inside])
+        cols.append(c[inside])
+        vals.append(v[inside])
+    return csr_array((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                     shape=(n, n))
+
+
+def _twice(flux, var, usable, chosen, chosen_rows):
+    """Twicing with the chosen kernels: ``(2 L - L L) y`` and its variance."""
+    mat = chosen_kernel_matrix(flux.size, chosen, chosen_rows)
+    twice = 2 * mat - mat @ mat
+    y = np.where(usable, flux, 0.0)
+    v = np.where(usable, var, 0.0)
+    return twice @ y, twice.multiply(twice) @ v
 
 
 def _structured(resid, resid_var, smoothed, window, p_value):

@@ -107,8 +107,11 @@ def smooth_master(sb, var, options):
     (``median_kernel`` 1), `~jwst_mbkg_plus.algorithms.adaptive_smoothing.adaptive_smooth`
     fits local quadratics about every sample over a ladder of widths and keeps
     the widest that agrees with all narrower ones: wide on a smooth, noisy
-    continuum, the sample itself across a line or a steep rise. Its variance
-    is the smoothed estimate's own (``sum_i l_i**2 var_i``).
+    continuum, the sample itself across a line or a steep rise. The chosen
+    kernels' own bias (the negative lobes of a wide quadratic kernel that
+    reach a line or a curved stretch pull the master low) is corrected with
+    the same kernels (twicing, ``(2 L - L L) y``). Its variance is the
+    smoothed estimate's own (``sum_i m_i**2 var_i``).
 
     Parameters
     ----------
@@ -124,17 +127,17 @@ def smooth_master(sb, var, options):
     qa : dict
         What the smoothing did (method, chosen half-widths, noise reduction).
     """
-    method = getattr(options, "master_smoothing", "none")
+    method = getattr(options, "master_smoothing", "adaptive")
     if method != "adaptive":
         return sb, var, {"method": "none"}
     if options.median_kernel > 1:
         return sb, var, {"method": "none",
                          "reason": f"median_kernel={options.median_kernel} smooths instead"}
     var_in = np.where(np.isfinite(var), var, np.nan)
-    result = adaptive_smooth(sb, var_in, threshold=SMOOTHING_THRESHOLD)
+    result = adaptive_smooth(sb, var_in, threshold=SMOOTHING_THRESHOLD, twicing=True)
     qa = {
         "method": "adaptive",
-        "rule": "local quadratic, half-width per sample by Lepski's rule",
+        "rule": "local quadratic, half-width per sample by Lepski's rule, twiced",
         "threshold_sigma": SMOOTHING_THRESHOLD,
         "half_widths_tried": [0, *DEFAULT_HALF_WIDTHS],
         **result.summary(var_in),

@@ -97,7 +97,7 @@ class MasterOptions:
     sigma_clip: float | None = 3.0
     min_spectra: int = 2
     median_kernel: int = 1
-    master_smoothing: str = "none"
+    master_smoothing: str = "adaptive"
     vet_spectra: bool = True
     vet_threshold: float = 5.0
     reject_pixels: bool = True
@@ -142,7 +142,7 @@ class MasterOptions:
             sigma_clip=step.sigma_clip,
             min_spectra=step.min_spectra,
             median_kernel=kernel,
-            master_smoothing=getattr(step, "master_smoothing", "none"),
+            master_smoothing=getattr(step, "master_smoothing", "adaptive"),
             vet_spectra=step.vet_spectra,
             vet_threshold=step.vet_threshold,
             reject_pixels=step.reject_pixels,
