@@ -175,7 +175,7 @@ def _grow(source, excess, sig, order, window, threshold, margin, source_threshol
                 mean = np.mean(excess[ahead])
                 noise = np.sqrt(np.sum(sig[ahead] ** 2)) / len(ahead)
                 # Wings fade outward: light that does not decline is not the source's.
-                if mean <= threshold * noise or mean > behind:
+                if mean <= threshold * noise or mean >= behind:
                     break
                 flagged[order[k]] = True
                 behind = mean

@@ -1,0 +1,115 @@
+"""The spec3 sky region keeps its sky, and the factor's error holds the master's noise (issue 26).
+
+Pure numpy. A line that fluctuates above the source threshold costs that line, not a
+block of sky grown from it as if it were a source's wings; a real source's wings are
+still masked, and the walk over them stops where the light stops fading. The factor's
+covariance counts the master's noise, which every sky pixel at one wavelength shares:
+where it dominates, the factor's pulls against the truth are ~1 and the factor is not
+applied to a sky that did not drift.
+"""
+
+import numpy as np
+import pytest
+
+from jwst_mbkg_plus.spec3.exposure_scale import scale_one
+from jwst_mbkg_plus.spec3.sky_region import find_sky_region
+from jwst_mbkg_plus.synthetic.spec3_scenes import source_profile
+
+NY, NX = 32, 400
+# Noise of one line's median of data / model - 1 at 5 % per pixel (sqrt(pi/2) 0.05 / 20).
+LINE_SIGMA = np.sqrt(np.pi / 2) * 0.05 / np.sqrt(NX)
+
+
+def _flat_scene(line_offsets):
+    """A noise-free sky whose lines sit ``line_offsets`` (in line sigma) above the floor."""
+    wl = np.broadcast_to(np.linspace(1.7, 3.1, NX), (NY, NX))
+    model = np.ones((NY, NX))
+    data = model * (1.0 + np.asarray(line_offsets, float)[:, None] * LINE_SIGMA)
+    var = np.full((NY, NX), 0.05**2)
+    return data, var, model, wl
+
+
+def test_one_line_above_threshold_costs_one_line():
+    # Line 20 at 4 sigma (a fluctuation: alone, its summed excess is below 5 sigma),
+    # lines 21-27 each 0.8 sigma high, within their noise, the rest at the floor. Grown
+    # as a source, the 3-line wing test (mean 1.4 sigma) walked over the 0.8-sigma lines
+    # and masked 20-29; only line 20 holds light above the source threshold.
+    offsets = np.zeros(NY)
+    offsets[20] = 4.0
+    offsets[21:28] = 0.8
+    region = find_sky_region(*_flat_scene(offsets))
+    assert region.usable
+    assert region.source_lines.tolist() == [20]
+    assert region.n_sky_lines == NY - 1
+
+
+def test_real_source_keeps_its_wings_masked():
+    # A Moffat source (peak 5 x the sky) at line 9, noise-free: every line whose wing
+    # light is above ~1 sigma of a line is masked (the walk stops where the next 3
+    # lines together fall below 1 sigma, then two lines of margin).
+    y = np.arange(NY, dtype=float)
+    wing = 5.0 * source_profile(y, 9.0, 3.0, wings=True)
+    offsets = wing / LINE_SIGMA
+    region = find_sky_region(*_flat_scene(offsets))
+    above = np.flatnonzero(offsets > 1.0)
+    masked = set(region.source_lines.tolist())
+    assert set(above.tolist()) <= masked
+    # The sky beyond is kept.
+    assert min(masked) == 0 and max(masked) <= above.max() + 3
+    assert region.n_sky_lines >= NY - above.max() - 4
+
+
+def test_wing_walk_stops_where_light_stops_fading():
+    # A source at line 9 whose wings fade into a plateau 1 sigma high (lines 16-23, a
+    # noise fluctuation or structure of the sky): the wings are masked, the plateau is
+    # not walked over as if it were the source's light (the old walk masked to 22).
+    y = np.arange(NY, dtype=float)
+    offsets = 5.0 * source_profile(y, 9.0, 3.0, wings=False) / LINE_SIGMA
+    offsets[13:16] = [6.0, 3.0, 1.5]
+    offsets[16:24] = 1.0
+    region = find_sky_region(*_flat_scene(offsets))
+    assert max(region.source_lines) <= 18
+    assert region.n_sky_lines >= NY - 19
+
+
+def _master_dominated(rng, *, drift=0.0, master_noise=0.01, pixel_noise=0.002):
+    """Many sky rows at low pixel noise, a master noisy per wavelength sample."""
+    ny, nx = 60, 200
+    wl = np.broadcast_to(np.linspace(5.0, 12.0, nx), (ny, nx)).copy()
+    truth = np.broadcast_to(1.0 + 0.4 * np.linspace(0, 1, nx), (ny, nx))
+    master = truth[0] * (1.0 + master_noise * rng.normal(size=nx))
+    bkg = np.broadcast_to(master, (ny, nx)).copy()
+    bkg_var = (master_noise * bkg) ** 2
+    data = truth * (1.0 + drift) + pixel_noise * truth * rng.normal(size=(ny, nx))
+    var = (pixel_noise * truth) ** 2
+    return data, var, wl, bkg, bkg_var
+
+
+def test_factor_error_holds_the_master_noise():
+    # Pixel noise alone gives the mean factor an error of 0.002 / sqrt(12000) =
+    # 0.0018 %; the master's 1 % per sample, shared by the 60 rows, gives
+    # 0.01 / sqrt(200) = 0.07 %. The pulls of the factor against the truth are ~1
+    # only with the master's term (about 40 without it).
+    rng = np.random.default_rng(26)
+    pulls, applied = [], 0
+    for _ in range(200):
+        data, var, wl, bkg, bkg_var = _master_dominated(rng, drift=0.03)
+        f = scale_one(data, var, None, wl, bkg, bkg_var=bkg_var, model="constant").factor
+        pulls.append((f.level - 1.03) / f.level_error)
+    pulls = np.array(pulls)
+    assert np.sqrt(np.mean(pulls**2)) == pytest.approx(1.0, abs=0.15)
+    assert abs(pulls.mean()) < 0.3
+    for _ in range(200):
+        data, var, wl, bkg, bkg_var = _master_dominated(rng)
+        applied += scale_one(data, var, None, wl, bkg, bkg_var=bkg_var).factor.applied
+    # 3 sigma test: ~0.3 % false alarms expected; without the master's term, most.
+    assert applied <= 3
+
+
+def test_master_term_vanishes_without_master_variance():
+    rng = np.random.default_rng(27)
+    data, var, wl, bkg, _ = _master_dominated(rng, drift=0.03, master_noise=0.0)
+    with_none = scale_one(data, var, None, wl, bkg, bkg_var=None).factor
+    with_zero = scale_one(data, var, None, wl, bkg, bkg_var=np.zeros_like(bkg)).factor
+    assert with_none.level_error == pytest.approx(with_zero.level_error, rel=1e-9)
+    assert with_none.applied and with_none.level == pytest.approx(1.03, abs=1e-3)
