@@ -156,30 +156,30 @@ def _blocks(flags, order):
 def _grow(source, excess, sig, order, window, threshold, margin, source_threshold):
     """Extend real source blocks outward over their faint wings, then by ``margin`` lines.
 
-    A block of lines above the core threshold is a source, with wings, only if its
-    summed excess is at least ``source_threshold`` times its noise: a single line
-    fluctuating above the core threshold (about 0.13 % of the sky lines at 3 sigma)
-    is left out of the sky alone, with no wings grown from it.
+    A block of lines above the core threshold is a source, with wings, only if the
+    light of the block and of the ``window`` lines on each side of it, summed, is at
+    least ``source_threshold`` times its noise: a source's light is connected, while
+    a single line that noise lifted above the core threshold (about 0.13 % of the
+    sky lines at 3 sigma) has neighbours at the floor. Such a line is left out of
+    the sky alone, with no wings grown from it.
     """
     pos = {line: k for k, line in enumerate(order)}
     flagged = source.copy()
     n = len(order)
     for block in _blocks(source, order):
-        total = np.sum(excess[block]) / np.sqrt(np.sum(sig[block] ** 2))
-        if total < source_threshold:
+        k0, k1 = pos[block[0]], pos[block[-1]]
+        near = [order[j] for j in range(max(k0 - window, 0), min(k1 + window + 1, n))]
+        if np.sum(excess[near]) < source_threshold * np.sqrt(np.sum(sig[near] ** 2)):
             continue
         for step, edge in ((-1, block[0]), (1, block[-1])):
             k = pos[edge] + step
-            behind = np.inf
             while 0 <= k < n and not flagged[order[k]]:
                 ahead = [order[j] for j in range(k, k + step * window, step) if 0 <= j < n]
                 mean = np.mean(excess[ahead])
                 noise = np.sqrt(np.sum(sig[ahead] ** 2)) / len(ahead)
-                # Wings fade outward: light that does not decline is not the source's.
-                if mean <= threshold * noise or mean >= behind:
+                if mean <= threshold * noise:
                     break
                 flagged[order[k]] = True
-                behind = mean
                 k += step
             for j in range(1, margin + 1):
                 kk = k + step * (j - 1)
@@ -189,8 +189,9 @@ def _grow(source, excess, sig, order, window, threshold, margin, source_threshol
 
 
 def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
-                    low_threshold=5.0, wing_window=3, wing_threshold=1.0, margin=2,
-                    source_threshold=5.0, min_sky_lines=3, min_sky_fraction=0.1, min_pixels=20):
+                    low_threshold=5.0, wing_window=3, wing_threshold=1.0, margin=1,
+                    source_threshold=3.0, min_sky_lines=3, min_sky_fraction=0.1,
+                    min_pixels=20):
     """
     Find the source-free pixels of a science exposure from its own data.
 
@@ -215,8 +216,9 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
         Lines added beyond each source's wings.
     source_threshold : float, optional
         A block of lines above ``threshold`` is a source whose wings are grown
-        only if its summed excess is at least this many sigma; a weaker block
-        (a line that fluctuated above ``threshold``) is left out alone.
+        only if its excess summed with that of the ``wing_window`` lines on each
+        side is at least this many sigma; otherwise (a line that fluctuated above
+        ``threshold``) it is left out alone.
     min_sky_lines : int, optional
         Fewest source-free lines for a usable sky.
     min_sky_fraction : float, optional
@@ -253,12 +255,9 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
             break
         level = _floor(dev, sig, free, threshold)
         excess = np.where(lines, dev - level, 0.0)
-        # The cores are found afresh against the new floor, and the wings grown once
-        # from them: growing the first pass's mask again gave the walk over noise a
-        # second start (one exposure in 15 lost a third of its sky lines).
         with np.errstate(invalid="ignore"):
-            core = lines & (excess > threshold * sig)
-        source = _grow(core, excess, sig, order, wing_window, wing_threshold, margin,
+            source = lines & (source | (excess > threshold * sig))
+        source = _grow(source, excess, sig, order, wing_window, wing_threshold, margin,
                        source_threshold)
     with np.errstate(invalid="ignore"):
         bad = lines & ~source & (dev < level - low_threshold * sig)
