@@ -3,7 +3,8 @@
 The step's driver (`jwst_mbkg_plus.spec3.run.run_master_background`) on the synthetic
 NIRSpec fixed slit (32 rows, the source 9 rows from one end; 2 science and 2 dedicated
 background exposures, sky +3 % over the background exposures'), with the compact
-source (a cosine bump, no light beyond 3 rows: 25 rows of 32 are free of it) and
+source (a cosine bump, no light 3 rows or more from its centre: 27 rows of 32 are
+free of it; the validation counts the 23 rows 5 or more from it as background) and
 with the winged one (Moffat, beta 2.5). Per noise and source: the distribution of
 the sky rows found per exposure, the fraction of exposures keeping 18 rows or fewer,
 and the fitted factor's error against the true +3 % (mean, rms over exposures).

@@ -19,23 +19,30 @@ source adds light to its lines only. So:
    taken until the set no longer changes (sources only add light, so the
    floor is approached from above and a source filling most of the field
    does not pull it up);
-2. lines above ``level + threshold * sigma`` are a source's core; a block of
-   such lines is a source only if its summed excess is at least
-   ``source_threshold`` (5) sigma. A weaker block (a line that noise lifted above
-   the threshold, about 0.13 % of sky lines at 3 sigma) is left out of the sky
-   alone: its wings, if any, are below the noise of a single line;
+2. lines above ``level + threshold * sigma`` are a source's core. A block of
+   such lines is a source only if its light is connected: the excess of the
+   block and of the ``wing_window`` lines on each side of it, summed, is at
+   least ``source_threshold`` (3) times its noise. A line that noise lifted
+   above the threshold (about 0.13 % of sky lines at 3 sigma) has neighbours at
+   the floor; it is left out of the sky alone, and no wings are grown from it
+   (they were: one exposure in 20 of the fixed slit kept 18 or fewer of its 27
+   free rows, ``validation/spec3_sky_rows.py``);
 3. a source's wings: walking outward from its block, the next line is added
    while the next ``wing_window`` lines' mean excess is above
    ``wing_threshold`` times its noise (faint wings are found together, where
-   each line alone is within its noise) and below the mean of the window before
-   it (a wing fades outward: light that does not is noise or the sky's own
-   structure, not the source's), then ``margin`` (2) more lines. With the
-   default 3 lines at 1 sigma a flat sky costs about one line per source edge;
-4. the floor is measured again without them, and the cores found afresh
-   against it and grown once. (Before, the second pass grew the first pass's
-   mask again: the walk over noise had two starts and, with the 3-line test
-   alone, one exposure in 15 of the fixed slit kept 18 or fewer of its 25 free
-   rows; ``validation/spec3_sky_rows.py``);
+   each line alone is within its noise), then ``margin`` more lines.
+   With the default 3 lines at 1 sigma a flat sky costs about one line per
+   source edge; a Moffat (beta 2.5) source of 5 times the sky at its peak in
+   a 32-row slit leaves +0.05 % (5 % noise per pixel) and +0.11 % (20 %) of
+   wing light in the factor, about 0.5 and 0.3 of its noise;
+4. the level is measured again without them, and 2-3 repeated once. The repeat
+   grows the first pass's mask (not its core) again, so the walk starts twice
+   and the margin is taken twice: two lines beyond the wings on each side.
+   That is deliberate: a single margin (the core grown once) left more wing
+   light in the sky and doubled the winged source's extracted-flux bias in the
+   fixed slit at 20 % noise (-0.07 % -> -0.15 % with the +3 % drift, -0.10 %
+   -> -0.22 % with the red one; ``validation/spec3_drift.py --parts wings``),
+   and so did a rule stopping the walk where the light stops fading (-0.20 %);
 5. lines far below the floor (``-low_threshold`` sigma: bad lines) are left
    out of the sky without being called a source.
 
