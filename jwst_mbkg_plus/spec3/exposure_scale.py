@@ -17,9 +17,7 @@ pixels tell its sky: for every science exposure (every slit of a
    shared fit of the MOS step: constant, linear or cubic B-spline chosen by
    evidence, clipping, covariance), the data first scaled by
    ``1 + var_master / master^2`` so that the master's own noise does not
-   dilute the factor (:func:`dilution_corrected`); the master's noise, shared by
-   every sky pixel at one wavelength, joins the factor's covariance
-   (`jwst_mbkg_plus.spec3.master_noise`);
+   dilute the factor (:func:`dilution_corrected`);
 3. the factor is applied only when it differs from 1 beyond its own noise
    (``scale_master='auto'``); ``'always'`` applies any fitted factor,
    ``'off'`` keeps jwst's behaviour (nothing is fitted);
@@ -46,11 +44,6 @@ from jwst_mbkg_plus.algorithms.sky_factor import (
     unit_factor,
 )
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
-from jwst_mbkg_plus.spec3.master_noise import (
-    master_covariance,
-    wavelength_step,
-    with_master_noise,
-)
 from jwst_mbkg_plus.spec3.sky_region import find_sky_region
 
 __all__ = [
@@ -154,12 +147,6 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
     fit_data, fit_var = dilution_corrected(data, fit_var, bkg, bkg_var)
     factor = fit_sky_factor(wavelength, fit_data, fit_var, bkg, region.sky, model=model,
                             apply=_APPLY[mode], clip=SKY_CLIP)
-    # Every sky pixel at one wavelength divides by the same master sample: that noise
-    # does not average over the pixels, and the test against 1 must count it.
-    shared, mean_basis = master_covariance(factor, wavelength, fit_var, bkg, bkg_var,
-                                           region.sky & valid,
-                                           wavelength_step(wavelength, region.axis))
-    factor = with_master_noise(factor, shared, mean_basis, apply=_APPLY[mode])
     return ExposureScale(name, region, factor)
 
 
