@@ -19,22 +19,30 @@ source adds light to its lines only. So:
    taken until the set no longer changes (sources only add light, so the
    floor is approached from above and a source filling most of the field
    does not pull it up);
-2. lines above ``level + threshold * sigma`` hold a source;
-3. the source's wings: walking outward from every source block, the next
-   line is added while the next ``wing_window`` lines' mean excess is above
-   ``wing_threshold`` times its noise (faint wings are found together,
-   where each line alone is within its noise), then ``margin`` more lines.
+2. lines above ``level + threshold * sigma`` are a source's core. A block of
+   such lines is a source only if its light is connected: the excess of the
+   block and of the ``wing_window`` lines on each side of it, summed, is at
+   least ``source_threshold`` (3) times its noise. A line that noise lifted
+   above the threshold (about 0.13 % of sky lines at 3 sigma) has neighbours at
+   the floor; it is left out of the sky alone, and no wings are grown from it
+   (they were: one exposure in 20 of the fixed slit kept 18 or fewer of its 27
+   free rows, ``validation/spec3_sky_rows.py``);
+3. a source's wings: walking outward from its block, the next line is added
+   while the next ``wing_window`` lines' mean excess is above
+   ``wing_threshold`` times its noise (faint wings are found together, where
+   each line alone is within its noise), then ``margin`` more lines.
    With the default 3 lines at 1 sigma a flat sky costs about one line per
    source edge; a Moffat (beta 2.5) source of 5 times the sky at its peak in
    a 32-row slit leaves +0.05 % (5 % noise per pixel) and +0.11 % (20 %) of
    wing light in the factor, about 0.5 and 0.3 of its noise;
 4. the level is measured again without them, and 2-3 repeated once. The repeat
-   grows the first pass's mask (not its core) again, so the margin is in effect
-   taken twice: two lines beyond the wings on each side. That is deliberate: a
-   single margin (the core grown once) left more wing light in the sky and
-   doubled the winged source's extracted-flux bias in the fixed slit at 20 %
-   noise (-0.07 % -> -0.15 % with the +3 % drift, -0.10 % -> -0.22 % with the
-   red one; ``validation/spec3_drift.py --parts wings``);
+   grows the first pass's mask (not its core) again, so the walk starts twice
+   and the margin is taken twice: two lines beyond the wings on each side.
+   That is deliberate: a single margin (the core grown once) left more wing
+   light in the sky and doubled the winged source's extracted-flux bias in the
+   fixed slit at 20 % noise (-0.07 % -> -0.15 % with the +3 % drift, -0.10 %
+   -> -0.22 % with the red one; ``validation/spec3_drift.py --parts wings``),
+   and so did a rule stopping the walk where the light stops fading (-0.20 %);
 5. lines far below the floor (``-low_threshold`` sigma: bad lines) are left
    out of the sky without being called a source.
 
@@ -138,17 +146,40 @@ def _floor(dev, sig, use, threshold, maxiters=100):
     return level
 
 
-def _grow(source, excess, sig, order, window, threshold, margin):
-    """Extend source blocks outward over their faint wings, then by ``margin`` lines."""
+def _blocks(flags, order):
+    """Runs of consecutive flagged lines (in ``order``), as lists of line indices."""
+    runs, run = [], []
+    for line in order:
+        if flags[line]:
+            run.append(line)
+        elif run:
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    return runs
+
+
+def _grow(source, excess, sig, order, window, threshold, margin, source_threshold):
+    """Extend real source blocks outward over their faint wings, then by ``margin`` lines.
+
+    A block of lines above the core threshold is a source, with wings, only if the
+    light of the block and of the ``window`` lines on each side of it, summed, is at
+    least ``source_threshold`` times its noise: a source's light is connected, while
+    a single line that noise lifted above the core threshold (about 0.13 % of the
+    sky lines at 3 sigma) has neighbours at the floor. Such a line is left out of
+    the sky alone, with no wings grown from it.
+    """
     pos = {line: k for k, line in enumerate(order)}
     flagged = source.copy()
     n = len(order)
-    for line in np.flatnonzero(source):
-        k0 = pos.get(line)
-        if k0 is None:
+    for block in _blocks(source, order):
+        k0, k1 = pos[block[0]], pos[block[-1]]
+        near = [order[j] for j in range(max(k0 - window, 0), min(k1 + window + 1, n))]
+        if np.sum(excess[near]) < source_threshold * np.sqrt(np.sum(sig[near] ** 2)):
             continue
-        for step in (-1, 1):
-            k = k0 + step
+        for step, edge in ((-1, block[0]), (1, block[-1])):
+            k = pos[edge] + step
             while 0 <= k < n and not flagged[order[k]]:
                 ahead = [order[j] for j in range(k, k + step * window, step) if 0 <= j < n]
                 mean = np.mean(excess[ahead])
@@ -166,7 +197,8 @@ def _grow(source, excess, sig, order, window, threshold, margin):
 
 def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
                     low_threshold=5.0, wing_window=3, wing_threshold=1.0, margin=1,
-                    min_sky_lines=3, min_sky_fraction=0.1, min_pixels=20):
+                    source_threshold=3.0, min_sky_lines=3, min_sky_fraction=0.1,
+                    min_pixels=20):
     """
     Find the source-free pixels of a science exposure from its own data.
 
@@ -189,6 +221,11 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
         their mean excess is above ``wing_threshold`` times its noise.
     margin : int, optional
         Lines added beyond each source's wings.
+    source_threshold : float, optional
+        A block of lines above ``threshold`` is a source whose wings are grown
+        only if its excess summed with that of the ``wing_window`` lines on each
+        side is at least this many sigma; otherwise (a line that fluctuated above
+        ``threshold``) it is left out alone.
     min_sky_lines : int, optional
         Fewest source-free lines for a usable sky.
     min_sky_fraction : float, optional
@@ -227,7 +264,8 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
         excess = np.where(lines, dev - level, 0.0)
         with np.errstate(invalid="ignore"):
             source = lines & (source | (excess > threshold * sig))
-        source = _grow(source, excess, sig, order, wing_window, wing_threshold, margin)
+        source = _grow(source, excess, sig, order, wing_window, wing_threshold, margin,
+                       source_threshold)
     with np.errstate(invalid="ignore"):
         bad = lines & ~source & (dev < level - low_threshold * sig)
     sky_lines = lines & ~source & ~bad
