@@ -77,6 +77,34 @@ def _chi2(profile, params):
                          / profile.errors) ** 2))
 
 
+def _block_covariances(hessian, n_slits, scale):
+    """Per slit, the covariance of (amplitude, centre, width, q) from a block-arrow normal matrix.
+
+    Each slit's 3 parameters couple only to the 2 shared ones: the shared block's
+    covariance is the inverse of its Schur complement, and each slit's follows
+    without inverting the whole matrix.
+    """
+    shared = slice(3 * n_slits, 3 * n_slits + 2)
+    schur = hessian[shared, shared].copy()
+    parts = []
+    for i in range(n_slits):
+        own = slice(3 * i, 3 * i + 3)
+        d_inv = np.linalg.pinv(hessian[own, own])
+        b = hessian[own, shared]
+        schur -= b.T @ d_inv @ b
+        parts.append((d_inv, b))
+    s_cov = np.linalg.pinv(schur)
+    out = []
+    for d_inv, b in parts:
+        g = d_inv @ b
+        own_cov = d_inv + g @ s_cov @ g.T
+        cross = -g @ s_cov
+        full = np.block([[own_cov, cross], [cross.T, s_cov]])
+        # (amplitude, centre, width, q): the sky's row and column out.
+        out.append(scale * full[1:, 1:])
+    return out
+
+
 def pooled_shape(profiles, *, p_value=CONSISTENCY_P_VALUE, min_slits=MIN_SLITS):
     """
     Fit one profile shape to several slitlets' profiles.
@@ -113,21 +141,33 @@ def pooled_shape(profiles, *, p_value=CONSISTENCY_P_VALUE, min_slits=MIN_SLITS):
     upper += [2.0, 1.0]
     x0 = np.clip(x0, np.array(lower) + 1e-9, np.array(upper) - 1e-9)
 
+    # All the slitlets' bins in one array: slit i's parameters are x[3i:3i+3].
+    which = np.concatenate([np.full(profiles[k].centres.size, i) for i, k in enumerate(keys)])
+    centres = np.concatenate([profiles[k].centres for k in keys])
+    medians = np.concatenate([profiles[k].medians for k in keys])
+    errors = np.concatenate([profiles[k].errors for k in keys])
+    sparsity = np.zeros((which.size, x0.size), dtype=bool)
+    for j in range(3):
+        sparsity[np.arange(which.size), 3 * which + j] = True
+    sparsity[:, -2:] = True
+
     def residuals(x):
-        width, q = x[-2:]
-        return np.concatenate([
-            (profiles[k].medians - _moffat(profiles[k].centres, *x[3 * i:3 * i + 3], width, q))
-            / profiles[k].errors for i, k in enumerate(keys)])
+        per = x[:-2].reshape(-1, 3)[which]
+        model = per[:, 0] + per[:, 1] * _shape(centres - per[:, 2], 0.0, x[-2], x[-1])
+        return (medians - model) / errors
 
     try:
-        sol = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac")
+        sol = least_squares(residuals, x0, bounds=(lower, upper), x_scale="jac",
+                            jac_sparsity=sparsity)
     except (ValueError, np.linalg.LinAlgError) as exc:
         log.info("No common profile shape: %s", exc)
         return None
     n_data = sol.fun.size
     dof = max(n_data - sol.x.size, 1)
     reduced = float(np.sum(sol.fun**2) / dof)
-    cov = np.linalg.pinv(sol.jac.T @ sol.jac) * max(reduced, 1.0)
+    hessian = sol.jac.T @ sol.jac
+    hessian = hessian.toarray() if hasattr(hessian, "toarray") else np.asarray(hessian)
+    blocks = _block_covariances(hessian, len(keys), max(reduced, 1.0))
     width, q = (float(v) for v in sol.x[-2:])
     threshold = stats.chi2.isf(p_value, 2)
     slit_params, slit_cov, consistent = {}, {}, {}
@@ -136,8 +176,7 @@ def pooled_shape(profiles, *, p_value=CONSISTENCY_P_VALUE, min_slits=MIN_SLITS):
         pars = sol.x[3 * i:3 * i + 3]
         common = _chi2(profiles[k], [*pars, width, q])
         slit_params[k] = tuple(float(v) for v in pars)
-        idx = [3 * i + 1, 3 * i + 2, sol.x.size - 2, sol.x.size - 1]
-        slit_cov[k] = cov[np.ix_(idx, idx)]
+        slit_cov[k] = blocks[i]
         consistent[k] = bool(common - own <= threshold)
     return PooledShape(width=width, q=q, slit_params=slit_params, slit_cov=slit_cov,
                        consistent=consistent, reduced_chi2=reduced)

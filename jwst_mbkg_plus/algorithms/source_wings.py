@@ -36,14 +36,13 @@ __all__ = ["WingProfile", "source_wings"]
 log = logging.getLogger(__name__)
 
 
-#: Below this ``1 / beta`` the profile is evaluated as its Gaussian limit.
-_GAUSSIAN_Q = 1e-6
-
-
 def _shape(s, centre, width, q):
-    """Moffat of index ``1 / q`` and Gaussian sigma ``width`` at its core; Gaussian at q = 0."""
+    """Moffat of index ``1 / q`` and Gaussian sigma ``width`` at its core; Gaussian at q = 0.
+
+    ``log1p`` keeps it smooth in ``q`` down to 0 (finite differences at the bound).
+    """
     u2 = ((s - centre) / width) ** 2
-    if q < _GAUSSIAN_Q:
+    if q <= 0:
         return np.exp(-0.5 * u2)
     return np.exp(-np.log1p(0.5 * q * u2) / q)
 
