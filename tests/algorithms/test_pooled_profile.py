@@ -1,7 +1,6 @@
 """Rows nearer a point source for its sky factor (pooled_profile, free_rows.nearest_cut)."""
 
 import numpy as np
-import pytest
 
 from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
@@ -46,25 +45,41 @@ def _levels(slits):
     return np.array(old), np.array(new), shape
 
 
-@pytest.mark.parametrize("beta", [2.5, 1e3])
-def test_common_shape_lets_nearer_rows_in_without_source_light(beta):
-    """Moffat (2.5) and nearly Gaussian sources at 20 % noise per pixel.
-
-    The common shape's wings are known well enough for rows nearer than one shutter:
-    more sky pixels, a smaller scatter of the levels, and no more source light in them
-    than the noise of the levels can show.
-    """
+def _many(beta, draws=6):
     rng = np.random.default_rng(7)
     old, new = [], []
-    for _ in range(6):
+    for _ in range(draws):
         o, n, shape = _levels(_exposure(rng, 8, beta))
         assert all(shape.consistent.values())
         old.append(o)
         new.append(n)
-    old, new = np.concatenate(old), np.concatenate(new)
+    return np.concatenate(old), np.concatenate(new)
+
+
+def _rms(x):
+    return float(np.sqrt(np.mean(x**2)))
+
+
+def test_common_shape_wings_beat_each_slitlets_own():
+    """Moffat (index 2.5) sources at 20 % noise per pixel, rows beyond one shutter.
+
+    One slitlet's own profile barely constrains the Moffat index: its wings beyond one
+    shutter (~1 % of the sky there) are off by tens of percent, which is most of its
+    sky level's error. The exposure's common shape knows them: the levels scatter ~35 %
+    less (measured 1.10 % -> 0.72 %), and stay unbiased.
+    """
+    old, new = _many(2.5)
+    assert _rms(new[:, 0]) < 0.8 * _rms(old[:, 0])
+    assert abs(np.mean(new[:, 0])) < 2.5 * _rms(new[:, 0]) / np.sqrt(new.shape[0])
+
+
+def test_nearest_cut_lets_nearer_rows_in_without_source_light():
+    """Nearly Gaussian sources at 20 % noise: rows nearer than one shutter where the wings' error allows.
+
+    More sky pixels (1430 -> 1900), a smaller scatter of the levels, and no more
+    source light in them than the levels' noise can show.
+    """
+    old, new = _many(1e3)
     assert np.mean(new[:, 1]) > 1.15 * np.mean(old[:, 1])
-    rms_old = np.sqrt(np.mean(old[:, 0] ** 2))
-    rms_new = np.sqrt(np.mean(new[:, 0] ** 2))
-    assert rms_new < 0.95 * rms_old
-    # Unbiased: the mean error within 2.5 standard errors.
-    assert abs(np.mean(new[:, 0])) < 2.5 * rms_new / np.sqrt(new.shape[0])
+    assert _rms(new[:, 0]) < 0.95 * _rms(old[:, 0])
+    assert abs(np.mean(new[:, 0])) < 2.5 * _rms(new[:, 0]) / np.sqrt(new.shape[0])
