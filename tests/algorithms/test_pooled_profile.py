@@ -74,7 +74,7 @@ def test_common_shape_wings_beat_each_slitlets_own():
 
 
 def test_nearest_cut_lets_nearer_rows_in_without_source_light():
-    """Nearly Gaussian sources at 20 % noise: rows nearer than one shutter where the wings' error allows.
+    """Nearly Gaussian sources at 20 % noise: rows nearer than one shutter, as the wings allow.
 
     More sky pixels (1430 -> 1900), a smaller scatter of the levels, and no more
     source light in them than the levels' noise can show.
