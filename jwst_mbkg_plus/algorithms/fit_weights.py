@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["variance_by_wavelength"]
+__all__ = ["variance_by_group", "variance_by_wavelength"]
 
 log = logging.getLogger(__name__)
 
@@ -69,4 +69,41 @@ def variance_by_wavelength(wavelength, var, valid=None, *, pixels_per_bin=PIXELS
         out[has_wave] = medians[0]
     else:
         out[has_wave] = np.interp(wave[has_wave], centres, medians)
+    return out
+
+
+def variance_by_group(wavelength, var, valid, groups):
+    """
+    `variance_by_wavelength`, times each group's median ratio of own to binned variance.
+
+    Rows near a source hold its light as well as the sky, and are noisier: the
+    binned variance of all the pixels at a wavelength would over-weight them. A
+    group (e.g. a band of distance from the source) gets the median, over its
+    usable pixels, of each pixel's variance over the binned one: hundreds of
+    pixels, so no pixel's own fluctuation moves its weight.
+
+    Parameters
+    ----------
+    wavelength, var : array_like
+        Pixel wavelengths and variances.
+    valid : array_like of bool
+        Pixels whose variances enter the medians.
+    groups : array_like of int
+        Group of each pixel (same shape).
+
+    Returns
+    -------
+    ndarray
+        The variances to weight a fit with.
+    """
+    binned = variance_by_wavelength(wavelength, var, valid)
+    v = np.asarray(var, dtype=float)
+    groups = np.asarray(groups)
+    ok = np.asarray(valid, dtype=bool) & np.isfinite(v) & (v > 0) & np.isfinite(binned) & (
+        binned > 0)
+    out = binned.copy()
+    for g in np.unique(groups[ok]):
+        member = groups == g
+        ratio = np.median(v[ok & member] / binned[ok & member])
+        out[member] = binned[member] * ratio
     return out

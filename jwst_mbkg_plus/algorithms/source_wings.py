@@ -22,6 +22,7 @@ The returned wings (in units of the modelled background) are subtracted before
 the sky factor is fitted.
 """
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -30,16 +31,27 @@ from scipy.optimize import curve_fit
 
 from jwst_mbkg_plus.algorithms.free_rows import _median_and_error
 
-__all__ = ["source_wings"]
+__all__ = ["WingProfile", "source_wings"]
 
 log = logging.getLogger(__name__)
 
 
-def _moffat(s, f, amplitude, s0, alpha, beta, *others):
+def _shape(s, centre, width, q):
+    """Moffat of index ``1 / q`` and Gaussian sigma ``width`` at its core; Gaussian at q = 0.
+
+    ``log1p`` keeps it smooth in ``q`` down to 0 (finite differences at the bound).
+    """
+    u2 = ((s - centre) / width) ** 2
+    if q <= 0:
+        return np.exp(-0.5 * u2)
+    return np.exp(-np.log1p(0.5 * q * u2) / q)
+
+
+def _moffat(s, f, amplitude, s0, width, q, *others):
     """Sky plus the declared source, and ``(amplitude, centre)`` pairs of other sources."""
-    out = f + amplitude * (1.0 + ((s - s0) / alpha) ** 2) ** (-beta)
+    out = f + amplitude * _shape(s, s0, width, q)
     for a_k, s_k in zip(others[::2], others[1::2], strict=True):
-        out = out + a_k * (1.0 + ((s - s_k) / alpha) ** 2) ** (-beta)
+        out = out + a_k * _shape(s, s_k, width, q)
     return out
 
 
@@ -90,9 +102,10 @@ def _fit(centres, medians, errors, use, companions=()):
     central = np.abs(c) < 0.5
     peak = int(np.argmax(np.where(central, m, -np.inf))) if central.any() else int(np.argmax(m))
     f0 = float(np.percentile(m, 20))
-    p0 = [f0, max(float(m[peak]) - f0, 1e-6), float(c[peak]), 0.3, 2.5]
-    lower = [-np.inf, 0.0, float(c.min()), 0.02, 1.0]
-    upper = [np.inf, np.inf, float(c.max()), 3.0, 50.0]
+    # (sky, amplitude, centre, width, 1 / beta): beta 2.5 to start, the Gaussian included.
+    p0 = [f0, max(float(m[peak]) - f0, 1e-6), float(c[peak]), 0.15, 0.4]
+    lower = [-np.inf, 0.0, float(c.min()), 0.01, 0.0]
+    upper = [np.inf, np.inf, float(c.max()), 2.0, 1.0]
     for s_k in companions:
         at = int(np.argmin(np.abs(c - s_k)))
         p0 += [max(float(m[at]) - f0, 1e-6), float(s_k)]
@@ -136,7 +149,6 @@ def _one_pass(ratio, ok, offset, sky0, *, bin_width, sigma, min_bin_pixels, smoo
         params = _fit(centres, medians, errors, use, companions)
     except (RuntimeError, ValueError) as exc:
         return f"profile fit failed: {exc}"
-    f, amplitude, s0, alpha, beta = params[:5]
     for side, start in cuts.items():
         other |= (np.sign(offset - peak) == side) & (np.abs(offset - peak) >= start)
     resid = (medians - _moffat(centres, *params)) / errors
@@ -144,12 +156,45 @@ def _one_pass(ratio, ok, offset, sky0, *, bin_width, sigma, min_bin_pixels, smoo
     light = _moffat(offset, 0.0, *params[1:])
     wings = np.where(np.isfinite(offset) & columns[None, :],
                      np.clip(flux, 0.0, None)[None, :] * light, 0.0)
-    return wings, other, params[:5], cuts, peak, resid
+    profile = WingProfile(centres=centres, medians=medians, errors=errors,
+                          flux=np.clip(flux, 0.0, None), columns=columns,
+                          params=np.asarray(params, dtype=float), n_other=len(companions))
+    return wings, other, params[:5], cuts, peak, resid, profile
+
+
+@dataclasses.dataclass
+class WingProfile:
+    """
+    The measured profile of a slitlet's source and its fit (for a pooled shape).
+
+    Attributes
+    ----------
+    centres, medians, errors : ndarray
+        Profile bins: position about the declared source, data / model minus the
+        sky per unit of the source's flux per column, and their errors.
+    flux : ndarray
+        The source's flux per column (units of the modelled background).
+    columns : ndarray of bool
+        Columns where the source was measured (wings are 0 elsewhere).
+    params : ndarray
+        The slitlet's own fit: sky, amplitude, centre, width, ``1 / beta``, then
+        an amplitude and a centre per other source.
+    n_other : int
+        Other sources fitted.
+    """
+
+    centres: np.ndarray
+    medians: np.ndarray
+    errors: np.ndarray
+    flux: np.ndarray
+    columns: np.ndarray
+    params: np.ndarray
+    n_other: int = 0
 
 
 def source_wings(data, model, offset, valid=None, *, bin_width=0.1, sigma=4.0,
                  min_bin_pixels=30, smooth_columns=51, core_half=1.0,
-                 error_floor=0.002, n_passes=3):
+                 error_floor=0.002, n_passes=3, return_profile=False):
     """
     The light of a slitlet's sources on every pixel, in units of its modelled background.
 
@@ -180,6 +225,9 @@ def source_wings(data, model, offset, valid=None, *, bin_width=0.1, sigma=4.0,
     n_passes : int, optional
         Measurements of the profile, each about the sky left by the previous
         one's wings (the first about the median beyond ``core_half``).
+    return_profile : bool, optional
+        Also return the measured profile (`WingProfile`, None when not fitted),
+        for `~jwst_mbkg_plus.algorithms.pooled_profile`.
 
     Returns
     -------
@@ -194,6 +242,8 @@ def source_wings(data, model, offset, valid=None, *, bin_width=0.1, sigma=4.0,
         unit of the source's flux per column),
         ``centre``, ``alpha``, ``beta``, ``other_sources`` (offsets of the first
         bin of each side left out) and ``reduced_chi2``.
+    profile : WingProfile or None
+        Only with ``return_profile``.
     """
     data, model, offset = (np.asarray(a, dtype=float) for a in (data, model, offset))
     zeros = np.zeros(data.shape)
@@ -202,7 +252,8 @@ def source_wings(data, model, offset, valid=None, *, bin_width=0.1, sigma=4.0,
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
     if ok.sum() < 8 * min_bin_pixels:
-        return zeros, other, {"status": f"{int(ok.sum())} pixels: too few for a profile"}
+        out = zeros, other, {"status": f"{int(ok.sum())} pixels: too few for a profile"}
+        return (*out, None) if return_profile else out
     ratio = np.where(ok, data / np.where(ok, model, 1.0), np.nan)
     far = ok & (np.abs(offset) > core_half)
     sky0 = float(np.median(ratio[far] if far.sum() >= min_bin_pixels else ratio[ok]))
@@ -213,18 +264,22 @@ def source_wings(data, model, offset, valid=None, *, bin_width=0.1, sigma=4.0,
                            core_half=core_half,
                            error_floor=error_floor)
         if isinstance(result, str):
-            return zeros, other, {"status": result}
-        wings, other, params, cuts, peak, resid = result
+            out = zeros, other, {"status": result}
+            return (*out, None) if return_profile else out
+        wings, other, params, cuts, peak, resid, profile = result
         # The sky beyond the core once the wings are out: the next pass's start.
         clean = far & ~other
         if clean.sum() < min_bin_pixels:
             break
         sky0 = float(np.median((ratio - wings)[clean]))
-    f, amplitude, s0, alpha, beta = params
+    f, amplitude, s0, width, q = params
+    # Moffat alpha and beta (a Gaussian is reported as beta 1e6).
+    beta = 1.0 / q if q > 1e-6 else 1e6
     record = {
         "status": "fitted", "sky": sky0, "amplitude": float(amplitude), "centre": float(s0),
-        "alpha": float(alpha), "beta": float(beta),
+        "sigma": float(width),
+        "alpha": float(width * np.sqrt(2.0 * beta)), "beta": float(beta),
         "other_sources": sorted(float(peak + side * start) for side, start in cuts.items()),
         "reduced_chi2": float(np.sum(resid**2) / max(resid.size - 5, 1)),
     }
-    return wings, other, record
+    return (wings, other, record, profile) if return_profile else (wings, other, record)

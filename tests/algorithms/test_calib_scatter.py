@@ -92,3 +92,24 @@ def test_source_free_mask_drops_broad_wings():
     # A background slitlet (no source): everything is kept.
     mask_bkg, cut_bkg = source_free_mask(data, sky, np.full(sky.shape, np.inf))
     assert mask_bkg.all() and cut_bkg == np.inf
+
+
+def test_source_free_mask_false_alarms_do_not_throw_rows_away():
+    """On a source-free slitlet the profile test fires about as often as one 3-sigma test.
+
+    Each distance bin was tested at 3 sigma: with ~10 bins nearly one slitlet in 100
+    lost the rows nearer than a bin that fluctuated high (half of its sky pixels or
+    more, and those left are the ones that fluctuated low: a factor biased low; PRISM
+    seed 1 at 20 % noise: one slitlet kept 1704 of 4125 pixels, median residual
+    -0.61 %). The bins' threshold now keeps the rate of a false alarm among all of
+    them at that of one test (Sidak); the halves' test adds its own 0.13 %.
+    """
+    rng = np.random.default_rng(6)
+    distance = np.abs(np.linspace(-2.0, 2.0, 40))[:, None] * np.ones((1, 200))
+    lost = 0
+    for _ in range(2000):
+        data = 1.0 + 0.2 * rng.standard_normal(distance.shape)
+        mask, _ = source_free_mask(data, np.ones(data.shape), distance, guard=1.0)
+        lost += mask.sum() < 0.95 * (distance >= 1.0).sum()
+    # Expected ~5 (2 x 0.135 % of 2000); each bin at 3 sigma gave 17.
+    assert lost <= 10

@@ -79,3 +79,20 @@ def test_gaussian_source_and_no_source():
     # Too few pixels: nothing is fitted, nothing subtracted.
     wings, other, record = source_wings(data[:5, :10], np.ones((5, 10)), offset[:5, :10])
     assert record["status"] != "fitted" and not wings.any() and not other.any()
+
+
+def test_gaussian_source_wings_are_not_overestimated():
+    """A Gaussian profile is the Moffat's limit: its tail beyond one shutter is not inflated.
+
+    The Moffat index used to be capped at 50, whose tail at 3.5 sigma holds ~1.5 times
+    a Gaussian's: the wings subtracted from the sky rows were too bright there, and the
+    sky factor came out low.
+    """
+    rng = np.random.default_rng(5)
+    offset = np.linspace(-2.0, 2.0, 80)[:, None] * np.ones((1, N_COLS))
+    gauss = 3.0 * np.exp(-0.5 * (offset / 0.28) ** 2)
+    data = 1.0 + gauss + 0.005 * rng.standard_normal(offset.shape)
+    wings, _, record = source_wings(data, np.ones(data.shape), offset)
+    assert record["status"] == "fitted"
+    ring = (np.abs(offset) >= 1.0) & (np.abs(offset) < 1.2)
+    assert np.sum(wings[ring]) == pytest.approx(np.sum(gauss[ring]), rel=0.1)

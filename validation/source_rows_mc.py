@@ -1,0 +1,200 @@
+"""Which rows of a point-source slitlet its sky factor is fitted on: noise draws on step inputs.
+
+Builds the calibration-scatter scene of ``validate_calibration_scatter.py`` (12
+background and 18 point-source slitlets of 3 shutters, 3 % level and 2 % tilt
+calibration errors), runs the plus step once to capture each source slitlet's
+inputs to the sky factor (its modelled background, wavelengths, offsets from the
+source) and the truth, then for ``--draws`` new noise realisations of the
+noiseless data (``--noise`` per pixel) fits every source slitlet's factor two ways:
+
+* ``own``: the slitlet's own wings, rows beyond ``slit_scale_guard`` (1.0);
+* ``common``: the exposure's common profile shape
+  (`~jwst_mbkg_plus.algorithms.pooled_profile.pooled_shape`) and rows from
+  `~jwst_mbkg_plus.algorithms.free_rows.nearest_cut` (what the step does now);
+* ``true``: the true source light subtracted, rows as ``common`` (the limit).
+
+and reports the rms and mean over slitlets and draws of the median noise-free
+residual (as ``validate_calibration_scatter.py``) and the mean pixel count.
+
+Usage::
+
+    python validation/source_rows_mc.py --grating PRISM --noise 0.2 --seeds 1,2 --draws 2 \\
+        [--profile gaussian] [--out validation/results_source_rows_mc.json]
+"""
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+
+def capture(scene, folder, instrument):
+    """Source slitlets' factor inputs, the step's applied factor and the truth."""
+    import jwst_mbkg_plus.mos.slit_factors as slit_factors
+    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+    from jwst_mbkg_plus.io.slits import is_msa_background
+    from jwst_mbkg_plus.mos.msa_position import source_distance
+    from jwst_mbkg_plus.synthetic import (
+        extract_slits,
+        load_truth,
+        local_crds_context,
+        make_exposure,
+    )
+
+    exposure = make_exposure(scene, folder, instrument=instrument)
+    truth = load_truth(exposure.truth_path)
+    seen = {}
+    original = slit_factors.slit_corrections
+
+    def spy(cal_slits, waves, expanded, master, mode, **kwargs):
+        out = original(cal_slits, waves, expanded, master, mode, **kwargs)
+        for i, s in enumerate(cal_slits):
+            if not is_msa_background(s):
+                corr = out[0].get(i)
+                seen[i] = {"dq": np.array(s.dq), "wave": np.array(waves[i]),
+                           "expanded": np.array(expanded[i]),
+                           "expanded_var": np.array(kwargs["expanded_var"][i]),
+                           "offset": source_distance(s, signed=True),
+                           "applied": None if corr is None or corr.factor is None
+                           else np.array(corr.factor)}
+        return out
+
+    slit_factors.slit_corrections = spy
+    try:
+        with local_crds_context(instrument):
+            slits = extract_slits(exposure.rate_path)
+            result = MasterBackgroundMosPlusStep.call(slits, output_dir=str(folder))
+            for i, (s_in, s_out) in enumerate(zip(slits.slits, result.slits, strict=True)):
+                if i not in seen:
+                    continue
+                factor = truth.cutout(s_in.name, "factor", s_in)
+                c = seen[i]
+                c["subtracted"] = np.array(s_in.data, float) - s_out.data
+                c["ok"] = (np.isfinite(c["subtracted"]) & ((s_out.dq & 1) == 0))
+                c["true"] = truth.cutout(s_in.name, "background", s_in) / factor
+                c["source"] = truth.cutout(s_in.name, "source", s_in) / factor
+            result.close()
+    finally:
+        slit_factors.slit_corrections = original
+    return list(seen.values())
+
+
+def median_residual(c, fit):
+    """Median noise-free residual of the slit had the step applied ``fit``."""
+    f = np.where(np.isfinite(fit.evaluate(c["wave"])[0]), fit.evaluate(c["wave"])[0], 1.0)
+    applied = np.ones(f.shape) if c["applied"] is None else np.where(
+        np.isfinite(c["applied"]), c["applied"], 1.0)
+    ok = c["ok"] & np.isfinite(c["true"]) & (c["true"] > 0)
+    return float(np.median((c["subtracted"] * f / applied)[ok] / c["true"][ok] - 1))
+
+
+def draws(slits, noise, n_draws, rng, guard=1.0):
+    """Residuals of the three ways over noise draws."""
+    from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
+    from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
+    from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
+    from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
+    from jwst_mbkg_plus.algorithms.source_wings import source_wings
+
+    def fit(c, data, var, free, groups=None):
+        v = (variance_by_wavelength(c["wave"], var, free) if groups is None
+             else variance_by_group(c["wave"], var, free, groups))
+        d, v = dilution_corrected(data, v, c["expanded"], c["expanded_var"])
+        return fit_sky_factor(c["wave"], d, v, c["expanded"], free, apply=True, clip=SKY_CLIP)
+
+    out = {"own": [], "common": [], "true": []}
+    for _ in range(n_draws):
+        drawn = []
+        for c in slits:
+            # Noiseless calibrated data: what the step subtracted over its factor is the
+            # modelled background; the truth's ratio gives the calibration.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                applied = 1.0 if c["applied"] is None else np.where(
+                    np.isfinite(c["applied"]), c["applied"], 1.0)
+                calib = c["expanded"] * applied / c["subtracted"]
+                clean = (c["true"] + c["source"]) * calib
+                source = c["source"] * calib
+            good = np.isfinite(clean) & np.isfinite(source)
+            clean, source = np.where(good, clean, 0.0), np.where(good, source, 0.0)
+            data = clean * (1 + noise * rng.standard_normal(clean.shape))
+            valid = ((c["dq"] & 1) == 0) & good
+            drawn.append((data, (noise * clean) ** 2, source, valid))
+        wings = {k: source_wings(d, c["expanded"], c["offset"], v, return_profile=True)
+                 for k, (c, (d, _, _, v)) in enumerate(zip(slits, drawn, strict=True))}
+        shape = pooled_shape({k: w[-1] for k, w in wings.items()})
+        for k, (c, (data, var, source, valid)) in enumerate(zip(slits, drawn, strict=True)):
+            distance = np.abs(c["offset"])
+            own, other = wings[k][0], wings[k][1]
+            sub = data - c["expanded"] * own
+            free, _ = source_free_mask(sub, c["expanded"], distance, valid & ~other, guard=guard)
+            out["own"].append((median_residual(c, fit(c, sub, var, free)), int(free.sum())))
+            start = guard
+            common = own
+            if shape is not None and shape.consistent.get(k):
+                common, error = wings_with_error(c["offset"], wings[k][-1], shape, k)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rel = var / c["expanded"] ** 2
+                start, _ = nearest_cut(distance, error, rel, valid & ~other, guard=guard,
+                                       floor=0.5)
+            groups = np.floor(np.nan_to_num(distance, posinf=99.0) / 0.1)
+            for name, light in (("common", c["expanded"] * common), ("true", source)):
+                sub = data - light
+                free, _ = source_free_mask(sub, c["expanded"], distance, valid & ~other,
+                                           guard=start)
+                out[name].append((median_residual(c, fit(c, sub, var, free, groups)),
+                                  int(free.sum())))
+    return out
+
+
+def main(argv=None):
+    """Run the draws and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grating", default="PRISM")
+    parser.add_argument("--noise", type=float, default=0.2)
+    parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--draws", type=int, default=2)
+    parser.add_argument("--profile", default="gaussian", choices=("gaussian", "moffat"))
+    parser.add_argument("--work", default="/tmp/mbkg_source_rows")
+    parser.add_argument("--out", default="validation/results_source_rows_mc.json")
+    args = parser.parse_args(argv)
+    for name in ("stpipe", "jwst", "jwst_mbkg_plus"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    from jwst_mbkg_plus.offline import configure_offline_crds
+    from jwst_mbkg_plus.synthetic import Scene, build_instrument, default_instrument_path
+
+    configure_offline_crds()
+    instrument = build_instrument(default_instrument_path())
+    rng = np.random.default_rng(0)
+    pooled = {"own": [], "common": [], "true": []}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        scene = Scene(n_background=12, n_point=18, n_extended=0, shutters_per_slitlet=3,
+                      detectors=("NRS1",), grating=args.grating, noise_fraction=args.noise,
+                      calibration_error=(0.03, 0.02, 0.0, 0.0), point_profile=args.profile,
+                      seed=seed)
+        folder = Path(args.work) / f"{args.grating}_{args.noise}_{args.profile}_{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        res = draws(capture(scene, folder, instrument), args.noise, args.draws, rng)
+        for k, v in res.items():
+            pooled[k] += v
+    summary = {}
+    for name, values in pooled.items():
+        m = np.array(values, dtype=float)
+        summary[name] = {"rms_median": float(np.sqrt(np.mean(m[:, 0] ** 2))),
+                         "mean_median": float(np.mean(m[:, 0])),
+                         "mean_error": float(np.std(m[:, 0]) / np.sqrt(len(m))),
+                         "mean_pixels": float(np.mean(m[:, 1])), "n": len(m)}
+        s = summary[name]
+        print(f"{name:7s} rms {100 * s['rms_median']:.3f}% mean {100 * s['mean_median']:+.3f} "
+              f"+/- {100 * s['mean_error']:.3f}% pixels {s['mean_pixels']:.0f} (n {s['n']})")
+    key = f"{args.grating}@{args.noise}@{args.profile}@{args.seeds}@{args.draws}"
+    out = Path(args.out)
+    merged = json.loads(out.read_text()) if out.is_file() else {}
+    merged[key] = summary
+    out.write_text(json.dumps(merged, indent=1))
+
+
+if __name__ == "__main__":
+    main()
