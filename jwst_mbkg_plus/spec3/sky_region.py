@@ -54,6 +54,7 @@ is returned (an extended source filling the field).
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from jwst_mbkg_plus.algorithms.profiles import row_profile
 
@@ -148,16 +149,9 @@ def _floor(dev, sig, use, threshold, maxiters=100):
 
 def _blocks(flags, order):
     """Runs of consecutive flagged lines (in ``order``), as lists of line indices."""
-    runs, run = [], []
-    for line in order:
-        if flags[line]:
-            run.append(line)
-        elif run:
-            runs.append(run)
-            run = []
-    if run:
-        runs.append(run)
-    return runs
+    order = np.asarray(order)
+    labels, n_runs = ndimage.label(np.asarray(flags)[order])
+    return [order[labels == run].tolist() for run in range(1, n_runs + 1)]
 
 
 def _grow(source, excess, sig, order, window, threshold, margin, source_threshold):
