@@ -89,6 +89,8 @@ class SkyRegion:
     level: float
     axis: int
     status: str
+    line_ok: np.ndarray = None
+    half_max_lines: int = 0
 
     @property
     def usable(self):
@@ -104,6 +106,7 @@ class SkyRegion:
             "n_sky_pixels": int(self.sky.sum()),
             "source_lines": [int(i) for i in self.source_lines],
             "profile_floor": float(self.level),
+            "half_max_lines": int(self.half_max_lines),
             "dispersion_axis": "x" if self.axis == 1 else "y",
         }
 
@@ -192,7 +195,7 @@ def _grow(source, excess, sig, order, window, threshold, margin, source_threshol
 def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
                     low_threshold=5.0, wing_window=3, wing_threshold=1.0, margin=1,
                     source_threshold=3.0, min_sky_lines=3, min_sky_fraction=0.1,
-                    min_pixels=20):
+                    min_pixels=20, max_extended_fraction=0.5):
     """
     Find the source-free pixels of a science exposure from its own data.
 
@@ -226,6 +229,11 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
         Smallest fraction of the valid pixels the sky must hold.
     min_pixels : int, optional
         Fewest valid pixels for a line to count.
+    max_extended_fraction : float, optional
+        A source whose lines at or above half its peak excess are more than
+        this fraction of the lines is extended and fills the field: no usable
+        sky (its faint outskirts, which no profile predicts, may be all the
+        lines at the floor hold).
 
     Returns
     -------
@@ -267,8 +275,16 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
     t(sky)[sky_lines, :] = True
     sky &= use
     n_sky = int(sky_lines.sum())
+    half_max = 0
+    if source.any():
+        half_max = int(np.sum(source & (excess >= 0.5 * np.max(excess[source]))))
     status = "ok"
-    if n_sky < min_sky_lines:
+    if half_max > max_extended_fraction * n_lines:
+        status = (f"no usable sky: an extended source, {half_max} of the {n_lines} spatial "
+                  f"lines at or above half its peak (more than {max_extended_fraction:.0%}); "
+                  "the lines beside it may hold its faint outskirts, which no profile "
+                  "predicts")
+    elif n_sky < min_sky_lines:
         status = (f"no usable sky: {n_sky} of {n_lines} spatial lines are free of source "
                   f"(fewer than {min_sky_lines})")
     elif sky.sum() < min_sky_fraction * use.sum():
@@ -276,4 +292,5 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
                   f"of the pixels (less than {min_sky_fraction:.0%})")
     if np.any(sky_lines):
         level = float(np.median(dev[sky_lines]))
-    return SkyRegion(sky, np.flatnonzero(source), n_lines, n_sky, level, axis, status)
+    return SkyRegion(sky, np.flatnonzero(source), n_lines, n_sky, level, axis, status,
+                     lines & ~bad, half_max)
