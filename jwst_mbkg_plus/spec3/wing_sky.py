@@ -136,6 +136,41 @@ def _fit_profile(s, p, sig, p0):
     return res.x, cov, chi2, dof
 
 
+def _collapse(r, var, ok, have):
+    """Mean over the columns of each line's residual, and its standard error."""
+    n = ok.sum(axis=1)
+    p = np.where(have, r.sum(axis=1) / np.maximum(n, 1), np.nan)
+    sig = np.where(have, np.sqrt(np.where(ok, var, 0.0).sum(axis=1)) / np.maximum(n, 1), np.nan)
+    return p, sig
+
+
+def _same_in_both_halves(r, var, ok, have, s, theta, p_value):
+    """Chi-square probability that the blue and red halves share the profile's shape.
+
+    The model holds one profile (centre, width, index) for every wavelength; a
+    point spread function that widens to the red, or a tilted trace, would not
+    be one.
+    """
+    half = r.shape[1] // 2
+    fits = []
+    for cols in (slice(0, half), slice(half, None)):
+        sub = np.zeros_like(ok)
+        sub[:, cols] = ok[:, cols]
+        h = have & (sub.sum(axis=1) > 0)
+        if h.sum() < 8:
+            return 1.0, "a half of the band has too few lines"
+        p, sig = _collapse(np.where(sub, r, 0.0), var, sub, h)
+        t, c, _, dof = _fit_profile(s[h], p[h], sig[h], theta)
+        if c is None:
+            return 0.0, "no fit in one half"
+        fits.append((t[2:], c[2:, 2:]))
+    d = fits[0][0] - fits[1][0]
+    chi2 = float(d @ np.linalg.pinv(fits[0][1] + fits[1][1]) @ d)
+    prob = float(stats.chi2.sf(chi2, d.size))
+    return prob, (f"centre, width and index of the blue and red halves differ by chi2 "
+                  f"{chi2:.1f} for {d.size}, p = {prob:.2g}")
+
+
 def _projection(P, m, W):
     """Per-column projection of ``m`` on ``P`` in weights ``W`` (sums over the lines)."""
     spp = np.sum(W * P * P, axis=0)
@@ -214,9 +249,7 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
     have = line_ok & (n > 0)
     s = np.arange(n_lines, dtype=float)
     r = np.where(ok, data - factor0 * model, 0.0)
-    p = np.where(have, r.sum(axis=1) / np.maximum(n, 1), np.nan)
-    sig = np.where(have, np.sqrt(np.where(ok, var, 0.0).sum(axis=1)) / np.maximum(n, 1),
-                   np.nan)
+    p, sig = _collapse(r, var, ok, have)
     if have.sum() < 8:
         return WingModel(False, f"{int(have.sum())} lines: too few for a profile", none,
                          {}), None, None
@@ -236,6 +269,12 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         return WingModel(False, f"the profile is not a point source's (Moffat chi2 {chi2:.1f} "
                          f"for {dof}, p = {prob:.2g}): its wings masked", none, params), \
             None, None
+    same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value)
+    params["halves_p_value"] = same
+    if same < p_value:
+        return WingModel(False, f"the profile changes along the band ({text}): one profile "
+                         "for every wavelength would leak its wings; they are masked", none,
+                         params), None, None
     P = np.broadcast_to(_shape(s, centre, width, q)[:, None], data.shape)
     # The shape's plausible errors: one sigma along each principal axis of the
     # (centre, width, index) covariance.

@@ -86,3 +86,18 @@ def test_extended_source_filling_the_field_is_not_scaled():
         assert region.usable is usable, region.status
         if not usable:
             assert "extended source" in region.status
+
+
+def test_a_profile_that_widens_to_the_red_keeps_the_masked_sky():
+    # A point spread function 30 % wider at the red end than at the blue: one profile
+    # for every wavelength would leave wing light in the red; the halves disagree.
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:NY, 0:NX].astype(float)
+    wl = 1.7 + 1.4 * x / (NX - 1)
+    t = (wl - 1.7) / 1.4
+    master = 1.0 + 0.4 * t
+    source = 5.0 * source_profile(y, 9.0, 3.0 * (1.0 + 0.3 * (t - 0.5)), wings=True)
+    data = DRIFT * master + source + 0.05 * master * rng.normal(size=master.shape)
+    modelled = scale_one(data, (0.05 * master) ** 2, None, wl, master, wings=True)
+    assert not modelled.wings.used
+    assert "changes along the band" in modelled.wings.status
