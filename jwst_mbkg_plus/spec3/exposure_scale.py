@@ -12,6 +12,10 @@ pixels tell its sky: for every science exposure (every slit of a
    (`jwst_mbkg_plus.spec3.sky_region.find_sky_region`: the profile across the
    dispersion against the expanded master; a source and its wings are masked
    with their measured extent);
+   in a slit a point source's wings are then modelled instead of masked
+   (`jwst_mbkg_plus.spec3.wing_sky`, where its profile is a Moffat's and the
+   same over the band): the factor is refitted on the wing lines too, the
+   source's spectrum measured on its core lines;
 2. a smooth factor ``f(lambda)``, ``data ~ f x master``, is fitted to those
    pixels with `jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` (the
    shared fit of the MOS step: constant, linear or cubic B-spline chosen by

@@ -48,7 +48,15 @@ source adds light to its lines only. So:
 
 What remains is the sky. Fewer than ``min_sky_lines`` lines or
 ``min_sky_fraction`` of the exposure's pixels: no usable sky, and the reason
-is returned (an extended source filling the field).
+is returned. So too for an extended source filling the field: a source whose
+lines at or above half its peak excess are more than ``max_extended_fraction``
+(half) of the lines. An extended source has no profile that predicts its
+outskirts (a point source's wings follow its PSF,
+`jwst_mbkg_plus.spec3.wing_sky`), and when it covers most of the field the
+few lines at the floor may be its faint edge: their freedom from it cannot be
+shown (on the synthetic IFU with 80 % of the slices filled, the factor's error
+was the noise of the 6 free slices, 0.25 % per exposure at 20 % noise, and
+could not be told from light of the source).
 """
 
 from dataclasses import dataclass
