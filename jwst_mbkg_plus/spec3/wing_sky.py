@@ -255,12 +255,18 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
                          {}), None, None
     c0 = float(np.median(p[have & ~source_lines])) if np.any(have & ~source_lines) else 0.0
     src = have & source_lines
+    if not src.any():
+        return WingModel(False, "the source's lines hold no data", none, {}), None, None
     peak = int(np.flatnonzero(src)[np.argmax(p[src])])
     amp0 = max(p[peak] - c0, 1e-12)
     half = int(np.sum(src & (p - c0 >= 0.5 * amp0)))
-    theta, cov, chi2, dof = _fit_profile(s[have], p[have], sig[have],
-                                         np.array([c0, amp0, s[peak], max(half / 2.355, 0.5),
-                                                   0.4]))
+    try:
+        theta, cov, chi2, dof = _fit_profile(
+            s[have], p[have], sig[have],
+            np.array([c0, amp0, s[peak], max(half / 2.355, 0.5), 0.4]))
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return WingModel(False, f"no profile fit ({exc}): its wings masked", none, {}), \
+            None, None
     c, amp, centre, width, q = theta
     prob = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 0.0
     params = {"centre": centre, "sigma": width, "beta": 1.0 / q if q > 1e-6 else 1e6,
@@ -269,7 +275,10 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         return WingModel(False, f"the profile is not a point source's (Moffat chi2 {chi2:.1f} "
                          f"for {dof}, p = {prob:.2g}): its wings masked", none, params), \
             None, None
-    same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value)
+    try:
+        same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        same, text = 0.0, f"no fit of the halves: {exc}"
     params["halves_p_value"] = same
     if same < p_value:
         return WingModel(False, f"the profile changes along the band ({text}): one profile "
