@@ -9,41 +9,51 @@ from its centre), so at 20 % noise per pixel the fixed slit keeps ~14 of its
 information: their light is the sky plus a known profile times the source's
 spectrum. This module uses them.
 
-Model, per column ``x`` of the lines ``S`` used (lines across the dispersion,
-``y``)::
+Model, per column ``x`` (lines across the dispersion, ``y``)::
 
     data[y, x] = f(lambda) master[y, x] + a(x) P(y) + noise
 
-with ``P`` the source's measured profile along the slit and ``a(x)`` its
-spectrum, free in every column. ``a(x)`` is eliminated analytically per column
-(variable projection): with the fit's weights ``w``,
-``alpha(x) = sum_S w P data / sum_S w P^2`` and ``mu(x) = sum_S w P master /
-sum_S w P^2``, the factor is fitted by
-`jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` to
-``data - P alpha(x)`` against ``master - P mu(x)``. That is exactly the least
-squares of the joint model (the projection is orthogonal in the fit's
-weights, so the factor's covariance is exact too); the factor is smooth on the
-band's scale and is taken as constant along one column (a column spans less
-than a resolution element of wavelength).
+with ``P`` the source's measured profile along the slit (peak 1) and ``a(x)``
+its spectrum, free in every column (no assumption about the source's
+spectrum). The lines are split in two: the core ``C`` (the brightest lines of
+``P``) measures the spectrum, and the others ``S`` the sky. With the fit's
+weights ``w``, ``alpha(x) = sum_C w P data / sum_C w P^2`` and ``mu(x) =
+sum_C w P master / sum_C w P^2``; on ``S`` the factor is fitted by
+`jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` to ``data - P
+alpha(x)`` against ``master - P mu(x)``. That is linear: its expectation is
+``f x (master - P mu)`` exactly, whatever ``a(x)`` (a two-stage least squares;
+the factor is smooth on the band's scale and taken as constant along one
+column, which spans less than a resolution element of wavelength). Pixels
+whose projected master is negative enter with data and master both
+sign-flipped (least squares is unchanged). The noise of ``alpha(x)`` reaches
+every line of ``S`` through ``P``; its share of the factor's level variance is
+computed and added to the factor's covariance. (Estimating ``a(x)`` from every
+line, a variable projection over the whole column, loses about as much
+information, ~5 lines of 32 for the synthetic Moffat source, and lets the
+core's shape errors into the factor.)
 
 ``P`` is measured from the data: the lines' mean residual after the masked fit,
 ``data - f0 master``, fitted with a constant (``f0``'s own error) plus a Moffat
 profile of free centre, core width and index (``_shape``, a Gaussian in its
 limit). The model is used only if it describes the profile (chi-square,
-p >= ``PROFILE_P_VALUE``): a source whose profile is not that of a point
-source (a second source, an extended one, a profile with no wings, a bad
-line) keeps the masked sky of `sky_region`.
+p >= ``PROFILE_P_VALUE``) and the blue and red halves of the band share its
+centre, width and index (the same test): a source whose profile is not that of
+a point source (a second source, an extended one, a profile with no wings, a
+bad line) or that widens to the red keeps the masked sky of `sky_region`.
 
-Which lines: a plausible error of the profile's shape (one standard deviation
-of its centre, width and index, along each principal axis of their
-covariance, the covariance inflated by the fit's reduced chi-square) changes
-the wing light subtracted from every line; after ``a(x)`` absorbs what it can,
-the rest leaks into the factor. The lines nearest the source (the brightest
-in ``P``) are left out, one at a time, until that leak, summed in quadrature
-over the axes, is at most ``LEAK_FRACTION`` (1/2) of the factor's own noise
-from the lines kept: the bias then adds at most 12 % to the factor's rms
-error. The wing model is used when it gives the factor more information than
-the masked sky.
+Which lines form the core: a plausible error of the profile's shape (one
+standard deviation of its centre, width and index, along each principal axis
+of their covariance, which is inflated by the fit's reduced chi-square)
+changes the wing light subtracted from every line of ``S`` (after
+``alpha(x)`` absorbs its share), and that leaks into the factor. For every
+split (the ``k`` brightest lines in the core) the leak, in quadrature over the
+axes, and the factor's noise are computed; the split with the smallest
+``noise^2 + leak^2`` among those whose leak is at most ``LEAK_FRACTION`` (1/2)
+of the noise is taken: a line nearer the source is given to the sky only if
+its sky removes more error than its wings' uncertainty adds. The leak is a
+statistical error of the profile (zero mean over noise draws), and its
+variance joins the factor's covariance. The wing model is used when it gives
+the factor a smaller error than the masked sky.
 """
 
 import logging
