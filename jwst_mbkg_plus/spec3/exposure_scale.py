@@ -12,6 +12,10 @@ pixels tell its sky: for every science exposure (every slit of a
    (`jwst_mbkg_plus.spec3.sky_region.find_sky_region`: the profile across the
    dispersion against the expanded master; a source and its wings are masked
    with their measured extent);
+   in a slit a point source's wings are then modelled instead of masked
+   (`jwst_mbkg_plus.spec3.wing_sky`, where its profile is a Moffat's and the
+   same over the band): the factor is refitted on the wing lines too, the
+   source's spectrum measured on its core lines;
 2. a smooth factor ``f(lambda)``, ``data ~ f x master``, is fitted to those
    pixels with `jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` (the
    shared fit of the MOS step: constant, linear or cubic B-spline chosen by
@@ -32,11 +36,11 @@ beyond the noise.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms.fit_weights import variance_by_wavelength
+from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
 from jwst_mbkg_plus.algorithms.sky_factor import (
     SKY_CLIP,
     dilution_corrected,
@@ -45,6 +49,7 @@ from jwst_mbkg_plus.algorithms.sky_factor import (
 )
 from jwst_mbkg_plus.io.slits import DO_NOT_USE
 from jwst_mbkg_plus.spec3.sky_region import find_sky_region
+from jwst_mbkg_plus.spec3.wing_sky import model_wings
 
 __all__ = [
     "SCALE_OPTIONS",
@@ -76,17 +81,22 @@ class ExposureScale:
         Its source-free pixels (None when not searched).
     factor : SkyFactor
         The fitted factor (or the unit factor with the reason).
+    wings : WingModel or None
+        The source's modelled wings (`jwst_mbkg_plus.spec3.wing_sky`), when tried.
     """
 
     name: str
     region: object
     factor: object
+    wings: object = None
 
     def to_record(self):
         """Plain-type record for the QA file."""
         rec = {"name": self.name, **self.factor.to_record()}
         if self.region is not None:
             rec.update(self.region.to_record())
+        if self.wings is not None:
+            rec.update(self.wings.to_record())
         return rec
 
 
@@ -102,8 +112,29 @@ def _science_variance(obj):
     return total
 
 
+def _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor0):
+    """The wing model of `jwst_mbkg_plus.spec3.wing_sky` on one array; (wings, fit inputs)."""
+    t = (lambda a: a) if region.axis == 1 else (lambda a: a.T)
+    lines = np.indices(data.shape)[0 if region.axis == 1 else 1]
+    use = valid & np.isfinite(data) & np.isfinite(var) & (var > 0) & np.isfinite(bkg) & (bkg > 0)
+    # One weight per line and wavelength (the lines nearest the source are noisier).
+    fit_var = variance_by_group(wavelength, var, use & t(region.line_ok[:, None]), lines)
+    fit_data, fit_var = dilution_corrected(data, fit_var, bkg, bkg_var)
+    f0, _ = factor0.evaluate(wavelength, measured=True)
+    source = np.zeros(region.line_ok.shape, dtype=bool)
+    source[region.source_lines] = True
+    wings, data_p, model_p = model_wings(
+        t(fit_data), t(fit_var), t(bkg), t(use & np.isfinite(fit_var) & np.isfinite(f0)),
+        region.line_ok, source, t(np.nan_to_num(f0, nan=1.0)))
+    if not wings.used:
+        return wings, None
+    sky = np.zeros(region.line_ok.shape, dtype=bool)
+    sky[wings.lines] = True
+    return wings, (t(data_p), fit_var, t(model_p), use & t(sky[:, None]))
+
+
 def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name="",
-              bkg_var=None):
+              bkg_var=None, wings=False):
     """
     Fit (and decide) the sky factor of one 2-D science array.
 
@@ -125,6 +156,11 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
         For the record.
     bkg_var : ndarray, optional
         Variance of ``bkg``, for `dilution_corrected`.
+    wings : bool, optional
+        Model a point source's wings along the lines
+        (`jwst_mbkg_plus.spec3.wing_sky`) instead of masking them, where its
+        profile allows: for slits, whose lines across the dispersion are one
+        spatial coordinate (not for IFU slices).
 
     Returns
     -------
@@ -147,11 +183,23 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
     fit_data, fit_var = dilution_corrected(data, fit_var, bkg, bkg_var)
     factor = fit_sky_factor(wavelength, fit_data, fit_var, bkg, region.sky, model=model,
                             apply=_APPLY[mode], clip=SKY_CLIP)
-    return ExposureScale(name, region, factor)
+    if not (wings and factor.fitted and region.line_ok is not None):
+        return ExposureScale(name, region, factor)
+    modelled, fit = _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor)
+    if fit is not None:
+        factor = fit_sky_factor(wavelength, fit[0], fit[1], fit[2], fit[3], model=model,
+                                apply=_APPLY[mode], clip=SKY_CLIP)
+        if factor.fitted:
+            # The source spectrum's noise and the wings' plausible leak move every
+            # coefficient alike (B-splines sum to one): a level term of the covariance.
+            cov = factor.cov + modelled.extra_variance
+            factor = replace(factor, cov=cov, level_error=float(np.sqrt(
+                factor.level_error**2 + modelled.extra_variance)))
+    return ExposureScale(name, region, factor, modelled)
 
 
 def scale_backgrounds(targets, backgrounds, wavelengths, *, mode="auto", model="auto",
-                      label=""):
+                      label="", wings=False):
     """
     Scale one science model's backgrounds to its own sky, in place.
 
@@ -170,6 +218,8 @@ def scale_backgrounds(targets, backgrounds, wavelengths, *, mode="auto", model="
         Factor model for `fit_sky_factor`.
     label : str, optional
         The model's file name, for logs and QA.
+    wings : bool, optional
+        Model point sources' wings (slits), see `scale_one`.
 
     Returns
     -------
@@ -188,7 +238,7 @@ def scale_backgrounds(targets, backgrounds, wavelengths, *, mode="auto", model="
         name = label if slit is None else f"{label}[{slit.name}]"
         scale = scale_one(np.asarray(obj.data, dtype=np.float64), _science_variance(obj),
                           getattr(obj, "dq", None), wl, bkg, mode=mode, model=model,
-                          name=name, bkg_var=var)
+                          name=name, bkg_var=var, wings=wings)
         out.append(scale)
         f = scale.factor
         if f.applied:

@@ -90,6 +90,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Exposure types whose lines across the dispersion are one spatial coordinate along a
+#: slit: a point source's wings are modelled there (not across IFU slices).
+SLIT_TYPES = ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ", "MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS")
+
 
 # --------------------------------------------------------------------------- driver
 
@@ -218,7 +222,8 @@ def run_master_background(science, backgrounds=(), *, user_background=None, comb
     for model, sub, wl in zip(science, subtractions, wavelengths, strict=True):
         scales += scale_backgrounds(science_targets(model), sub.backgrounds, wl,
                                     mode=scale_master, model=scale_model,
-                                    label=str(model.meta.filename))
+                                    label=str(model.meta.filename),
+                                    wings=model.meta.exposure.type in SLIT_TYPES)
     for model, sub in zip(science, subtractions, strict=True):
         apply_backgrounds(model, sub, propagate_errors=propagate_errors)
     return Spec3BackgroundResult(master, subtractions, scales)

@@ -48,7 +48,15 @@ source adds light to its lines only. So:
 
 What remains is the sky. Fewer than ``min_sky_lines`` lines or
 ``min_sky_fraction`` of the exposure's pixels: no usable sky, and the reason
-is returned (an extended source filling the field).
+is returned. So too for an extended source filling the field: a source whose
+lines at or above half its peak excess are more than ``max_extended_fraction``
+(half) of the lines. An extended source has no profile that predicts its
+outskirts (a point source's wings follow its PSF,
+`jwst_mbkg_plus.spec3.wing_sky`), and when it covers most of the field the
+few lines at the floor may be its faint edge: their freedom from it cannot be
+shown (on the synthetic IFU with 80 % of the slices filled, the factor's error
+was the noise of the 6 free slices, 0.25 % per exposure at 20 % noise, and
+could not be told from light of the source).
 """
 
 from dataclasses import dataclass
@@ -89,6 +97,8 @@ class SkyRegion:
     level: float
     axis: int
     status: str
+    line_ok: np.ndarray = None
+    half_max_lines: int = 0
 
     @property
     def usable(self):
@@ -104,6 +114,7 @@ class SkyRegion:
             "n_sky_pixels": int(self.sky.sum()),
             "source_lines": [int(i) for i in self.source_lines],
             "profile_floor": float(self.level),
+            "half_max_lines": int(self.half_max_lines),
             "dispersion_axis": "x" if self.axis == 1 else "y",
         }
 
@@ -192,7 +203,7 @@ def _grow(source, excess, sig, order, window, threshold, margin, source_threshol
 def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
                     low_threshold=5.0, wing_window=3, wing_threshold=1.0, margin=1,
                     source_threshold=3.0, min_sky_lines=3, min_sky_fraction=0.1,
-                    min_pixels=20):
+                    min_pixels=20, max_extended_fraction=0.5):
     """
     Find the source-free pixels of a science exposure from its own data.
 
@@ -226,6 +237,11 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
         Smallest fraction of the valid pixels the sky must hold.
     min_pixels : int, optional
         Fewest valid pixels for a line to count.
+    max_extended_fraction : float, optional
+        A source whose lines at or above half its peak excess are more than
+        this fraction of the lines is extended and fills the field: no usable
+        sky (its faint outskirts, which no profile predicts, may be all the
+        lines at the floor hold).
 
     Returns
     -------
@@ -267,8 +283,16 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
     t(sky)[sky_lines, :] = True
     sky &= use
     n_sky = int(sky_lines.sum())
+    half_max = 0
+    if source.any():
+        half_max = int(np.sum(source & (excess >= 0.5 * np.max(excess[source]))))
     status = "ok"
-    if n_sky < min_sky_lines:
+    if half_max > max_extended_fraction * n_lines:
+        status = (f"no usable sky: an extended source, {half_max} of the {n_lines} spatial "
+                  f"lines at or above half its peak (more than {max_extended_fraction:.0%}); "
+                  "the lines beside it may hold its faint outskirts, which no profile "
+                  "predicts")
+    elif n_sky < min_sky_lines:
         status = (f"no usable sky: {n_sky} of {n_lines} spatial lines are free of source "
                   f"(fewer than {min_sky_lines})")
     elif sky.sum() < min_sky_fraction * use.sum():
@@ -276,4 +300,5 @@ def find_sky_region(data, var, model, wavelength, valid=None, *, threshold=3.0,
                   f"of the pixels (less than {min_sky_fraction:.0%})")
     if np.any(sky_lines):
         level = float(np.median(dev[sky_lines]))
-    return SkyRegion(sky, np.flatnonzero(source), n_lines, n_sky, level, axis, status)
+    return SkyRegion(sky, np.flatnonzero(source), n_lines, n_sky, level, axis, status,
+                     lines & ~bad, half_max)

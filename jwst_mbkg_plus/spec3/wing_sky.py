@@ -1,0 +1,342 @@
+"""A point source's wings modelled, not masked, in a spec3 exposure's sky factor.
+
+`jwst_mbkg_plus.spec3.sky_region` masks a source with its wings: every line
+(row of a fixed slit, column of the MIRI LRS slit) whose light is above the
+noise, then a margin. A point source's wings reach far (a Moffat profile of
+index 2.5, 5 times the sky at its peak, still holds 0.5 % of the sky 10 rows
+from its centre), so at 20 % noise per pixel the fixed slit keeps ~14 of its
+32 rows and the factor's noise is what is left. Those rows hold sky
+information: their light is the sky plus a known profile times the source's
+spectrum. This module uses them.
+
+Model, per column ``x`` (lines across the dispersion, ``y``)::
+
+    data[y, x] = f(lambda) master[y, x] + a(x) P(y) + noise
+
+with ``P`` the source's measured profile along the slit (peak 1) and ``a(x)``
+its spectrum, free in every column (no assumption about the source's
+spectrum). The lines are split in two: the core ``C`` (the brightest lines of
+``P``) measures the spectrum, and the others ``S`` the sky. With the fit's
+weights ``w``, ``alpha(x) = sum_C w P data / sum_C w P^2`` and ``mu(x) =
+sum_C w P master / sum_C w P^2``; on ``S`` the factor is fitted by
+`jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` to ``data - P
+alpha(x)`` against ``master - P mu(x)``. That is linear: its expectation is
+``f x (master - P mu)`` exactly, whatever ``a(x)`` (a two-stage least squares;
+the factor is smooth on the band's scale and taken as constant along one
+column, which spans less than a resolution element of wavelength). Pixels
+whose projected master is negative enter with data and master both
+sign-flipped (least squares is unchanged). The noise of ``alpha(x)`` reaches
+every line of ``S`` through ``P``; its share of the factor's level variance is
+computed and added to the factor's covariance. (Estimating ``a(x)`` from every
+line, a variable projection over the whole column, loses about as much
+information, ~5 lines of 32 for the synthetic Moffat source, and lets the
+core's shape errors into the factor.)
+
+``P`` is measured from the data: the lines' mean residual after the masked fit,
+``data - f0 master``, fitted with a constant (``f0``'s own error) plus a Moffat
+profile of free centre, core width and index (``_shape``, a Gaussian in its
+limit). The model is used only if it describes the profile (chi-square,
+p >= ``PROFILE_P_VALUE``) and the blue and red halves of the band share its
+centre, width and index (the same test): a source whose profile is not that of
+a point source (a second source, an extended one, a profile with no wings, a
+bad line) or that widens to the red keeps the masked sky of `sky_region`.
+
+Which lines form the core: a plausible error of the profile's shape (one
+standard deviation of its centre, width and index, along each principal axis
+of their covariance, which is inflated by the fit's reduced chi-square)
+changes the wing light subtracted from every line of ``S`` (after
+``alpha(x)`` absorbs its share), and that leaks into the factor. For every
+split (the ``k`` brightest lines in the core) the leak, in quadrature over the
+axes, and the factor's noise are computed; the split with the smallest
+``noise^2 + leak^2`` among those whose leak is at most ``LEAK_FRACTION`` (1/2)
+of the noise is taken: a line nearer the source is given to the sky only if
+its sky removes more error than its wings' uncertainty adds. The leak is a
+statistical error of the profile (zero mean over noise draws), and its
+variance joins the factor's covariance. The wing model is used when it gives
+the factor a smaller error than the masked sky.
+"""
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+__all__ = ["LEAK_FRACTION", "PROFILE_P_VALUE", "WingModel", "model_wings"]
+
+log = logging.getLogger(__name__)
+
+#: Smallest chi-square probability of the profile fit for the wing model to be used.
+PROFILE_P_VALUE = 0.01
+
+#: Largest plausible leak of source light into the factor, in units of its noise.
+LEAK_FRACTION = 1.0
+
+
+@dataclass(frozen=True)
+class WingModel:
+    """
+    The source's profile along the slit and the lines it lets the sky factor use.
+
+    Attributes
+    ----------
+    used : bool
+        Whether the factor is fitted with the wing model.
+    status : str
+        Why (or why not).
+    lines : ndarray of int
+        Lines the factor is fitted on (empty when not used).
+    params : dict
+        The profile fit: ``centre``, ``sigma`` (core width, lines), ``beta``
+        (Moffat index; 1e6 for a Gaussian), ``amplitude`` and ``offset``
+        (data units), ``chi2``, ``dof``, ``p_value``.
+    leak, noise : float
+        Plausible leak of source light into the factor's level and the
+        factor's noise, both relative, for the lines used.
+    noise_masked : float
+        The factor's noise from the masked sky, for comparison.
+    core : ndarray of int or None
+        Lines the source's spectrum ``a(x)`` is measured on.
+    extra_variance : float
+        Variance of the factor's level that its own fit does not hold: the
+        source spectrum's noise and the plausible leak, squared.
+    """
+
+    used: bool
+    status: str
+    lines: np.ndarray
+    params: dict
+    leak: float = np.nan
+    noise: float = np.nan
+    noise_masked: float = np.nan
+    core: np.ndarray = None
+    extra_variance: float = 0.0
+
+    def to_record(self):
+        """Plain-type record for the QA file."""
+        return {"wing_model_used": bool(self.used), "wing_model_status": self.status,
+                "wing_model_lines": [int(i) for i in self.lines],
+                "wing_profile": {k: float(v) for k, v in self.params.items()},
+                "wing_leak": float(self.leak), "wing_noise": float(self.noise),
+                "masked_noise": float(self.noise_masked),
+                "wing_core_lines": [] if self.core is None else [int(i) for i in self.core]}
+
+
+def _shape(s, centre, width, q):
+    """Peak-1 Moffat of index ``1 / q`` with Gaussian core sigma ``width``; Gaussian at q = 0."""
+    u2 = ((np.asarray(s, dtype=float) - centre) / width) ** 2
+    if q <= 1e-6:
+        return np.exp(-0.5 * u2)
+    return np.exp(-np.log1p(0.5 * q * u2) / q)
+
+
+def _fit_profile(s, p, sig, p0):
+    """Constant plus Moffat fitted to the lines' profile; (params, cov, chi2, dof)."""
+    def resid(theta):
+        c, amp, centre, width, q = theta
+        return (p - c - amp * _shape(s, centre, width, q)) / sig
+
+    lo = [-np.inf, 0.0, s.min() - 1.0, 0.2, 0.0]
+    hi = [np.inf, np.inf, s.max() + 1.0, max(s.size / 2.0, 1.0), 1.0]
+    p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
+    res = optimize.least_squares(resid, p0, bounds=(lo, hi), x_scale="jac")
+    dof = s.size - 5
+    chi2 = float(np.sum(res.fun**2))
+    cov = np.linalg.pinv(res.jac.T @ res.jac) * max(chi2 / dof, 1.0) if dof > 0 else None
+    return res.x, cov, chi2, dof
+
+
+def _collapse(r, var, ok, have):
+    """Mean over the columns of each line's residual, and its standard error."""
+    n = ok.sum(axis=1)
+    p = np.where(have, r.sum(axis=1) / np.maximum(n, 1), np.nan)
+    sig = np.where(have, np.sqrt(np.where(ok, var, 0.0).sum(axis=1)) / np.maximum(n, 1), np.nan)
+    return p, sig
+
+
+def _same_in_both_halves(r, var, ok, have, s, theta, p_value):
+    """Chi-square probability that the blue and red halves share the profile's shape.
+
+    The model holds one profile (centre, width, index) for every wavelength; a
+    point spread function that widens to the red, or a tilted trace, would not
+    be one.
+    """
+    half = r.shape[1] // 2
+    fits = []
+    for cols in (slice(0, half), slice(half, None)):
+        sub = np.zeros_like(ok)
+        sub[:, cols] = ok[:, cols]
+        h = have & (sub.sum(axis=1) > 0)
+        if h.sum() < 8:
+            return 1.0, "a half of the band has too few lines"
+        p, sig = _collapse(np.where(sub, r, 0.0), var, sub, h)
+        t, c, _, dof = _fit_profile(s[h], p[h], sig[h], theta)
+        if c is None:
+            return 0.0, "no fit in one half"
+        fits.append((t[2:], c[2:, 2:]))
+    d = fits[0][0] - fits[1][0]
+    chi2 = float(d @ np.linalg.pinv(fits[0][1] + fits[1][1]) @ d)
+    prob = float(stats.chi2.sf(chi2, d.size))
+    return prob, (f"centre, width and index of the blue and red halves differ by chi2 "
+                  f"{chi2:.1f} for {d.size}, p = {prob:.2g}")
+
+
+def _projection(P, m, W):
+    """Per-column projection of ``m`` on ``P`` in weights ``W`` (sums over the lines)."""
+    spp = np.sum(W * P * P, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spp > 0, np.sum(W * P * m, axis=0) / spp, 0.0)
+
+
+def _leak_and_noise(core, lines, P, dP, m, W, amplitude):
+    """Plausible level leak (quadrature over ``dP``) and level noise of the two-stage fit.
+
+    The source's spectrum is measured on the ``core`` lines, its wings subtracted from
+    ``lines`` and the factor fitted there; the noise includes the spectrum's.
+    """
+    Wc, Pc = W[core], P[core]
+    Wl, Pl, ml = W[lines], P[lines], m[lines]
+    spp = np.sum(Wc * Pc * Pc, axis=0)
+    if not np.all(spp[np.any(Wl > 0, axis=0)] > 0):
+        return np.inf, np.inf, 0.0
+    mp = ml - Pl * _projection(Pc, m[core], Wc)[None, :]
+    info = np.sum(Wl * mp * mp)
+    if not info > 0:
+        return np.inf, np.inf, 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spectrum_var = np.where(spp > 0, np.sum(Wl * mp * Pl, axis=0) ** 2 / spp, 0.0)
+    spectrum_var = float(np.sum(spectrum_var) / info**2)
+    noise = np.sqrt(1.0 / info + spectrum_var)
+    leak2 = 0.0
+    for d in dP:
+        x = amplitude * (d[lines] - Pl * _projection(Pc, d[core], Wc)[None, :])
+        leak2 += (np.sum(Wl * mp * x) / info) ** 2
+    return float(np.sqrt(leak2)), float(noise), spectrum_var
+
+
+def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
+                leak_fraction=LEAK_FRACTION, p_value=PROFILE_P_VALUE, min_lines=3):
+    """
+    Decide the wing model of one exposure and return its projected data.
+
+    All arrays are oriented lines x columns (the wavelength runs along axis 1).
+
+    Parameters
+    ----------
+    data, var, model : ndarray
+        Science data, the variances the factor is weighted with, and the
+        expanded master.
+    use : ndarray of bool
+        Pixels that may be used.
+    line_ok : ndarray of bool
+        Lines with a profile value that are not bad lines.
+    source_lines : ndarray of bool
+        Lines `sky_region` masked as source (core, wings and margins).
+    factor0 : ndarray
+        The factor fitted on the masked sky, at every pixel.
+    leak_fraction : float, optional
+        Largest plausible leak, in units of the factor's noise.
+    p_value : float, optional
+        Smallest chi-square probability of the profile fit.
+    min_lines : int, optional
+        Fewest lines for the wing model.
+
+    Returns
+    -------
+    wings : WingModel
+        The decision and the profile.
+    data_p, model_p : ndarray or None
+        Projected data and master (``None`` when the model is not used), both
+        sign-flipped where the projected master is negative (least squares is
+        unchanged; the factor's fit takes positive models).
+    """
+    n_lines = data.shape[0]
+    none = np.array([], dtype=int)
+    if not source_lines.any():
+        return WingModel(False, "no source found: nothing to model", none, {}), None, None
+    ok = use & line_ok[:, None]
+    n = ok.sum(axis=1)
+    have = line_ok & (n > 0)
+    s = np.arange(n_lines, dtype=float)
+    r = np.where(ok, data - factor0 * model, 0.0)
+    p, sig = _collapse(r, var, ok, have)
+    if have.sum() < 8:
+        return WingModel(False, f"{int(have.sum())} lines: too few for a profile", none,
+                         {}), None, None
+    c0 = float(np.median(p[have & ~source_lines])) if np.any(have & ~source_lines) else 0.0
+    src = have & source_lines
+    if not src.any():
+        return WingModel(False, "the source's lines hold no data", none, {}), None, None
+    peak = int(np.flatnonzero(src)[np.argmax(p[src])])
+    amp0 = max(p[peak] - c0, 1e-12)
+    half = int(np.sum(src & (p - c0 >= 0.5 * amp0)))
+    try:
+        theta, cov, chi2, dof = _fit_profile(
+            s[have], p[have], sig[have],
+            np.array([c0, amp0, s[peak], max(half / 2.355, 0.5), 0.4]))
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        return WingModel(False, f"no profile fit ({exc}): its wings masked", none, {}), \
+            None, None
+    c, amp, centre, width, q = theta
+    prob = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 0.0
+    params = {"centre": centre, "sigma": width, "beta": 1.0 / q if q > 1e-6 else 1e6,
+              "amplitude": amp, "offset": c, "chi2": chi2, "dof": float(dof), "p_value": prob}
+    if cov is None or prob < p_value:
+        return WingModel(False, f"the profile is not a point source's (Moffat chi2 {chi2:.1f} "
+                         f"for {dof}, p = {prob:.2g}): its wings masked", none, params), \
+            None, None
+    try:
+        same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        same, text = 0.0, f"no fit of the halves: {exc}"
+    params["halves_p_value"] = same
+    if same < p_value:
+        return WingModel(False, f"the profile changes along the band ({text}): one profile "
+                         "for every wavelength would leak its wings; they are masked", none,
+                         params), None, None
+    P = np.broadcast_to(_shape(s, centre, width, q)[:, None], data.shape)
+    # The shape's plausible errors: one sigma along each principal axis of the
+    # (centre, width, index) covariance.
+    vals, vecs = np.linalg.eigh(cov[2:, 2:])
+    dP = []
+    for val, vec in zip(vals, vecs.T, strict=True):
+        step = np.sqrt(max(val, 0.0)) * vec
+        t = theta[2:] + step
+        t[1] = max(t[1], 1e-3)
+        t[2] = min(max(t[2], 0.0), 1.0)
+        dP.append(np.broadcast_to((_shape(s, *t) - _shape(s, centre, width, q))[:, None],
+                                  data.shape))
+    W = np.where(ok, 1.0 / np.where(ok, var, 1.0), 0.0)
+    model_ok = np.where(ok, model, 0.0)
+    candidates = np.array([k for k in np.argsort(-P[:, 0], kind="stable") if have[k]])
+    sky = have & ~source_lines
+    noise_masked = (1.0 / np.sqrt(np.sum(W[sky] * model_ok[sky] ** 2)) if sky.any() else np.inf)
+    chosen = None
+    for k in range(1, len(candidates) - min_lines + 1):
+        core, lines = np.sort(candidates[:k]), np.sort(candidates[k:])
+        leak, noise, spectrum_var = _leak_and_noise(core, lines, P, dP, model_ok, W, amp)
+        total = np.hypot(leak, noise)
+        if leak <= leak_fraction * noise and (chosen is None or total < chosen[5]):
+            chosen = (core, lines, leak, noise, spectrum_var, total)
+    if chosen is None:
+        return WingModel(False, "no set of lines keeps the plausible leak of the wings below "
+                         f"{leak_fraction:g} of the factor's noise", none, params), None, None
+    core, lines, leak, noise, spectrum_var, total = chosen
+    if not total < noise_masked:
+        return WingModel(False, f"the wing model's {lines.size} lines give the factor no more "
+                         f"information than the masked sky ({noise:.2e} against "
+                         f"{noise_masked:.2e})", none, params, leak, noise, noise_masked), \
+            None, None
+    alpha = _projection(P[core], np.where(ok, data, 0.0)[core], W[core])
+    mu = _projection(P[core], model_ok[core], W[core])
+    # Least squares is unchanged when a pixel's data and model change sign together
+    # (the factor's fit takes positive models).
+    sign = np.where(model - P * mu[None, :] < 0, -1.0, 1.0)
+    data_p = sign * (data - P * alpha[None, :])
+    model_p = sign * (model - P * mu[None, :])
+    status = (f"wings modelled: Moffat centre {centre:.2f}, sigma {width:.2f}, beta "
+              f"{params['beta']:.3g} (chi2 {chi2:.1f} for {dof}); spectrum from {core.size} "
+              f"lines, sky from {lines.size}, factor "
+              f"noise {noise:.2e} (masked sky {noise_masked:.2e}), plausible leak {leak:.2e}")
+    return (WingModel(True, status, lines, params, leak, noise, noise_masked, core,
+                      leak**2 + spectrum_var), data_p, model_p)
