@@ -16,8 +16,12 @@ and differently in each. With ``slit_scale='auto'`` (the default):
    Moffat profile along the slit and subtracted, other sources in the slitlet
    left out, `~jwst_mbkg_plus.algorithms.source_wings.source_wings`, and what
    is left masked with the measured profile,
-   `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`); the factor's
-   error joins the background's variance;
+   `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`). A source of the
+   exposure's common profile shape is also fitted as a term of the factor's
+   fit, with a free amplitude per column, on the rows the shape's error
+   allows (`~jwst_mbkg_plus.algorithms.profile_sky`): that fit is taken when
+   its total error (noise and the shape's leak) is below the masked fit's. The
+   factor's error joins the background's variance;
 4. the slitlets that cannot be rescaled (extended sources, one-shutter
    slitlets, too few free pixels) get the measured scatter (at each
    wavelength) times their background as a systematic term of ERR, shared by
