@@ -11,7 +11,10 @@ noiseless data (``--noise`` per pixel) fits every source slitlet's factor two wa
 * ``common``: the exposure's common profile shape
   (`~jwst_mbkg_plus.algorithms.pooled_profile.pooled_shape`) and rows from
   `~jwst_mbkg_plus.algorithms.free_rows.nearest_cut` (what the step does now);
-* ``true``: the true source light subtracted, rows as ``common`` (the limit).
+* ``true``: the true source light subtracted, rows as ``common`` (the limit);
+* ``modelled``: the step's rule since session 11: the source a term of the fit
+  (`~jwst_mbkg_plus.algorithms.profile_sky`) where its total error is below the
+  masked fit's (``common`` with rows beyond the guard), else that masked fit.
 
 and reports the rms and mean over slitlets and draws of the median noise-free
 residual (as ``validate_calibration_scatter.py``) and the mean pixel count.
@@ -26,6 +29,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -97,6 +101,7 @@ def draws(slits, noise, n_draws, rng, guard=1.0):
     from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
     from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
     from jwst_mbkg_plus.algorithms.source_wings import source_wings
+    from jwst_mbkg_plus.mos.slit_factors import _modelled
 
     def fit(c, data, var, free, groups=None):
         v = (variance_by_wavelength(c["wave"], var, free) if groups is None
@@ -104,7 +109,7 @@ def draws(slits, noise, n_draws, rng, guard=1.0):
         d, v = dilution_corrected(data, v, c["expanded"], c["expanded_var"])
         return fit_sky_factor(c["wave"], d, v, c["expanded"], free, apply=True, clip=SKY_CLIP)
 
-    out = {"own": [], "common": [], "true": []}
+    out = {"own": [], "common": [], "true": [], "modelled": []}
     for _ in range(n_draws):
         drawn = []
         for c in slits:
@@ -145,6 +150,18 @@ def draws(slits, noise, n_draws, rng, guard=1.0):
                                            guard=start)
                 out[name].append((median_residual(c, fit(c, sub, var, free, groups)),
                                   int(free.sum())))
+            sub = data - c["expanded"] * common
+            free, cut = source_free_mask(sub, c["expanded"], distance, valid & ~other,
+                                         guard=guard)
+            chosen = fit(c, sub, var, free, groups)
+            if shape is not None and shape.consistent.get(k) and cut < guard + 0.1:
+                modelled = _modelled(SimpleNamespace(data=data, var_poisson=var,
+                                                     hasattr=lambda n: n == "var_poisson"),
+                                     c["wave"], c["expanded"], c["expanded_var"],
+                                     valid & ~other, c["offset"], shape, k)
+                if modelled is not None and modelled.total < chosen.level_error:
+                    chosen, free = modelled.fit, np.ones(modelled.n_pixels, dtype=bool)
+            out["modelled"].append((median_residual(c, chosen), int(free.sum())))
     return out
 
 
@@ -168,7 +185,7 @@ def main(argv=None):
     configure_offline_crds()
     instrument = build_instrument(default_instrument_path())
     rng = np.random.default_rng(0)
-    pooled = {"own": [], "common": [], "true": []}
+    pooled = {"own": [], "common": [], "true": [], "modelled": []}
     for seed in (int(s) for s in args.seeds.split(",")):
         scene = Scene(n_background=12, n_point=18, n_extended=0, shutters_per_slitlet=3,
                       detectors=("NRS1",), grating=args.grating, noise_fraction=args.noise,

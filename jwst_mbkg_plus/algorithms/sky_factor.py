@@ -4,13 +4,11 @@ The modelled background of a pixel is a product,
 
     master(lambda) x spatial(x, y, lambda) x uncalibration(pixel),
 
-and what a target's calibration (flat, pathloss, bar shadow, photometric
-conversion) gets wrong is one more factor of the same kind, smooth in
-wavelength: a level, a tilt, some curvature. STScI quotes background
-measurements across MOS and FS apertures "consistent to within ~5 %"; msaexp
-fits every slitlet's own sky with a multiplicative B-spline before subtracting.
-This module fits that factor, ``data ~ f(lambda) x model``, to a target's
-source-free pixels:
+and what a target's calibration gets wrong is one more smooth factor in
+wavelength (STScI: MOS and FS backgrounds "consistent to within ~5 %"; msaexp
+fits each slitlet's sky with a multiplicative B-spline). This module fits
+``data ~ f(lambda) x model`` to a target's source-free pixels (``nuisance``: to
+a point source's pixels too, the source a term of the fit):
 
 * ``f`` is a B-spline in wavelength; the candidates are a constant, a straight
   line and cubic splines with up to ``max_params`` coefficients (knots at
@@ -26,11 +24,10 @@ source-free pixels:
   richest candidate), each step up also passing an F-test against the
   simpler choice at ``p_value``;
 * its covariance is scaled by the reduced chi-square when that exceeds one;
-* whether the factor differs from 1 beyond its own noise is a chi-square test
-  of ``params - 1`` on that covariance. ``apply='auto'`` applies the factor only
-  then; ``apply=True`` applies any fitted factor (a caller that knows the
-  targets scatter, e.g. from other targets, decides that); ``apply=False``
-  only measures. The record says which, and why.
+* whether the factor differs from 1 beyond its noise is a chi-square test of
+  ``params - 1``. ``apply='auto'`` applies the factor only then; ``True`` applies
+  any fitted factor (a caller that knows the targets scatter decides that);
+  ``False`` only measures. The record says which, and why.
 
 Nothing here knows about datamodels: the MOS step (per slitlet) and the spec3
 step (per exposure) pass flattened pixel arrays.
@@ -43,6 +40,7 @@ import numpy as np
 from scipy import stats
 from scipy.interpolate import BSpline
 
+from jwst_mbkg_plus.algorithms.profile_nuisance import ProfileNuisance
 from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = ["SKY_CLIP", "SKY_FACTOR_MODELS", "SkyFactor", "dilution_corrected", "fit_sky_factor",
@@ -338,21 +336,24 @@ def _candidates(model, max_params):
     return [("constant", 1), ("linear", 2)] + [s for s in splines if s[1] <= max_params]
 
 
-def _wls(design, data, sigma):
+def _wls(design, data, sigma, nuisance=None):
     aw = design / sigma[:, None]
     bw = data / sigma
+    if nuisance is not None:
+        aw, bw = nuisance.project(aw, bw, sigma)
     params, *_ = np.linalg.lstsq(aw, bw, rcond=None)
     cov = np.linalg.pinv(aw.T @ aw)
     chi2 = float(np.sum((aw @ params - bw) ** 2))
     return params, cov, chi2
 
 
-def _clip_mask(design, data, sigma, clip, maxiters):
+def _clip_mask(design, data, sigma, clip, maxiters, nuisance=None):
     """Pixels kept by the asymmetric clip of residuals / sigma (robustly rescaled)."""
     ok = np.ones(data.size, dtype=bool)
     for _ in range(maxiters):
-        params, _, _ = _wls(design[ok], data[ok], sigma[ok])
+        params, _, _ = _wls(design[ok], data[ok], sigma[ok], nuisance and nuisance.subset(ok))
         z = (data - design @ params) / sigma
+        z = z if nuisance is None else nuisance.residual(z, sigma, ok)
         spread = max(MAD_TO_SIGMA * np.median(np.abs(z[ok] - np.median(z[ok]))), 1.0)
         keep = (z >= clip[0] * spread) & (z <= clip[1] * spread)
         if np.array_equal(keep, ok) or keep.sum() < design.shape[1] + 2:
@@ -364,7 +365,7 @@ def _clip_mask(design, data, sigma, clip, maxiters):
 def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto",
                    max_params=6, min_pixels=50, clip=(-3.0, 5.0), maxiters=5,
                    apply="auto", p_value=DEVIATION_P_VALUE, auto_p_value=AUTO_P_VALUE,
-                   min_pixels_per_param=25):
+                   min_pixels_per_param=25, nuisance=None):
     """
     Fit ``data ~ f(lambda) x model_sky`` on a target's source-free pixels.
 
@@ -396,6 +397,9 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
         False-alarm probability of the F-test admitting a richer candidate.
     min_pixels_per_param : int, optional
         A candidate needs this many fitted pixels per coefficient.
+    nuisance : tuple of array_like, optional
+        ``(profile, column)``: a source of that profile with a free amplitude
+        per column, fitted with the factor (`~.profile_nuisance.ProfileNuisance`).
 
     Returns
     -------
@@ -413,6 +417,9 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
     ok = np.isfinite(wave) & np.isfinite(d) & np.isfinite(v) & (v > 0) & np.isfinite(m) & (m > 0)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool).ravel()
+    if nuisance is not None:
+        ok &= np.isfinite(np.asarray(nuisance[0], dtype=float)).ravel()
+        nuisance = ProfileNuisance(*nuisance).subset(ok)
     n_ok = int(ok.sum())
     if n_ok < min_pixels:
         return unit_factor(f"{n_ok} usable pixels (fewer than {min_pixels})", n_ok)
@@ -429,15 +436,17 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
         knots, degree = _knots(wave, name, p)
         bases[name] = (knots, degree, _design(wave, knots, degree) * m[:, None])
     richest = bases[cands[-1][0]][2]
-    keep = _clip_mask(richest, d, sig, clip, maxiters)
+    keep = _clip_mask(richest, d, sig, clip, maxiters, nuisance)
     n_used = int(keep.sum())
+    nuisance = nuisance and nuisance.subset(keep)
+    n_dof = n_used - (nuisance.n_free() if nuisance else 0)
     if n_used < min_pixels:
         return unit_factor(f"{n_used} pixels left after clipping (fewer than {min_pixels})",
                            n_ok)
-    fits = {name: _wls(bases[name][2][keep], d[keep], sig[keep]) for name, _ in cands}
+    fits = {n: _wls(bases[n][2][keep], d[keep], sig[keep], nuisance) for n, _ in cands}
     n_par = dict(cands)
     rich_name = cands[-1][0]
-    rich_dof = n_used - n_par[rich_name]
+    rich_dof = n_dof - n_par[rich_name]
     s2 = max(fits[rich_name][2] / rich_dof, 1.0) if rich_dof > 0 else 1.0
     criterion = {name: fits[name][2] / s2 + n_par[name] * np.log(n_used) for name, _ in cands}
     chosen = cands[0][0]
@@ -445,7 +454,7 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
         if criterion[name] >= criterion[chosen]:
             continue
         extra = n_par[name] - n_par[chosen]
-        dof = n_used - n_par[name]
+        dof = n_dof - n_par[name]
         chi_new, chi_old = fits[name][2], fits[chosen][2]
         if dof <= 0 or chi_new <= 0:
             continue
@@ -453,7 +462,7 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
         if stats.f.sf(f_stat, extra, dof) < auto_p_value:
             chosen = name
     params, cov, chi2 = fits[chosen]
-    dof = n_used - n_par[chosen]
+    dof = n_dof - n_par[chosen]
     if dof > 0:
         cov = cov * max(chi2 / dof, 1.0)
     knots, degree, _ = bases[chosen]

@@ -16,8 +16,12 @@ and differently in each. With ``slit_scale='auto'`` (the default):
    Moffat profile along the slit and subtracted, other sources in the slitlet
    left out, `~jwst_mbkg_plus.algorithms.source_wings.source_wings`, and what
    is left masked with the measured profile,
-   `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`); the factor's
-   error joins the background's variance;
+   `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`). A source of the
+   exposure's common profile shape is also fitted as a term of the factor's
+   fit, with a free amplitude per column, on the rows the shape's error
+   allows (`~jwst_mbkg_plus.algorithms.profile_sky`): that fit is taken when
+   its total error (noise and the shape's leak) is below the masked fit's. The
+   factor's error joins the background's variance;
 4. the slitlets that cannot be rescaled (extended sources, one-shutter
    slitlets, too few free pixels) get the measured scatter (at each
    wavelength) times their background as a systematic term of ERR, shared by
@@ -36,6 +40,11 @@ from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
 from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
 from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
+from jwst_mbkg_plus.algorithms.profile_sky import (
+    profile_sky_factor,
+    profile_width_floor,
+    winged_or_gaussian,
+)
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
 from jwst_mbkg_plus.algorithms.source_wings import source_wings
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
@@ -58,6 +67,13 @@ MIN_FREE_PIXELS = 200
 #: tail, heavier than a Gaussian source's (its Moffat index at the bound), moved the
 #: mean residual by -0.01 to -0.03 % (docs/validation.rst).
 NEAREST_DISTANCE = None
+
+# Width of the distance bins (slit-frame units) of the weights and of the free-row test.
+_BIN = 0.1
+
+#: Width of the bins `~jwst_mbkg_plus.algorithms.source_wings.source_wings` measures
+#: the profile in (its default).
+WING_BIN = 0.1
 
 
 @dataclasses.dataclass
@@ -291,8 +307,20 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                            groups=np.floor(np.nan_to_num(distance, posinf=99.0) / 0.1))
                 if not fit.applied:
                     reason = fit.status
+            modelled = None
+            if wing_record.get("shape") == "common" and cut < start + _BIN:
+                # No light beyond the guard that the profile does not explain: the
+                # source modelled in every row, if that lowers the factor's error.
+                modelled = _modelled(cal_slit, waves[k], expanded[k], expanded_var[k],
+                                     valid & ~other, offset, shape, k)
+            if modelled is not None and modelled.fit.applied and (
+                    fit is None or not fit.applied or modelled.total < fit.level_error):
+                fit, reason, cut = modelled.fit, "", modelled.cut
+                wing_record = {**wing_record, **modelled.to_record()}
         if fit is not None and fit.applied:
             corrections[k] = _rescaled(fit, waves[k])
+            if "leak" in wing_record:
+                corrections[k].factor_var = corrections[k].factor_var + wing_record["leak"] ** 2
             corrections[k].record["free_from_distance"] = float(cut)
             corrections[k].record["source_wings"] = wing_record
             record["rescaled_slits"].append(label)
@@ -317,6 +345,19 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                  ", ".join(record["systematic_error_slits"]))
     log.info("Rescaled %d slitlets by their own sky factor", len(record["rescaled_slits"]))
     return corrections, record
+
+
+def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key):
+    """`~jwst_mbkg_plus.algorithms.profile_sky.profile_sky_factor` on one slit."""
+    usable = usable & np.isfinite(offset) & np.isfinite(cal_slit.data) & (bkg > 0)
+    groups = np.floor(np.nan_to_num(np.abs(offset), posinf=99.0) / _BIN)
+    var = variance_by_group(wave, slit_variance(cal_slit), usable, groups)
+    data, var = dilution_corrected(np.asarray(cal_slit.data, dtype=float), var, bkg, bkg_var)
+    _, _, centre = shape.slit_params[key]
+    theta, cov = winged_or_gaussian(centre, shape.width, shape.q,
+                                    np.asarray(shape.slit_cov[key])[1:, 1:])
+    return profile_sky_factor(wave, data, var, bkg, usable, offset, *theta, cov,
+                              width_floor=profile_width_floor(shape.width, WING_BIN))
 
 
 def _cannot_rescale(cal_slit):
