@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 SMOOTHING_THRESHOLD = 3.5
 
 
-def combine_master(grid_wave, flux, var, options):
+def combine_master(grid_wave, flux, var, options, weights=None):
     """
     Combine the accepted background spectra of the MOS step into a master.
 
@@ -39,6 +39,9 @@ def combine_master(grid_wave, flux, var, options):
     options : `~jwst_mbkg_plus.mos.options.MasterOptions`
         Step options (``combine_method``, ``sigma_clip``, ``min_spectra``,
         ``median_kernel``, ``master_smoothing``).
+    weights : ndarray, shape (n,), optional
+        One weight per spectrum (default: equal), for spectra of different
+        depths (`~jwst_mbkg_plus.mos.source_sky`).
 
     Returns
     -------
@@ -64,7 +67,7 @@ def combine_master(grid_wave, flux, var, options):
             flux, var, method=method, sigma=options.sigma_clip, min_spectra=options.min_spectra,
             # Weights from variances smoothed over wavelength: per-point weights
             # from photon-noise variances favour the spectra that fluctuated low.
-            weight_window=31 if method == "weighted_mean" else 1,
+            weight_window=31 if method == "weighted_mean" else 1, weights=weights,
             scale_to_scatter=True, fill_low_coverage=True,
             median_kernel=options.median_kernel, keep_nan=False,
         )

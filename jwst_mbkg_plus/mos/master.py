@@ -225,6 +225,7 @@ def master_from_slits(step, cal_model, options):
             accepted, vet_qa = vet_background_spectra(flux, var, labels, options, spatial_rejects,
                                                       grid_wave)
             master = combine_master(grid_wave, flux[accepted], var[accepted], options)
+            master.spectra = (grid_wave, flux[accepted], var[accepted])
         else:
             master, accepted, vet_qa, ratios = fit_spatial_master(
                 grid_wave, flux, var, positions, labels, options, spatial_rejects, accepted,

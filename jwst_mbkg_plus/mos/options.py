@@ -44,6 +44,7 @@ JWST_EQUIVALENT_SETTINGS = {
     "outside_range": "nan",
     "spatial_model": "none",
     "master_smoothing": "none",
+    "use_source_sky": False,
 }
 
 
@@ -110,6 +111,7 @@ class MasterOptions:
     spatial_model: str = "auto"
     slit_scale: str = "auto"
     slit_scale_guard: float = 1.0
+    use_source_sky: bool = True
 
     @classmethod
     def from_step(cls, step):
@@ -155,6 +157,8 @@ class MasterOptions:
             spatial_model=spatial_model,
             slit_scale=slit_scale,
             slit_scale_guard=step.slit_scale_guard,
+            use_source_sky=bool(getattr(step, "use_source_sky", True))
+            and step.combine_method != "jwst",
         )
 
 
@@ -206,6 +210,11 @@ class MasterBackground(MasterSpectrum):
         beyond its leave-one-out master's range, the boolean mask of those
         pixels: they got the full master (this slit included), so the QA
         leaves them out of the pulls.
+    spectra : tuple of ndarray or None
+        The grid and the accepted background spectra and their variances as
+        they were combined (divided by their spatial factors), for a second
+        pass that adds the source slitlets' sky (``use_source_sky``); None
+        when the master was not combined from spectra here.
     """
 
     bkg_x1d: object = None
@@ -217,6 +226,7 @@ class MasterBackground(MasterSpectrum):
     flag_masks: dict = field(default_factory=dict)
     interpolation: str = "linear"
     self_subtracted: dict = field(default_factory=dict)
+    spectra: tuple | None = None
 
     def spatial_factors(self, positions, wavelength):
         """

@@ -93,12 +93,17 @@ class SlitCorrection:
         (`systematic_err_var`), not averaged down like the master's noise.
     record : dict
         For the QA record.
+    sky : tuple of ndarray or None
+        A rescaled source slit's source-free pixels (mask) and its data with
+        the source's fitted wings taken out, as its factor was fitted
+        (`~jwst_mbkg_plus.mos.source_sky`); None for the others.
     """
 
     factor: np.ndarray | None = None
     factor_var: np.ndarray | None = None
     systematic_var: np.ndarray | None = None
     record: dict = dataclasses.field(default_factory=dict)
+    sky: tuple | None = None
 
     def apply(self, bkg, bkg_var):
         """
@@ -323,6 +328,7 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                 corrections[k].factor_var = corrections[k].factor_var + wing_record["leak"] ** 2
             corrections[k].record["free_from_distance"] = float(cut)
             corrections[k].record["source_wings"] = wing_record
+            corrections[k].sky = (free, data)
             record["rescaled_slits"].append(label)
             continue
         if scatter.detected:

@@ -77,6 +77,7 @@ def fit_spatial_master(grid_wave, flux, var, positions, labels, options, profile
         master = combine_master(grid_wave, scaled[accepted], scaled_var[accepted], options)
         master.spatial = fit
         master.spatial_chromatic = chrom
+        master.spectra = (grid_wave, scaled[accepted], scaled_var[accepted])
         reference = np.interp(grid_wave, master.wavelength, master.surf_bright,
                               left=np.nan, right=np.nan)
         use = accepted.copy()

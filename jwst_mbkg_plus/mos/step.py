@@ -23,6 +23,7 @@ from jwst_mbkg_plus.mos.options import (
 )
 from jwst_mbkg_plus.mos.qa import log_summary, residual_qa
 from jwst_mbkg_plus.mos.slit_spectra import wavelength_range
+from jwst_mbkg_plus.mos.source_sky import add_source_sky
 from jwst_mbkg_plus.mos.subtract import subtract_master
 from jwst_mbkg_plus.plus_step import PlusMixin
 from jwst_mbkg_plus.safe_io import OutputWriteError
@@ -91,6 +92,7 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
         spatial_model = option("none", "plane", "quadrant", "plane_quadrant", "auto", default="auto")  # Background level across the MSA: the master times a spatial factor fitted to the background slitlets' levels ('auto': the supported model with the lowest BIC whose extra terms pass an F-test against the constant at p = 0.01)
         slit_scale = pass(default="auto")  # Per-slitlet calibration: 'auto' measures the slitlet-to-slitlet calibration scatter from the background slitlets and, where it is detected, rescales every slitlet with source-free pixels by its own smooth factor in wavelength (the others get the scatter in ERR); True/'always' rescales regardless; False/'none' does neither
         slit_scale_guard = float(default=1.0, min=0)  # Smallest distance from the source (slit-frame units, about one shutter) of the pixels slit_scale fits; the source's measured profile may push it further
+        use_source_sky = boolean(default=True)  # Add the source-free rows of the source slitlets that slit_scale rescaled (each divided by its fitted sky factor) to the master, vetted and combined with the background slitlets, then fit the factors again against that master
         user_background_min_overlap = float(default=0.5, min=0, max=1)  # Smallest fraction of the science wavelength range the master background (computed or given) must cover; less ends FAILED
         save_qa = boolean(default=False)  # Save the QA record as an ASDF file (suffix 'mbkgqa'); also saved with save_background
         visit_companions = force_list(default=None)  # Visit master: other exposures of the same visit and detector whose background slitlets join the master, each at a fitted sky level: files (*_bkgcal.fits of jwst_mbkg_plus.mos.visit.prepare_companion, or rate files), spec2 association files (their science members of this exposure's visit and detector), or 'association' (in calwebb_spec2_plus: the other science members of the association it runs on); default: this exposure's alone
@@ -168,6 +170,9 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     master = self._visit_master(forward.model, options)
                 else:
                     master = master_from_slits(self, forward.model, options)
+                if (options.use_source_sky and not self.user_background
+                        and not jwst_arithmetic):
+                    master = add_source_sky(forward.model, master, options)
                 problem = output_checks.coverage_problem(
                     master.wavelength, master.surf_bright, wavelength_range(forward.model),
                     self.user_background_min_overlap,

@@ -23,6 +23,7 @@ from jwst_mbkg_plus.mos.msa_position import slit_position
 from jwst_mbkg_plus.mos.options import REJECTED_DQ
 
 __all__ = [
+    "expanded_backgrounds",
     "subtract_master",
 ]
 
@@ -62,35 +63,13 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     background_2d : `~stdatamodels.jwst.datamodels.MultiSlitModel`
         The subtracted background in the input's units (``masterbg2d``).
     """
-    exp_type = output_model.meta.exposure.type
     # Built from valid slits: validated as a whole when saved, not per assignment.
     background_2d = datamodels.MultiSlitModel(validate_on_assignment=False)
     background_2d.update(output_model)
     height = options.error_extraction_height or _typical_height(forward.model)
     master.qa["error_extraction_height"] = int(height)
-    applied = {}  # slit label -> spatial factor and local scale used
     flagged = {}  # slit label -> pixels flagged REJECTED_DQ
-    prepared = []
-    for index, cal_slit in enumerate(forward.model.slits):
-        this = master.leave_one_out.get(index, master)
-        wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
-        is_background = index in master.leave_one_out
-        bkg_cal, bkg_var_cal, record = _expanded(cal_slit, wave, this, options)
-        if record is not None:
-            applied[slit_label(cal_slit)] = record
-        outside = _outside(wave, this)
-        if this is not master:
-            # Where the other slitlets stop short of this one's wavelengths, the
-            # full master (this slitlet included) still gives the background
-            # jwst would subtract; the QA leaves those pixels out (not independent).
-            fallback = outside & ~_outside(wave, master)
-            if fallback.any():
-                full, full_var, _ = _expanded(cal_slit, wave, master, options)
-                bkg_cal = np.where(fallback, full, bkg_cal)
-                bkg_var_cal = np.where(fallback, full_var, bkg_var_cal)
-                outside &= ~fallback
-                master.self_subtracted[index] = fallback
-        prepared.append((this, wave, bkg_cal, bkg_var_cal, outside, is_background))
+    prepared, applied = expanded_backgrounds(forward.model, master, options)
     corrections, scatter_record = slit_factors.slit_corrections(
         list(forward.model.slits), [p[1] for p in prepared], [p[2] for p in prepared],
         master, options.slit_scale, guard=options.slit_scale_guard,
@@ -177,6 +156,58 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         log.info("Flagged %d background-slitlet pixels rejected by reject_pixels as "
                  "OUTLIER + DO_NOT_USE", sum(flagged.values()))
     return output_model, background_2d
+
+
+def expanded_backgrounds(cal_model, master, options):
+    """
+    The master expanded to every slit's pixels, with its spatial factor.
+
+    Each background slitlet that went into the master gets its leave-one-out
+    master (where the others cover its wavelengths; the full master beyond,
+    recorded in ``master.self_subtracted``).
+
+    Parameters
+    ----------
+    cal_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The slits calibrated as extended.
+    master : MasterBackground
+        The master background.
+    options : MasterOptions
+        Step options.
+
+    Returns
+    -------
+    prepared : list of tuple
+        Per slit: the master used, the pixel wavelengths, the background
+        (calibrated units) and its variance, the pixels outside the covered
+        range, and whether it is a background slitlet of the master.
+    applied : dict
+        Slit label -> spatial factor record (QA).
+    """
+    exp_type = cal_model.meta.exposure.type
+    applied = {}  # slit label -> spatial factor and local scale used
+    prepared = []
+    for index, cal_slit in enumerate(cal_model.slits):
+        this = master.leave_one_out.get(index, master)
+        wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
+        is_background = index in master.leave_one_out
+        bkg_cal, bkg_var_cal, record = _expanded(cal_slit, wave, this, options)
+        if record is not None:
+            applied[slit_label(cal_slit)] = record
+        outside = _outside(wave, this)
+        if this is not master:
+            # Where the other slitlets stop short of this one's wavelengths, the
+            # full master (this slitlet included) still gives the background
+            # jwst would subtract; the QA leaves those pixels out (not independent).
+            fallback = outside & ~_outside(wave, master)
+            if fallback.any():
+                full, full_var, _ = _expanded(cal_slit, wave, master, options)
+                bkg_cal = np.where(fallback, full, bkg_cal)
+                bkg_var_cal = np.where(fallback, full_var, bkg_var_cal)
+                outside &= ~fallback
+                master.self_subtracted[index] = fallback
+        prepared.append((this, wave, bkg_cal, bkg_var_cal, outside, is_background))
+    return prepared, applied
 
 
 def _outside(wave, master):
