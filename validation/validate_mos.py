@@ -230,7 +230,8 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
 
 
 def run_scene(
-    label, noise, work, instrument, *, grating="G235M", sky="default", detector="NRS1", seed=7
+    label, noise, work, instrument, *, grating="G235M", sky="default", detector="NRS1", seed=7,
+    steps=("stock", "plus"),
 ):
     """
     Build one scene, run both steps, return their metrics.
@@ -254,11 +255,13 @@ def run_scene(
         "NRS1" or "NRS2": the detector all slitlets go to.
     seed : int, optional
         Scene seed.
+    steps : sequence of str, optional
+        Which of ``"stock"`` and ``"plus"`` to run.
 
     Returns
     -------
     dict
-        ``{"stock": metrics, "plus": metrics}``.
+        ``{"stock": metrics, "plus": metrics}`` (the steps run).
     """
     import asdf
     from jwst.master_background import MasterBackgroundMosStep
@@ -295,8 +298,8 @@ def run_scene(
         # The bands span the source slitlets, where the residual is measured.
         sources = [s for s in slits.slits if truth.slit(s.name)["kind"] != "background"]
         band = band_coverage(sources, wrange)
-        steps = (("stock", MasterBackgroundMosStep), ("plus", MasterBackgroundMosPlusStep))
-        for name, cls in steps:
+        classes = {"stock": MasterBackgroundMosStep, "plus": MasterBackgroundMosPlusStep}
+        for name, cls in ((n, classes[n]) for n in steps):
             out_dir = folder / name
             out_dir.mkdir(exist_ok=True)
             t0 = time.perf_counter()
@@ -460,6 +463,12 @@ def main(argv=None):
         help="'default' (analytic), 'prism_sky' (built-in real PRISM sky) or a CSV file "
         "(wave [micron], flux [MJy/sr]); default prism_sky for PRISM, else 'default'",
     )
+    parser.add_argument(
+        "--settings",
+        default="stock,plus",
+        help="steps to run: 'stock,plus' (default) or 'plus' (stock's figures of the same "
+        "scenes and seeds are identical: jwst's step does not depend on this package)",
+    )
     parser.add_argument("--work", default="/tmp/mbkg_validation")
     parser.add_argument("--out", default="validation/results_mos.json")
     args = parser.parse_args(argv)
@@ -497,6 +506,7 @@ def main(argv=None):
                     sky=sky,
                     detector=args.detector,
                     seed=seed,
+                    steps=[n for n in args.settings.split(",") if n],
                 )
                 per_seed.append(table[key])
                 for name, m in table[key].items():
