@@ -179,8 +179,12 @@ def table_args(family, tag, quick):
     cond = _res("results_conditions.json")
     reg = _res("results_conditions_issue24_regression.json")
     if family in ("conditions", "uniform20"):
+        # Session 9's code on the uniform_20 seeds 7-14 (the committed seeds 7-9 to the
+        # last digit): PYTHONPATH=<git archive a3d54ff> validate_conditions.py ... --out
+        # results_conditions_uniform20_issue24_s9code.json
+        s9code = _res("results_conditions_uniform20_issue24_s9code.json")
         return [["--kind", "conditions", "--before", f"before={cond}",
-                 "--before", f"s9={reg}",
+                 "--before", f"s9={reg}+{s9code}",
                  "--before", f"s10={_res('results_conditions_smoothing.json')}",
                  "--after", out, "--noise-from"]]
     if family == "spatial":

@@ -119,21 +119,25 @@ def seed_noise(files, kind, name, scale, setting="plus"):
 
 def verdict(stock, reference, now, noise, sigmas=2.0):
     """
-    ``worse than stock``, ``worse`` (beyond ``sigmas`` times the noise), ``ok`` or ``ok?``.
+    ``ok``, ``ok?``, ``worse`` (beyond ``sigmas`` times the noise) and/or ``worse than stock``.
 
-    All figures are "smaller is better" (absolute values).
+    All figures are "smaller is better" (absolute values). Against stock, ``worse
+    than stock, within noise`` where plus is above stock by less than ``sigmas``
+    times the noise.
     """
     if now is None:
         return "--"
+    words = []
+    if reference is not None:
+        if noise is not None:
+            if now - reference > sigmas * noise:
+                words.append("worse")
+        elif now - reference > 0.1 * abs(reference):
+            words.append("ok?")
     if stock is not None and now > stock:
-        if noise is not None and now - stock <= sigmas * noise:
-            return "worse than stock, within noise"
-        return "worse than stock"
-    if reference is None:
-        return "ok"
-    if noise is not None:
-        return "worse" if now - reference > sigmas * noise else "ok"
-    return "ok?" if now - reference > 0.1 * abs(reference) else "ok"
+        within = noise is not None and now - stock <= sigmas * noise
+        words.append("worse than stock" + (", within noise" if within else ""))
+    return "; ".join(words) or "ok"
 
 
 def rows(befores, after, kind, noise_from=False, noise_files=(), noise_scene=None,
@@ -221,10 +225,17 @@ def _fmt(value, digits=3):
 
 
 def worst_verdict(cells):
-    """The row's verdict: the worst of its judged figures."""
-    order = ("worse than stock", "worse", "worse than stock, within noise", "ok?", "ok", "--")
-    found = [c[4] for c in cells if c[4] is not None]
-    return min(found, key=order.index) if found else "--"
+    """The row's verdict: every word any of its judged figures got."""
+    words = []
+    for cell in cells:
+        for word in (cell[4] or "").split("; "):
+            if word and word not in ("ok", "--") and word not in words:
+                words.append(word)
+    if "worse than stock" in words and "worse than stock, within noise" in words:
+        words.remove("worse than stock, within noise")
+    if words:
+        return "; ".join(words)
+    return "ok" if any(c[4] == "ok" for c in cells) else "--"
 
 
 def format_rows(table, kind, labels, rst=False):
@@ -251,6 +262,79 @@ def format_rows(table, kind, labels, rst=False):
     rule = "  ".join("=" * w for w in widths)
     fmt = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return [rule, fmt(header), rule, *(fmt(r) for r in body), rule]
+
+
+def pooled(table, kind, sigmas=2.0, min_seeds=3):
+    """
+    Per scene with ``min_seeds`` or more seeds in the table, the figures pooled over seeds.
+
+    Returns
+    -------
+    list of tuple
+        ``(scene, n, cells)``; a cell per judged figure: ``(stock rms, [plus before
+        rms of each before column], plus now rms, mean of now - first before, its
+        standard error, verdict)``. Rms over the seeds that have every value; the
+        verdict is ``worse`` when the mean paired difference exceeds ``sigmas``
+        standard errors, ``worse than stock`` when plus now's rms exceeds stock's. A
+        before column without every seed gets None.
+    """
+    judged = [i for i, (_, _, j) in enumerate(FIGURES[kind]) if j]
+    scenes = {}
+    for key, cells, _ in table:
+        scenes.setdefault(_scene_of(key, kind), []).append(cells)
+    out = []
+    for scene, seeds in scenes.items():
+        if len(seeds) < min_seeds:
+            continue
+        cells = []
+        for i in judged:
+            full = [c[i] for c in seeds if c[i][0] is not None and c[i][2] is not None]
+            if len(full) < min_seeds:
+                cells.append(None)
+                continue
+
+            def rms(values):
+                # Only over every seed: a column missing seeds is not comparable.
+                if any(v is None for v in values):
+                    return None
+                return float(np.sqrt(np.mean(np.square(values))))
+
+            stock = rms([c[0] for c in full])
+            befores = [rms([c[1][b] for c in full]) for b in range(len(full[0][1]))]
+            now = rms([c[2] for c in full])
+            diff = [c[2] - c[1][0] for c in full if c[1][0] is not None]
+            mean = float(np.mean(diff)) if len(diff) > 1 else None
+            sem = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else None
+            words = []
+            if mean is not None and mean > sigmas * sem:
+                words.append("worse")
+            if now > stock:
+                words.append("worse than stock")
+            cells.append((stock, befores, now, mean, sem, "; ".join(words) or "ok",
+                          len(full), len(diff)))
+        out.append((scene, len(seeds), cells))
+    return out
+
+
+def format_pooled(rows_pooled, labels):
+    """Text lines of `pooled`."""
+    lines = [f"scene (seeds) | stock rms | {' | '.join(f'plus {b} rms' for b in labels)} | "
+             f"plus now rms | now - {labels[0]} (s.e.) | verdict"]
+    for scene, n, cells in rows_pooled:
+        good = [c for c in cells if c is not None]
+        if not good:
+            continue
+        text = [f"{scene} ({n})", " / ".join(_fmt(c[0]) for c in good)]
+        text += [" / ".join(_fmt(c[1][b]) for c in good) for b in range(len(labels))]
+        text.append(" / ".join(_fmt(c[2]) for c in good))
+        text.append(" / ".join(f"{c[3]:+.3f} ({c[4]:.3f})" if c[3] is not None else "--"
+                               for c in good))
+        words = []
+        for c in good:
+            words += [w for w in c[5].split("; ") if w != "ok" and w not in words]
+        text.append("; ".join(words) or "ok")
+        lines.append(" | ".join(text))
+    return lines
 
 
 def _before_arg(text):
@@ -305,8 +389,15 @@ def main(argv=None):
     names = [n for n, _, j in FIGURES[args.kind] if j]
     print(f"# {args.kind}: figures {' / '.join(names)} (%), '*' stock from the committed "
           f"results; verdict against {befores[0][0]} and stock ({args.sigmas:g} sigma)")
-    for line in format_rows(table, args.kind, [lab for lab, _, _ in befores], args.rst):
+    labels = [lab for lab, _, _ in befores]
+    for line in format_rows(table, args.kind, labels, args.rst):
         print(line)
+    multi = pooled(table, args.kind, args.sigmas)
+    if multi:
+        print(f"# pooled over seeds (rms over the seeds of each figure; paired mean difference "
+              f"against {labels[0]} and its standard error)")
+        for line in format_pooled(multi, labels):
+            print(line)
     return table
 
 
