@@ -18,17 +18,20 @@ largest and the rms over source slitlets of the x1d flux difference
 (conditions, spatial, mos; printed, not judged).
 
 Noise: with ``--noise-from`` the standard deviation over seeds of the plus
-figure, over the keys of the same scene with other seeds in the ``--before``
-files, ``--after`` and any ``--noise-file``; a scene without three seeds takes
-the noise of ``--noise-scene`` if given, else (conditions) of the uniform sky
-with the same number of background slitlets, else (mos, spatial) of the same
-scene at another noise level scaled by the ratio of the levels, else
-``--noise-value``. The verdict of a judged figure: ``worse than stock`` if plus
-now is above stock, ``worse`` if it is above the first ``--before`` by more
-than ``--sigmas`` (default 2) times the noise, else ``ok`` (``ok?`` where no
-noise is known and it is above the first ``--before`` by more than 10 % of it);
-``worse than stock, within noise`` where plus now is above stock by less than
-``--sigmas`` times the noise.
+figure, over the keys of the same scene with other seeds in the first
+``--before`` file (today's figures), else in ``--after`` and any
+``--noise-file``. A scene without three seeds takes the noise of
+``--noise-scene`` if given, else (conditions) of the uniform sky with the same
+number of background slitlets, else (mos, spatial) of the same scene at another
+noise level scaled by the ratio of the levels, else ``--noise-value``.
+
+Verdict of a judged figure: ``worse`` if plus now is above the first
+``--before`` by more than ``--sigmas`` (default 2) times the noise (``ok?``
+where no noise is known and it is above by more than 10 %); ``worse than
+stock`` if plus now is above stock (``, within noise`` when by less than
+``--sigmas`` times the noise); else ``ok``. Scenes with three or more seeds get
+a pooled row: the rms over the seeds of each column, and the paired mean
+difference of plus now against the first ``--before`` with its standard error.
 
 Usage::
 
@@ -158,9 +161,10 @@ def rows(befores, after, kind, noise_from=False, noise_files=(), noise_scene=Non
         if not noise_from:
             noise[name] = {}
             continue
-        # Today's figures' own seeds first; the re-run's where they have too few.
-        noise[name] = {s: v for s, v in seed_noise(befores, kind, name, scale, setting).items()
-                       if v is not None}
+        # Today's figures' own seeds (the first before file) first; the re-run's where
+        # they have too few.
+        noise[name] = {s: v for s, v in seed_noise(befores[:1], kind, name, scale,
+                                                   setting).items() if v is not None}
         for scene, value in seed_noise([after, *noise_files], kind, name, scale,
                                        setting).items():
             if noise[name].get(scene) is None:
@@ -366,7 +370,7 @@ def main(argv=None):
     parser.add_argument("--after", required=True,
                         help="results.json of the re-run (path+path... merges several)")
     parser.add_argument("--noise-from", action="store_true",
-                        help="seed-to-seed std of the plus figures (--before, --after, "
+                        help="seed-to-seed std of the plus figures (first --before, else --after, "
                              "--noise-file)")
     parser.add_argument("--noise-file", action="append", type=Path, default=[],
                         help="more results files with other seeds of the same scenes")
