@@ -123,7 +123,7 @@ def commands(family, out, work, quick, stock):
                   "--work", f"{work}/mos", "--out", out])]
     if family in ("g395h", "g395h_seeds"):
         runs = []
-        for det in ("NRS1",) if quick else ("NRS1", "NRS2"):
+        for det in ("NRS1", "NRS2"):
             det_out = out.replace(".json", f"_{det.lower()}.json")
             if family == "g395h":
                 noise = "0.2" if quick else "0.02,0.2"
@@ -188,7 +188,9 @@ def table_args(family, tag, quick):
                  "--before", f"s10={_res('results_conditions_smoothing.json')}",
                  "--after", out, "--noise-from"]]
     if family == "spatial":
-        noise = _uniform_noise(out_file("conditions", tag, quick), 9)
+        # One seed: the noise of the uniform sky's figure (9 slitlets, else 4: --quick).
+        conditions = out_file("conditions", tag, quick)
+        noise = _uniform_noise(conditions, 9) or _uniform_noise(conditions, 4)
         extra = ["--noise-value", ",".join(f"{v:.4f}" for v in noise)] if noise else []
         return [["--kind", "spatial",
                  "--before", f"before={_res('results_spatial.json')}:plus_auto",
@@ -202,7 +204,7 @@ def table_args(family, tag, quick):
                  "--after", out, "--noise-from"]]
     if family in ("g395h", "g395h_seeds"):
         tables = []
-        for det in ("nrs1",) if quick else ("nrs1", "nrs2"):
+        for det in ("nrs1", "nrs2"):
             tables.append([
                 "--kind", "mos",
                 "--before", f"before={_res(f'results_mos_g395h_{det}.json')}+"

@@ -29,9 +29,10 @@ Verdict of a judged figure: ``worse`` if plus now is above the first
 ``--before`` by more than ``--sigmas`` (default 2) times the noise (``ok?``
 where no noise is known and it is above by more than 10 %); ``worse than
 stock`` if plus now is above stock (``, within noise`` when by less than
-``--sigmas`` times the noise); else ``ok``. Scenes with three or more seeds get
-a pooled row: the rms over the seeds of each column, and the paired mean
-difference of plus now against the first ``--before`` with its standard error.
+``--sigmas`` times the noise); else ``ok``. Scenes with five or more seeds get
+a pooled row (a standard error from fewer is too rough for a verdict): the rms
+over the seeds of each column, and the paired mean difference of plus now
+against the first ``--before`` with its standard error.
 
 Usage::
 
@@ -268,7 +269,7 @@ def format_rows(table, kind, labels, rst=False):
     return [rule, fmt(header), rule, *(fmt(r) for r in body), rule]
 
 
-def pooled(table, kind, sigmas=2.0, min_seeds=3):
+def pooled(table, kind, sigmas=2.0, min_seeds=5):
     """
     Per scene with ``min_seeds`` or more seeds in the table, the figures pooled over seeds.
 
