@@ -196,6 +196,8 @@ def table_args(family, tag, quick):
                  "--before", f"s9={_res('results_spatial_issue24_regression.json')}",
                  "--after", out, *extra]]
     if family in ("prism", "prism_seeds"):
+        if family == "prism_seeds" and Path(out_file("prism", tag, quick)).is_file():
+            out = f"{out}+{out_file('prism', tag, quick)}"  # seed 7: pooled over 7-16
         return [["--kind", "mos",
                  "--before", f"before={_res('results_mos_prism.json')}+"
                              f"{_res('results_mos_prism_seeds.json')}",
@@ -204,11 +206,15 @@ def table_args(family, tag, quick):
     if family in ("g395h", "g395h_seeds"):
         tables = []
         for det in ("nrs1", "nrs2"):
+            after = out.replace(".json", f"_{det}.json")
+            seed7 = out_file("g395h", tag, quick).replace(".json", f"_{det}.json")
+            if family == "g395h_seeds" and Path(seed7).is_file():
+                after = f"{after}+{seed7}"  # seed 7: pooled over 7-11
             tables.append([
                 "--kind", "mos",
                 "--before", f"before={_res(f'results_mos_g395h_{det}.json')}+"
                             f"{_res(f'results_mos_g395h_{det}_seeds.json')}",
-                "--after", out.replace(".json", f"_{det}.json"), "--noise-from"])
+                "--after", after, "--noise-from"])
         return tables
     if family == "source_flux":
         return [["--kind", "source_flux",
@@ -275,7 +281,7 @@ def main(argv=None):
 
     for family in families:
         for targs in table_args(family, args.tag, args.quick):
-            after = Path(targs[targs.index("--after") + 1])
+            after = Path(targs[targs.index("--after") + 1].split("+")[0])
             if not after.is_file():
                 print(f"\n## {family}: no results file {after}")
                 continue

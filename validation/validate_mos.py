@@ -102,6 +102,10 @@ N_BANDS = 10
 #: Seed of the single-seed runs (the key without a ``@seed`` suffix).
 DEFAULT_SEED = 7
 
+#: ``--settings`` names beside ``stock`` and ``plus`` (the defaults): plus step parameters.
+PLUS_SETTINGS = {"plus_unsmoothed": {"master_smoothing": "none"},
+                 "plus_noscale": {"slit_scale": False}}
+
 #: Figures averaged over seeds by ``--seeds``.
 _MEAN_KEYS = (
     "bias",
@@ -256,7 +260,7 @@ def run_scene(
     seed : int, optional
         Scene seed.
     steps : sequence of str, optional
-        Which of ``"stock"`` and ``"plus"`` to run.
+        Which of ``"stock"``, ``"plus"`` and the names of `PLUS_SETTINGS` to run.
 
     Returns
     -------
@@ -298,15 +302,16 @@ def run_scene(
         # The bands span the source slitlets, where the residual is measured.
         sources = [s for s in slits.slits if truth.slit(s.name)["kind"] != "background"]
         band = band_coverage(sources, wrange)
-        classes = {"stock": MasterBackgroundMosStep, "plus": MasterBackgroundMosPlusStep}
-        for name, cls in ((n, classes[n]) for n in steps):
+        for name in steps:
+            cls = MasterBackgroundMosStep if name == "stock" else MasterBackgroundMosPlusStep
             out_dir = folder / name
             out_dir.mkdir(exist_ok=True)
             t0 = time.perf_counter()
-            result = cls.call(slits, save_background=True, output_dir=str(out_dir))
+            result = cls.call(slits, save_background=True, output_dir=str(out_dir),
+                              **PLUS_SETTINGS.get(name, {}))
             seconds = time.perf_counter() - t0
             qa = None
-            if name == "plus":
+            if name != "stock":
                 with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
                     qa = dict(af["master_background_qa"])
             metrics = _metrics(
@@ -467,7 +472,8 @@ def main(argv=None):
         "--settings",
         default="stock,plus",
         help="steps to run: 'stock,plus' (default) or 'plus' (stock's figures of the same "
-        "scenes and seeds are identical: jwst's step does not depend on this package)",
+        "scenes and seeds are identical: jwst's step does not depend on this package); "
+        "also plus_unsmoothed (master_smoothing='none'), plus_noscale (slit_scale=False)",
     )
     parser.add_argument("--work", default="/tmp/mbkg_validation")
     parser.add_argument("--out", default="validation/results_mos.json")
