@@ -61,7 +61,9 @@ SCENES = {
 SETTINGS = {"stock": None, "plus": {}, "plus_none": {"spatial_model": "none"},
             # The master smoothing either way, whatever the default.
             "plus_unsmoothed": {"master_smoothing": "none"},
-            "plus_smoothed": {"master_smoothing": "adaptive"}}
+            "plus_smoothed": {"master_smoothing": "adaptive"},
+            # The per-slitlet rescaling off, whatever the default.
+            "plus_noscale": {"slit_scale": False}}
 # Scenes where one master is right: the defaults are also compared with
 # spatial_model='none' (the default before 'auto').
 WITH_NONE = ("uniform", "photon", "uniform_20")
@@ -85,14 +87,14 @@ def _qa_fields(qa):
     }
 
 
-def run_scene(label, n_background, seed, work, instrument, settings):
+def run_scene(label, n_background, seed, work, instrument, settings, with_none=True):
     """Build one scene, run every setting on the same slits, return their metrics."""
     from jwst_mbkg_plus.synthetic import Scene
 
     scene = Scene(n_background=n_background, n_point=4, n_extended=2, detectors=("NRS1",),
                   seed=seed, **SCENES[label])
     folder = Path(work) / f"{label}_{n_background}_{seed}"
-    if label in WITH_NONE and "plus_none" not in settings:
+    if with_none and label in WITH_NONE and "plus_none" not in settings:
         settings = [*settings, "plus_none"]
     return run_settings(scene, folder, instrument, {name: SETTINGS[name] for name in settings},
                         qa_fields=_qa_fields)
@@ -107,6 +109,8 @@ def main(argv=None):
     parser.add_argument("--settings", default="stock,plus")
     parser.add_argument("--work", default="/tmp/mbkg_conditions")
     parser.add_argument("--out", default="validation/results_conditions.json")
+    parser.add_argument("--no-plus-none", action="store_true",
+                        help="do not add spatial_model='none' on the uniform/photon scenes")
     args = parser.parse_args(argv)
     for name in ("stpipe", "jwst", "jwst_mbkg_plus", "CRDS"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -122,7 +126,8 @@ def main(argv=None):
     for label in args.scenes.split(","):
         for n_bkg in (int(n) for n in args.backgrounds.split(",")):
             for seed in (int(s) for s in args.seeds.split(",")):
-                results = run_scene(label, n_bkg, seed, args.work, instrument, settings)
+                results = run_scene(label, n_bkg, seed, args.work, instrument, settings,
+                                    with_none=not args.no_plus_none)
                 # Per setting: a run with --settings plus keeps the stock figures.
                 merged.setdefault(f"{label}/{n_bkg}/{seed}", {}).update(results)
                 for name, m in results.items():

@@ -102,6 +102,10 @@ N_BANDS = 10
 #: Seed of the single-seed runs (the key without a ``@seed`` suffix).
 DEFAULT_SEED = 7
 
+#: ``--settings`` names beside ``stock`` and ``plus`` (the defaults): plus step parameters.
+PLUS_SETTINGS = {"plus_unsmoothed": {"master_smoothing": "none"},
+                 "plus_noscale": {"slit_scale": False}}
+
 #: Figures averaged over seeds by ``--seeds``.
 _MEAN_KEYS = (
     "bias",
@@ -230,7 +234,8 @@ def _metrics(name, slits_in, slits_out, master, truth, qa=None, band=None):
 
 
 def run_scene(
-    label, noise, work, instrument, *, grating="G235M", sky="default", detector="NRS1", seed=7
+    label, noise, work, instrument, *, grating="G235M", sky="default", detector="NRS1", seed=7,
+    steps=("stock", "plus"),
 ):
     """
     Build one scene, run both steps, return their metrics.
@@ -254,11 +259,13 @@ def run_scene(
         "NRS1" or "NRS2": the detector all slitlets go to.
     seed : int, optional
         Scene seed.
+    steps : sequence of str, optional
+        Which of ``"stock"``, ``"plus"`` and the names of `PLUS_SETTINGS` to run.
 
     Returns
     -------
     dict
-        ``{"stock": metrics, "plus": metrics}``.
+        ``{"stock": metrics, "plus": metrics}`` (the steps run).
     """
     import asdf
     from jwst.master_background import MasterBackgroundMosStep
@@ -295,15 +302,16 @@ def run_scene(
         # The bands span the source slitlets, where the residual is measured.
         sources = [s for s in slits.slits if truth.slit(s.name)["kind"] != "background"]
         band = band_coverage(sources, wrange)
-        steps = (("stock", MasterBackgroundMosStep), ("plus", MasterBackgroundMosPlusStep))
-        for name, cls in steps:
+        for name in steps:
+            cls = MasterBackgroundMosStep if name == "stock" else MasterBackgroundMosPlusStep
             out_dir = folder / name
             out_dir.mkdir(exist_ok=True)
             t0 = time.perf_counter()
-            result = cls.call(slits, save_background=True, output_dir=str(out_dir))
+            result = cls.call(slits, save_background=True, output_dir=str(out_dir),
+                              **PLUS_SETTINGS.get(name, {}))
             seconds = time.perf_counter() - t0
             qa = None
-            if name == "plus":
+            if name != "stock":
                 with asdf.open(next(out_dir.glob("*_mbkgqa.asdf"))) as af:
                     qa = dict(af["master_background_qa"])
             metrics = _metrics(
@@ -460,6 +468,13 @@ def main(argv=None):
         help="'default' (analytic), 'prism_sky' (built-in real PRISM sky) or a CSV file "
         "(wave [micron], flux [MJy/sr]); default prism_sky for PRISM, else 'default'",
     )
+    parser.add_argument(
+        "--settings",
+        default="stock,plus",
+        help="steps to run: 'stock,plus' (default) or 'plus' (stock's figures of the same "
+        "scenes and seeds are identical: jwst's step does not depend on this package); "
+        "also plus_unsmoothed (master_smoothing='none'), plus_noscale (slit_scale=False)",
+    )
     parser.add_argument("--work", default="/tmp/mbkg_validation")
     parser.add_argument("--out", default="validation/results_mos.json")
     args = parser.parse_args(argv)
@@ -497,6 +512,7 @@ def main(argv=None):
                     sky=sky,
                     detector=args.detector,
                     seed=seed,
+                    steps=[n for n in args.settings.split(",") if n],
                 )
                 per_seed.append(table[key])
                 for name, m in table[key].items():
