@@ -302,14 +302,14 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                 wing_record = {**wing_record, "shape": "common"}
             data = cal_slit.data - expanded[k] * wings
             free, cut = source_free_mask(data, expanded[k], distance, valid & ~other,
-                                         guard=start)
+                                         guard=start, bin_width=_BIN)
             if free.sum() < MIN_FREE_PIXELS:
                 reason = (f"{int(free.sum())} source-free pixels (fewer than "
                           f"{MIN_FREE_PIXELS})")
             else:
                 fit = _fit(cal_slit, waves[k], expanded[k], expanded_var[k], free,
                            apply=True, data=data,
-                           groups=np.floor(np.nan_to_num(distance, posinf=99.0) / 0.1))
+                           groups=np.floor(np.nan_to_num(distance, posinf=99.0) / _BIN))
                 if not fit.applied:
                     reason = fit.status
             modelled = None
