@@ -189,7 +189,7 @@ def _brief(fit):
 
 
 def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
-                     expanded_var=None, nearest=NEAREST_DISTANCE):
+                     expanded_var=None, nearest=NEAREST_DISTANCE, quiet=False):
     """
     Measure the calibration scatter and decide every slit's correction.
 
@@ -217,6 +217,11 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
         (`~jwst_mbkg_plus.algorithms.free_rows.nearest_cut` picks the cut between
         it and ``guard``); None (default, `NEAREST_DISTANCE`): ``guard``.
 
+    quiet : bool, optional
+        Log at DEBUG instead of INFO: a first pass whose factors are fitted
+        again (and logged) against a new master
+        (`~jwst_mbkg_plus.mos.source_sky.add_source_sky`).
+
     Returns
     -------
     corrections : dict
@@ -226,6 +231,7 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     """
     if mode == "none":
         return {}, None
+    say = log.debug if quiet else log.info
     if expanded_var is None:
         expanded_var = [None] * len(cal_slits)
     background = sorted(master.leave_one_out)
@@ -242,13 +248,13 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     record = {"mode": mode, **scatter.to_record(), "rescaled": rescale,
               "rescaled_slits": [], "systematic_error_slits": {}, "unchanged_slits": {}}
     if scatter.detected:
-        log.info("Calibration scatter between background slitlets: %.2f%% (%d slitlets, "
+        say("Calibration scatter between background slitlets: %.2f%% (%d slitlets, "
                  "level error %.2f%%, p = %.2g); per band %s", 100 * scatter.scatter,
                  int(scatter.used.sum()), 100 * scatter.median_error, scatter.p_value,
                  ", ".join(f"{w:.2f} um {100 * s:.2f}%" for w, s in
                            zip(scatter.band_wavelength, scatter.band_scatter, strict=True)))
     else:
-        log.info("Calibration scatter between background slitlets not detected "
+        say("Calibration scatter between background slitlets not detected "
                  "(estimate %.2f%%, level error %.2f%%, p = %.2g)%s", 100 * scatter.scatter,
                  100 * scatter.median_error, scatter.p_value,
                  "" if rescale else ": no slitlet rescaled")
@@ -268,7 +274,7 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     shape = pooled_shape({k: w[-1] for k, w in wing_fits.items()})
     if shape is not None:
         record["common_profile"] = shape.to_record()
-        log.info("Common profile of %d point sources: sigma %.3f, beta %.3g, reduced "
+        say("Common profile of %d point sources: sigma %.3f, beta %.3g, reduced "
                  "chi-square %.2f; %d consistent with it", len(shape.slit_params), shape.width,
                  record["common_profile"]["beta"], shape.reduced_chi2,
                  record["common_profile"]["n_consistent"])
@@ -346,10 +352,10 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
         else:
             record["unchanged_slits"][label] = reason
     if record["systematic_error_slits"]:
-        log.info("%d slitlets cannot be rescaled; their ERR includes the calibration "
+        say("%d slitlets cannot be rescaled; their ERR includes the calibration "
                  "scatter: %s", len(record["systematic_error_slits"]),
                  ", ".join(record["systematic_error_slits"]))
-    log.info("Rescaled %d slitlets by their own sky factor", len(record["rescaled_slits"]))
+    say("Rescaled %d slitlets by their own sky factor", len(record["rescaled_slits"]))
     return corrections, record
 
 

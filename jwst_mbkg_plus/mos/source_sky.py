@@ -227,14 +227,9 @@ def add_source_sky(cal_model, master, options):
     waves = [p[1] for p in prepared]
     # The factors are fitted again against the new master (subtract_master), which
     # logs them: this first fit is quiet.
-    level = slit_factors.log.level
-    slit_factors.log.setLevel(logging.WARNING)
-    try:
-        corrections, _ = slit_factors.slit_corrections(
-            slits, waves, [p[2] for p in prepared], master, options.slit_scale,
-            guard=options.slit_scale_guard, expanded_var=[p[3] for p in prepared])
-    finally:
-        slit_factors.log.setLevel(level)
+    corrections, _ = slit_factors.slit_corrections(
+        slits, waves, [p[2] for p in prepared], master, options.slit_scale,
+        guard=options.slit_scale_guard, expanded_var=[p[3] for p in prepared], quiet=True)
     sources = [k for k in sorted(corrections) if corrections[k].sky is not None
                and corrections[k].factor is not None and k not in master.leave_one_out]
     if not sources:
