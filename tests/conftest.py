@@ -1,6 +1,8 @@
 """Test configuration: offline CRDS before anything imports crds, no network."""
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -12,6 +14,7 @@ from jwst_mbkg_plus.offline import OFFLINE_ENV_KEYS, configure_offline_crds
 # crds memoizes its configuration on first use: configure before any test
 # module imports jwst.
 _CRDS_DIR = Path(tempfile.mkdtemp(prefix="mbkg_plus_crds_"))
+atexit.register(shutil.rmtree, _CRDS_DIR, ignore_errors=True)
 configure_offline_crds(_CRDS_DIR)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
