@@ -144,6 +144,18 @@ def _bkg_slit(model, k=0):
     return [s for s in model.slits if "BKG" in str(s.source_name)][k]
 
 
+def _set_pixels(value):
+    """An edit for `_edited_slits`: about 30 spaced finite pixels of a background slitlet set."""
+
+    def edit(model):
+        slit = _bkg_slit(model)
+        rows, cols = np.nonzero(np.isfinite(slit.data))
+        pick = slice(0, None, max(1, rows.size // 30))
+        slit.data[rows[pick], cols[pick]] = value
+
+    return edit
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -218,12 +230,7 @@ def register(m):  # noqa: C901 - one registration per case
 
     @case("inf pixels in a background slitlet")
     def _(work):
-        def edit(model):
-            slit = _bkg_slit(model)
-            rows, cols = np.nonzero(np.isfinite(slit.data))
-            pick = slice(0, None, max(1, rows.size // 30))
-            slit.data[rows[pick], cols[pick]] = np.inf
-        path = _edited_slits(work, "inf_slits.fits", edit)
+        path = _edited_slits(work, "inf_slits.fits", _set_pixels(np.inf))
         result = _mos(work, data=str(path))
         out = _mos_metrics(work, result)
         slit = _bkg_slit(result)
@@ -235,12 +242,7 @@ def register(m):  # noqa: C901 - one registration per case
 
     @case("1e30 pixels in a background slitlet")
     def _(work):
-        def edit(model):
-            slit = _bkg_slit(model)
-            rows, cols = np.nonzero(np.isfinite(slit.data))
-            pick = slice(0, None, max(1, rows.size // 30))
-            slit.data[rows[pick], cols[pick]] = 1e30
-        result = _mos(work, data=str(_edited_slits(work, "big_slits.fits", edit)))
+        result = _mos(work, data=str(_edited_slits(work, "big_slits.fits", _set_pixels(1e30))))
         return _mos_metrics(work, result)
 
     def _blue_only(spec, fraction=0.05):
