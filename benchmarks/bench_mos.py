@@ -217,6 +217,16 @@ class _Difference:
             self.worst = max(self.worst, float(rel.max()))
 
 
+def _differences(bkg, out, name):
+    """The figures of two `_Difference`: the 2-D backgrounds' and the outputs' (``name``)."""
+    return {
+        "max_rel_diff_bkg2d": bkg.worst,
+        f"max_rel_diff_{name}": out.worst,
+        "n_compared": out.n_compared,
+        "n_finite_mismatch": out.n_finite_mismatch,
+    }
+
+
 def compare_step(slits_path, stock_path, plus_path):
     """Plain relative differences of the subtracted 2-D backgrounds and of the outputs."""
     from stdatamodels.jwst import datamodels
@@ -230,12 +240,7 @@ def compare_step(slits_path, stock_path, plus_path):
         for r, s, p in zip(raw.slits, stock.slits, plus.slits, strict=True):
             bkg.add(r.data - s.data, r.data - p.data)
             data.add(s.data, p.data)
-    return {
-        "max_rel_diff_bkg2d": bkg.worst,
-        "max_rel_diff_data": data.worst,
-        "n_compared": data.n_compared,
-        "n_finite_mismatch": data.n_finite_mismatch,
-    }
+    return _differences(bkg, data, "data")
 
 
 def compare_cal(stock_dir, plus_dir):
@@ -255,48 +260,55 @@ def compare_cal(stock_dir, plus_dir):
         for cs, cp, bs, bp in zip(cal_s.slits, cal_p.slits, bkg_s.slits, bkg_p.slits, strict=True):
             bkg.add(bs.data, bp.data)
             cal.add(cs.data, cp.data)
-    return {
-        "max_rel_diff_bkg2d": bkg.worst,
-        "max_rel_diff_cal": cal.worst,
-        "n_compared": cal.n_compared,
-        "n_finite_mismatch": cal.n_finite_mismatch,
-    }
+    return _differences(bkg, cal, "cal")
 
 
 # ----------------------------------------------------------------------------- driver
 
 
+def _markdown(by_size, runs, first, differences):
+    """
+    One Markdown table: per size, each run's time, its ratio to the first's, peak memory.
+
+    Parameters
+    ----------
+    by_size : dict
+        Slitlet count -> {run: {"seconds", "peak_rss_mb"}, difference key: value}.
+    runs : sequence of str
+        The runs, the stock one first.
+    first : str
+        The first run's name in the time column's title.
+    differences : dict
+        Key of a difference -> its column's title.
+
+    Returns
+    -------
+    list of str
+        The table's lines.
+    """
+    later = runs[1:]
+    titles = ["slitlets", f"{first} s", *(f"{r} s" for r in later),
+              *(f"{r}/stock" for r in later), *(f"{r} peak MB" for r in runs),
+              *differences.values()]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    for n, res in by_size.items():
+        base = res[runs[0]]["seconds"]
+        cells = [str(n), *(f"{res[r]['seconds']:.1f}" for r in runs),
+                 *(f"{res[r]['seconds'] / base:.2f}" for r in later),
+                 *(f"{res[r]['peak_rss_mb']:.0f}" for r in runs),
+                 *(f"{res[k]:.1e}" for k in differences)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _table(results):
-    lines = [
-        "| slitlets | stock s | plus s | plus-jwst s | plus/stock | plus-jwst/stock |"
-        " stock peak MB | plus peak MB | plus-jwst peak MB | max rel diff 2-D bkg |"
-        " max rel diff output |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for n, runs in results["step"].items():
-        s, p, j = runs["stock"], runs["plus"], runs["plus-jwst"]
-        lines.append(
-            f"| {n} | {s['seconds']:.1f} | {p['seconds']:.1f} | {j['seconds']:.1f} | "
-            f"{p['seconds'] / s['seconds']:.2f} | {j['seconds'] / s['seconds']:.2f} | "
-            f"{s['peak_rss_mb']:.0f} | {p['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} | "
-            f"{runs['max_rel_diff_bkg2d']:.1e} | {runs['max_rel_diff_data']:.1e} |"
-        )
+    lines = _markdown(results["step"], STEP_RUNS, "stock",
+                      {"max_rel_diff_bkg2d": "max rel diff 2-D bkg",
+                       "max_rel_diff_data": "max rel diff output"})
     if results.get("pipeline"):
-        lines += [
-            "",
-            "| slitlets | calwebb_spec2 s | plus-jwst s | plus s | plus-jwst/stock | plus/stock |"
-            " stock peak MB | plus-jwst peak MB | plus peak MB | max rel diff masterbg2d |"
-            " max rel diff _cal |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for n, runs in results["pipeline"].items():
-            s, j, p = runs["stock"], runs["plus-jwst"], runs["plus"]
-            lines.append(
-                f"| {n} | {s['seconds']:.1f} | {j['seconds']:.1f} | {p['seconds']:.1f} | "
-                f"{j['seconds'] / s['seconds']:.2f} | {p['seconds'] / s['seconds']:.2f} | "
-                f"{s['peak_rss_mb']:.0f} | {j['peak_rss_mb']:.0f} | {p['peak_rss_mb']:.0f} | "
-                f"{runs['max_rel_diff_bkg2d']:.1e} | {runs['max_rel_diff_cal']:.1e} |"
-            )
+        lines += ["", *_markdown(results["pipeline"], PIPELINE_RUNS, "calwebb_spec2",
+                                 {"max_rel_diff_bkg2d": "max rel diff masterbg2d",
+                                  "max_rel_diff_cal": "max rel diff _cal"})]
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ Usage::
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import _common
 
 CASES = {}
 
@@ -43,32 +46,25 @@ def case(name, *, kind="mos", unprivileged=False):
 # --------------------------------------------------------------------------- data
 
 
+def small_scene(**changes):
+    """The small MOS scene of the cases (4 background, 2 point, 1 extended slitlets)."""
+    from jwst_mbkg_plus.synthetic import Scene
+
+    return Scene(**{"n_background": 4, "n_point": 2, "n_extended": 1, "detectors": ("NRS1",),
+                    "noise_fraction": 0.02, "seed": 21, **changes})
+
+
 def build_data(work):
     """The exposure, its extracted slits, a masterbg1d, a rate file and spec3 inputs."""
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / "data.done"
     if stamp.is_file():
         return
-    configure_offline_crds(work / "crds")
+    inst = _common.offline_instrument(work / "crds")
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        build_instrument,
-        default_instrument_path,
-        extract_slits,
-        local_crds_context,
-        make_exposure,
-    )
     from jwst_mbkg_plus.synthetic.spec3_inputs import make_spec3_inputs, write_association
 
-    inst = build_instrument(default_instrument_path())
-    scene = Scene(n_background=4, n_point=2, n_extended=1, detectors=("NRS1",),
-                  noise_fraction=0.02, seed=21)
-    exposure = make_exposure(scene, work / "exposure", instrument=inst)
-    with local_crds_context(inst):
-        slits = extract_slits(exposure.rate_path)
+    with _common.painted_slits(small_scene(), work / "exposure", inst) as (slits, _):
         slits.save(work / "mos_slits.fits")
         prod = work / "products"
         prod.mkdir(exist_ok=True)
@@ -99,33 +95,34 @@ def _sha(path):
 # --------------------------------------------------------------------------- helpers
 
 
-def _mos(work, **kwargs):
-    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+@contextlib.contextmanager
+def synthetic_crds():
+    """The synthetic instrument's CRDS context (offline CRDS is configured already)."""
     from jwst_mbkg_plus.synthetic import (
         build_instrument,
         default_instrument_path,
         local_crds_context,
     )
 
-    inst = build_instrument(default_instrument_path())
+    with local_crds_context(build_instrument(default_instrument_path())):
+        yield
+
+
+def _mos(work, **kwargs):
+    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+
     data = kwargs.pop("data", str(work / "mos_slits.fits"))
-    with local_crds_context(inst):
+    with synthetic_crds():
         return MasterBackgroundMosPlusStep.call(data, **kwargs)
 
 
 def _spec2(work, **kwargs):
     from jwst_mbkg_plus import Spec2PipelinePlus
-    from jwst_mbkg_plus.synthetic import (
-        build_instrument,
-        default_instrument_path,
-        local_crds_context,
-    )
 
-    inst = build_instrument(default_instrument_path())
     rate = next((work / "exposure").glob("*_rate.fits"))
     out = work / "out" / "spec2"
     out.mkdir(parents=True, exist_ok=True)
-    with local_crds_context(inst):
+    with synthetic_crds():
         result = Spec2PipelinePlus.call(
             str(rate), steps={"master_background_mos": {"skip": False, **kwargs}},
             output_dir=str(out), save_results=True,
@@ -354,50 +351,54 @@ def _spec3(work, container=None, **kwargs):
     return MasterBackgroundPlusStep.call(container, **kwargs)
 
 
-def _asn_copy(work, name, edit_background):
-    """A copy of the FS association whose first background member ``edit_background`` edits."""
+def _asn_copy(work, name, edit_background, *, every=False):
+    """
+    A copy of the FS association whose first (or ``every``) background member(s) are edited.
+
+    ``edit_background(path)`` edits one member's file in place, in the copy.
+    """
     src = _spec3_dir(work)
     dst = work / "out" / name
     if dst.exists():
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
     asn = json.loads(next(dst.glob("*_asn.json")).read_text())
-    member = next(m["expname"] for m in asn["products"][0]["members"]
-                  if m["exptype"] == "background")
-    edit_background(dst / member)
+    members = [m["expname"] for m in asn["products"][0]["members"]
+               if m["exptype"] == "background"]
+    for member in members if every else members[:1]:
+        edit_background(dst / member)
     return str(next(dst.glob("*_asn.json")))
+
+
+def edit_spectra(edit_spec):
+    """An ``edit_background`` for `_asn_copy`: ``edit_spec(spec)`` on every spectrum of a member."""
+    from stdatamodels.jwst import datamodels
+
+    def edit(path):
+        with datamodels.open(path) as model:
+            for spec in model.spec:
+                edit_spec(spec)
+            model.save(path)
+
+    return edit
+
+
+def _all_nan(spec):
+    import numpy as np
+
+    for col in ("SURF_BRIGHT", "BACKGROUND", "FLUX"):
+        spec.spec_table[col] = np.nan
 
 
 @case("spec3 all-NaN background member", kind="spec3")
 def _(work):
-    import numpy as np
-    from stdatamodels.jwst import datamodels
-
-    def nan_member(path):
-        with datamodels.open(path) as model:
-            for spec in model.spec:
-                for col in ("SURF_BRIGHT", "BACKGROUND", "FLUX"):
-                    spec.spec_table[col] = np.nan
-            model.save(path)
-
-    result = _spec3(work, _asn_copy(work, "spec3_nan", nan_member))
+    result = _spec3(work, _asn_copy(work, "spec3_nan", edit_spectra(_all_nan)))
     return {"status": _container_status(result)}
 
 
 @case("spec3 all background members NaN", kind="spec3")
 def _(work):
-    import numpy as np
-    from stdatamodels.jwst import datamodels
-
-    asn = _asn_copy(work, "spec3_allnan", lambda p: None)
-    folder = Path(asn).parent
-    for member in json.loads(Path(asn).read_text())["products"][0]["members"]:
-        if member["exptype"] == "background":
-            with datamodels.open(folder / member["expname"]) as model:
-                for spec in model.spec:
-                    for col in ("SURF_BRIGHT", "BACKGROUND", "FLUX"):
-                        spec.spec_table[col] = np.nan
-                model.save(folder / member["expname"])
+    asn = _asn_copy(work, "spec3_allnan", edit_spectra(_all_nan), every=True)
     return {"status": _container_status(_spec3(work, asn))}
 
 
@@ -450,16 +451,10 @@ def _(work):
 
 @case("spec3 no wavelength overlap", kind="spec3")
 def _(work):
-    from stdatamodels.jwst import datamodels
+    def shift(spec):
+        spec.spec_table["WAVELENGTH"] = spec.spec_table["WAVELENGTH"] + 20.0
 
-    asn = _asn_copy(work, "spec3_shift", lambda p: None)
-    folder = Path(asn).parent
-    for member in json.loads(Path(asn).read_text())["products"][0]["members"]:
-        if member["exptype"] == "background":
-            with datamodels.open(folder / member["expname"]) as model:
-                for spec in model.spec:
-                    spec.spec_table["WAVELENGTH"] = spec.spec_table["WAVELENGTH"] + 20.0
-                model.save(folder / member["expname"])
+    asn = _asn_copy(work, "spec3_shift", edit_spectra(shift), every=True)
     return {"status": _container_status(_spec3(work, asn))}
 
 
@@ -609,10 +604,9 @@ def _run_case(name, work, python):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/tmp/mbkg_bad_inputs")
+    """Run the cases (each in its own process) and print one result each."""
+    parser = _common.script_parser(__doc__, work="/tmp/mbkg_bad_inputs", out=None)
     parser.add_argument("--cases", default=None, help="case names separated by semicolons")
-    parser.add_argument("--out", default=None, help="JSON file for the results")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     work = Path(args.work).resolve()
@@ -636,7 +630,7 @@ def main(argv=None):
         results[name] = result
         print(f"== {name}\n   " + json.dumps(result), flush=True)  # noqa: T201
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        _common.write_json(args.out, results)
     return 0
 
 

@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+import _common
 import numpy as np
 
 DO_NOT_USE = 1
@@ -143,6 +144,18 @@ def _bkg_slit(model, k=0):
     return [s for s in model.slits if "BKG" in str(s.source_name)][k]
 
 
+def _set_pixels(value):
+    """An edit for `_edited_slits`: about 30 spaced finite pixels of a background slitlet set."""
+
+    def edit(model):
+        slit = _bkg_slit(model)
+        rows, cols = np.nonzero(np.isfinite(slit.data))
+        pick = slice(0, None, max(1, rows.size // 30))
+        slit.data[rows[pick], cols[pick]] = value
+
+    return edit
+
+
 # --------------------------------------------------------------------------- cases
 
 
@@ -206,28 +219,18 @@ def register(m):  # noqa: C901 - one registration per case
 
     @case("spec3 background member with 3 rows -9999", kind="spec3")
     def _(work):
-        from stdatamodels.jwst import datamodels
+        def fill_rows(spec):
+            for col in ("SURF_BRIGHT", "BACKGROUND"):
+                values = np.array(spec.spec_table[col], dtype=float)
+                values[[10, 40, 70]] = -9999.0
+                spec.spec_table[col] = values
 
-        def fill_member(path):
-            with datamodels.open(path) as model:
-                for spec in model.spec:
-                    for col in ("SURF_BRIGHT", "BACKGROUND"):
-                        values = np.array(spec.spec_table[col], dtype=float)
-                        values[[10, 40, 70]] = -9999.0
-                        spec.spec_table[col] = values
-                model.save(path)
-
-        asn = m._asn_copy(work, "spec3_fill_member", fill_member)
+        asn = m._asn_copy(work, "spec3_fill_member", m.edit_spectra(fill_rows))
         return _spec3_metrics(work, _spec3(work, asn), asn)
 
     @case("inf pixels in a background slitlet")
     def _(work):
-        def edit(model):
-            slit = _bkg_slit(model)
-            rows, cols = np.nonzero(np.isfinite(slit.data))
-            pick = slice(0, None, max(1, rows.size // 30))
-            slit.data[rows[pick], cols[pick]] = np.inf
-        path = _edited_slits(work, "inf_slits.fits", edit)
+        path = _edited_slits(work, "inf_slits.fits", _set_pixels(np.inf))
         result = _mos(work, data=str(path))
         out = _mos_metrics(work, result)
         slit = _bkg_slit(result)
@@ -239,34 +242,20 @@ def register(m):  # noqa: C901 - one registration per case
 
     @case("1e30 pixels in a background slitlet")
     def _(work):
-        def edit(model):
-            slit = _bkg_slit(model)
-            rows, cols = np.nonzero(np.isfinite(slit.data))
-            pick = slice(0, None, max(1, rows.size // 30))
-            slit.data[rows[pick], cols[pick]] = 1e30
-        result = _mos(work, data=str(_edited_slits(work, "big_slits.fits", edit)))
+        result = _mos(work, data=str(_edited_slits(work, "big_slits.fits", _set_pixels(1e30))))
         return _mos_metrics(work, result)
 
-    def _members_blue_only(path, fraction=0.05):
-        from stdatamodels.jwst import datamodels
-
-        with datamodels.open(path) as model:
-            for spec in model.spec:
-                wave = np.array(spec.spec_table["WAVELENGTH"], dtype=float)
-                cut = np.nanmin(wave) + fraction * (np.nanmax(wave) - np.nanmin(wave))
-                for col in ("SURF_BRIGHT", "BACKGROUND", "FLUX"):
-                    values = np.array(spec.spec_table[col], dtype=float)
-                    values[wave > cut] = np.nan
-                    spec.spec_table[col] = values
-            model.save(path)
+    def _blue_only(spec, fraction=0.05):
+        wave = np.array(spec.spec_table["WAVELENGTH"], dtype=float)
+        cut = np.nanmin(wave) + fraction * (np.nanmax(wave) - np.nanmin(wave))
+        for col in ("SURF_BRIGHT", "BACKGROUND", "FLUX"):
+            values = np.array(spec.spec_table[col], dtype=float)
+            values[wave > cut] = np.nan
+            spec.spec_table[col] = values
 
     @case("spec3 members valid over the bluest 5%", kind="spec3")
     def _(work):
-        asn = m._asn_copy(work, "spec3_blue", lambda p: None)
-        folder = Path(asn).parent
-        for member in json.loads(Path(asn).read_text())["products"][0]["members"]:
-            if member["exptype"] == "background":
-                _members_blue_only(folder / member["expname"])
+        asn = m._asn_copy(work, "spec3_blue", m.edit_spectra(_blue_only), every=True)
         return _spec3_metrics(work, _spec3(work, asn), asn)
 
     # ---- checks before any work
@@ -298,34 +287,25 @@ def register(m):  # noqa: C901 - one registration per case
         return _mos_metrics(work, _mos(work, data=copy))
 
     # ---- what users type
-    def _strun(work, *args, crds=True):
+    def _strun(work, *args):
+        """strun's arguments, into out/strun: the step's list parameters, the status saved."""
         from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-        from jwst_mbkg_plus.synthetic import (
-            build_instrument,
-            default_instrument_path,
-            local_crds_context,
-        )
 
-        argv = [str(a) for a in args]
-        inst = build_instrument(default_instrument_path())
-        with local_crds_context(inst):
+        argv = [str(a) for a in args] + [f"--output_dir={_strun_dir(work)}"]
+        with m.synthetic_crds():
             step = MasterBackgroundMosPlusStep.from_cmdline(argv)
-        out = {"bkg_slits": step.bkg_slits, "exclude_slits": step.exclude_slits}
-        return out
+        return {"bkg_slits": step.bkg_slits, "exclude_slits": step.exclude_slits,
+                "status": m._status(_read_cal(work))}
 
     @case("strun --bkg_slits=1 (one value)")
     def _(work):
-        out = _strun(work, "master_background_mos_plus", work / "mos_slits.fits",
-                     "--bkg_slits=1", f"--output_dir={_strun_dir(work)}")
-        out["status"] = m._status(_read_cal(work))
-        return out
+        return _strun(work, "master_background_mos_plus", work / "mos_slits.fits",
+                      "--bkg_slits=1")
 
     @case("strun --exclude_slits=2 (one value)")
     def _(work):
-        out = _strun(work, "master_background_mos_plus", work / "mos_slits.fits",
-                     "--exclude_slits=2", f"--output_dir={_strun_dir(work)}")
-        out["status"] = m._status(_read_cal(work))
-        return out
+        return _strun(work, "master_background_mos_plus", work / "mos_slits.fits",
+                      "--exclude_slits=2")
 
     @case("ASDF parameter file with bkg_slits: '1,3'")
     def _(work):
@@ -335,9 +315,7 @@ def register(m):  # noqa: C901 - one registration per case
         asdf.AsdfFile({"class": "jwst_mbkg_plus.mos.step.MasterBackgroundMosPlusStep",
                        "name": "master_background_mos_plus",
                        "parameters": {"bkg_slits": "1,3"}}).write_to(pars)
-        out = _strun(work, pars, work / "mos_slits.fits", f"--output_dir={_strun_dir(work)}")
-        out["status"] = m._status(_read_cal(work))
-        return out
+        return _strun(work, pars, work / "mos_slits.fits")
 
     @case("steps dict bkg_slits=[1, 3] as integers")
     def _(work):
@@ -399,25 +377,19 @@ def register(m):  # noqa: C901 - one registration per case
         return out
 
     # ---- wrong kinds of files
-    @case("MOS input is a PNG")
-    def _(work):
-        return {"status": m._status(_mos(work, data=str(_png(work))))}
+    def wrong_kind(parameter, make):
+        """A case: the MOS step with ``parameter`` (data or user_background) a file ``make``s."""
+        def run(work):
+            return {"status": m._status(_mos(work, **{parameter: str(make(work))}))}
+        return run
 
-    @case("MOS input is an ASDF QA record")
-    def _(work):
-        return {"status": m._status(_mos(work, data=str(_qa_record(work))))}
-
-    @case("user_background is a PNG")
-    def _(work):
-        return {"status": m._status(_mos(work, user_background=str(_png(work))))}
-
-    @case("user_background is an ASDF QA record")
-    def _(work):
-        return {"status": m._status(_mos(work, user_background=str(_qa_record(work))))}
-
-    @case("user_background is a rate file")
-    def _(work):
-        return {"status": m._status(_mos(work, user_background=str(_rate(work))))}
+    for name, parameter, make in (
+            ("MOS input is a PNG", "data", _png),
+            ("MOS input is an ASDF QA record", "data", _qa_record),
+            ("user_background is a PNG", "user_background", _png),
+            ("user_background is an ASDF QA record", "user_background", _qa_record),
+            ("user_background is a rate file", "user_background", _rate)):
+        case(name)(wrong_kind(parameter, make))
 
     @case("spec3 input is a folder", kind="spec3")
     def _(work):
@@ -478,7 +450,7 @@ def register(m):  # noqa: C901 - one registration per case
     # ---- QA pulls
     @case("every background slitlet holds a source")
     def _(work):
-        path = _contaminated_slits(work)
+        path = _contaminated_slits(m, work)
         with _warnings_caught() as warned:
             result = _mos(work, data=str(path))
         warned = [w for w in warned if "pull spread" in w]
@@ -524,25 +496,15 @@ def _strun_dir(work):
     return folder
 
 
-def _contaminated_slits(work):
-    """Slits of an exposure whose every background slitlet holds a source (cached)."""
+def _contaminated_slits(m, work):
+    """Slits of ``m.small_scene`` with a source in every background slitlet (cached)."""
+    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
+
     path = work / "contaminated_slits.fits"
     if path.is_file():
         return path
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        build_instrument,
-        default_instrument_path,
-        extract_slits,
-        local_crds_context,
-        make_exposure,
-    )
-
     inst = build_instrument(default_instrument_path())
-    scene = Scene(n_background=4, n_point=2, n_extended=1, detectors=("NRS1",),
-                  noise_fraction=0.02, seed=21, n_contaminated=4)
-    exposure = make_exposure(scene, work / "exposure_contaminated", instrument=inst)
-    with local_crds_context(inst):
-        slits = extract_slits(exposure.rate_path)
+    with _common.painted_slits(m.small_scene(n_contaminated=4), work / "exposure_contaminated",
+                               inst) as (slits, _):
         slits.save(path)
     return path

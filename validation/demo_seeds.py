@@ -18,20 +18,10 @@ Usage::
 Seed 1 is the demo's own exposure.
 """
 
-import argparse
-import json
-import logging
 from pathlib import Path
 
+import _common
 import numpy as np
-
-
-def _seeds(text):
-    out = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
 
 
 def run_seed(seed, work):
@@ -88,15 +78,12 @@ def summarise(runs):
 
 def main(argv=None):
     """Run the seeds and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="1-10", help="e.g. 1-10 or 1,4,7")
-    parser.add_argument("--work", default="/tmp/mbkg_demo_seeds")
-    parser.add_argument("--out", default="validation/results_demo_seeds.json")
+    parser = _common.script_parser(__doc__, seeds="1-10", work="/tmp/mbkg_demo_seeds",
+                                   out="validation/results_demo_seeds.json")
     args = parser.parse_args(argv)
-    logging.getLogger("jwst").setLevel(logging.WARNING)
-    logging.getLogger("stpipe").setLevel(logging.WARNING)
+    _common.quiet_loggers(names=("jwst", "stpipe"))
     runs = {}
-    for seed in _seeds(args.seeds):
+    for seed in _common.parse_seeds(args.seeds):
         runs[str(seed)] = r = run_seed(seed, args.work)
         cols = " ".join(f"{s['column_pull_spread']:.3f}" for s in r["slits"].values())
         print(f"seed {seed:3d} pooled px {r['pooled_pixel']:.3f} col {r['pooled_column']:.3f}"
@@ -104,7 +91,7 @@ def main(argv=None):
     summary = summarise(runs)
     for kind, s in summary.items():
         print(kind, {k: round(v, 4) if isinstance(v, float) else v for k, v in s.items()})
-    Path(args.out).write_text(json.dumps({"runs": runs, "summary": summary}, indent=1))
+    _common.write_json(args.out, {"runs": runs, "summary": summary}, newline=False)
     print(f"wrote {args.out}")
     return 0
 

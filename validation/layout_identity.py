@@ -16,13 +16,13 @@ Usage::
 ``--compare`` prints every fingerprint that differs and exits 1 if any does.
 """
 
-import argparse
 import hashlib
 import json
 import logging
 import sys
 from pathlib import Path
 
+import _common
 import numpy as np
 
 MOS_SCENES = {
@@ -115,26 +115,16 @@ def run_mos(work, fingerprints):
 
     import jwst_mbkg_plus
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        build_instrument,
-        default_instrument_path,
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
+    from jwst_mbkg_plus.synthetic import Scene, build_instrument, default_instrument_path
 
     instrument = build_instrument(default_instrument_path())
     for label, params in MOS_SCENES.items():
         scene = Scene(n_point=4, n_extended=2, detectors=("NRS1",), seed=7, **params)
         folder = Path(work) / label
-        exposure = make_exposure(scene, folder, instrument=instrument)
-        with local_crds_context(instrument):
-            slits = extract_slits(exposure.rate_path)
+        with _common.painted_slits(scene, folder, instrument) as (slits, truth):
             settings = dict(MOS_SETTINGS)
             if label == "g235m_uniform_8":
-                wave, sb = load_truth(exposure.truth_path).background_1d()
+                wave, sb = truth.background_1d()
                 csv = folder / "user_bkg.ecsv"
                 Table({"wavelength": wave, "surf_bright": sb},
                       ).write(csv, overwrite=True)
@@ -219,9 +209,8 @@ def compare(before, after):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="identity.json")
-    parser.add_argument("--work", default="/tmp/mbkg_identity")
+    """Fingerprint every output into ``--out``, or compare two such files."""
+    parser = _common.script_parser(__doc__, out="identity.json", work="/tmp/mbkg_identity")
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args(argv)
     if args.compare:
@@ -229,12 +218,11 @@ def main(argv=None):
     from jwst_mbkg_plus.offline import configure_offline_crds
 
     configure_offline_crds()
-    logging.getLogger("stpipe").setLevel(logging.ERROR)
-    logging.getLogger("jwst").setLevel(logging.ERROR)
+    _common.quiet_loggers(logging.ERROR, names=("stpipe", "jwst"))
     fingerprints = {}
     run_mos(args.work, fingerprints)
     run_spec3(args.work, fingerprints)
-    Path(args.out).write_text(json.dumps(fingerprints, indent=1, sort_keys=True))
+    _common.write_json(args.out, fingerprints, newline=False, sort_keys=True)
     return 0
 
 

@@ -25,12 +25,10 @@ Usage::
         [--profile gaussian] [--out validation/results_source_rows_mc.json]
 """
 
-import argparse
-import json
-import logging
 from pathlib import Path
 from types import SimpleNamespace
 
+import _common
 import numpy as np
 
 
@@ -40,15 +38,7 @@ def capture(scene, folder, instrument):
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
     from jwst_mbkg_plus.io.slits import is_msa_background
     from jwst_mbkg_plus.mos.msa_position import source_distance
-    from jwst_mbkg_plus.synthetic import (
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
 
-    exposure = make_exposure(scene, folder, instrument=instrument)
-    truth = load_truth(exposure.truth_path)
     seen = {}
     original = slit_factors.slit_corrections
 
@@ -67,8 +57,7 @@ def capture(scene, folder, instrument):
 
     slit_factors.slit_corrections = spy
     try:
-        with local_crds_context(instrument):
-            slits = extract_slits(exposure.rate_path)
+        with _common.painted_slits(scene, folder, instrument) as (slits, truth):
             result = MasterBackgroundMosPlusStep.call(slits, output_dir=str(folder))
             for i, (s_in, s_out) in enumerate(zip(slits.slits, result.slits, strict=True)):
                 if i not in seen:
@@ -167,26 +156,21 @@ def draws(slits, noise, n_draws, rng, guard=1.0):
 
 def main(argv=None):
     """Run the draws and print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, seeds="1,2", work="/tmp/mbkg_source_rows",
+                                   out="validation/results_source_rows_mc.json")
     parser.add_argument("--grating", default="PRISM")
     parser.add_argument("--noise", type=float, default=0.2)
-    parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--profile", default="gaussian", choices=("gaussian", "moffat"))
-    parser.add_argument("--work", default="/tmp/mbkg_source_rows")
-    parser.add_argument("--out", default="validation/results_source_rows_mc.json")
     args = parser.parse_args(argv)
-    for name in ("stpipe", "jwst", "jwst_mbkg_plus"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    _common.quiet_loggers()
 
-    from jwst_mbkg_plus.offline import configure_offline_crds
-    from jwst_mbkg_plus.synthetic import Scene, build_instrument, default_instrument_path
+    from jwst_mbkg_plus.synthetic import Scene
 
-    configure_offline_crds()
-    instrument = build_instrument(default_instrument_path())
+    instrument = _common.offline_instrument()
     rng = np.random.default_rng(0)
     pooled = {"own": [], "common": [], "true": [], "modelled": []}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in _common.parse_seeds(args.seeds):
         scene = Scene(n_background=12, n_point=18, n_extended=0, shutters_per_slitlet=3,
                       detectors=("NRS1",), grating=args.grating, noise_fraction=args.noise,
                       calibration_error=(0.03, 0.02, 0.0, 0.0), point_profile=args.profile,
@@ -207,10 +191,7 @@ def main(argv=None):
         print(f"{name:7s} rms {100 * s['rms_median']:.3f}% mean {100 * s['mean_median']:+.3f} "
               f"+/- {100 * s['mean_error']:.3f}% pixels {s['mean_pixels']:.0f} (n {s['n']})")
     key = f"{args.grating}@{args.noise}@{args.profile}@{args.seeds}@{args.draws}"
-    out = Path(args.out)
-    merged = json.loads(out.read_text()) if out.is_file() else {}
-    merged[key] = summary
-    out.write_text(json.dumps(merged, indent=1))
+    _common.merge_json(args.out, {key: summary})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+import _common
 import numpy as np
 
 
@@ -38,29 +39,17 @@ def main(argv):
     """Run one scene with use_source_sky off and on, and print the figures."""
     logging.disable(logging.WARNING)
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.offline import configure_offline_crds
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        build_instrument,
-        default_instrument_path,
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
+    from jwst_mbkg_plus.synthetic import Scene
 
-    configure_offline_crds()
-    instrument = build_instrument(default_instrument_path())
+    instrument = _common.offline_instrument()
     grating, noise, seed = argv[0], float(argv[1]), int(argv[2])
     work = Path(argv[3] if len(argv) > 3 else "/tmp/mbkg_source_sky")
     scene = Scene(n_background=12, n_point=18, n_extended=0, shutters_per_slitlet=3,
                   detectors=("NRS1",), grating=grating, noise_fraction=noise,
                   calibration_error=(0.03, 0.02, 0, 0), seed=seed, point_profile="moffat",
                   moffat_beta=2.5, n_two_source=6, companion_flux=0.5)
-    exposure = make_exposure(scene, work / f"{grating}_{noise}_{seed}", instrument=instrument)
-    truth = load_truth(exposure.truth_path)
-    with local_crds_context(instrument):
-        slits = extract_slits(exposure.rate_path)
+    with _common.painted_slits(scene, work / f"{grating}_{noise}_{seed}",
+                               instrument) as (slits, truth):
         for name, pars in (("off", {"use_source_sky": False}), ("on", {})):
             result = MasterBackgroundMosPlusStep.call(slits, **pars)
             qa = result.meta.master_background_qa.instance

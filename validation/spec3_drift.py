@@ -38,12 +38,9 @@ Command (all parts, 5 seeds, 100 null seeds; about 40 minutes on a shared core):
     python validation/spec3_drift.py --out validation/results_spec3_drift.json
 """
 
-import argparse
-import json
-import logging
 import time
-from pathlib import Path
 
+import _common
 import numpy as np
 
 MODES = ("NRS_FIXEDSLIT", "NRS_IFU", "MIR_LRS-FIXEDSLIT", "MIR_MRS")
@@ -66,6 +63,12 @@ def _arrays(inputs, k, model):
                strict=True)
 
 
+def _fifth_medians(rel, tt):
+    """Median of ``rel`` in each fifth of the band (``tt`` from 0 at its blue end to 1)."""
+    return [float(np.nanmedian(rel[(tt >= i / 5) & (tt < (i + 1) / 5 if i < 4 else tt <= 2)]))
+            for i in range(5)]
+
+
 def residuals(inputs, result):
     """Median relative residual overall and per fifth of the band, over background pixels."""
     from jwst_mbkg_plus.synthetic.spec3_modes import MODE_SETUP
@@ -78,9 +81,7 @@ def residuals(inputs, result):
             rel.append(r[m])
             tt.append(((wl - w0) / (w1 - w0))[m])
     rel, tt = np.concatenate(rel), np.concatenate(tt)
-    fifths = [float(np.nanmedian(rel[(tt >= i / 5) & (tt < (i + 1) / 5 if i < 4 else tt <= 2)]))
-              for i in range(5)]
-    return {"median": float(np.nanmedian(rel)), "fifths": fifths}
+    return {"median": float(np.nanmedian(rel)), "fifths": _fifth_medians(rel, tt)}
 
 
 def _plus(container, **kw):
@@ -161,30 +162,23 @@ def part_drift(seeds, drifts=DRIFTS, noises=NOISES, **extra):
 
 def part_null(null_seeds):
     """How often the factor is applied with no drift (the step's driver only)."""
-    import os
-
     from jwst_mbkg_plus.synthetic.spec3_inputs import make_spec3_inputs
 
+    out = {}
     # Speed only: no schema validation on every array assignment (the factor does not
     # depend on it); restored afterwards.
-    before = os.environ.get("VALIDATE_ON_ASSIGNMENT")
-    os.environ["VALIDATE_ON_ASSIGNMENT"] = "false"
-    out = {}
-    for mode in MODES:
-        for noise in NOISES:
-            applied = 0
-            for s in null_seeds:
-                inputs = make_spec3_inputs(mode, seed=s, n_background=2, nodded=False,
-                                           pixel_noise=noise)
-                applied += any(x["applied"] for x in _scales(inputs))
-            key = f"{mode} noise {noise:g}"
-            out[key] = {"seeds_with_factor_applied": applied, "seeds": len(null_seeds)}
-            print(f"no drift {key:30s} factor applied in {applied} of {len(null_seeds)} seeds",
-                  flush=True)
-    if before is None:
-        os.environ.pop("VALIDATE_ON_ASSIGNMENT")
-    else:
-        os.environ["VALIDATE_ON_ASSIGNMENT"] = before
+    with _common.assignment_validation_off():
+        for mode in MODES:
+            for noise in NOISES:
+                applied = 0
+                for s in null_seeds:
+                    inputs = make_spec3_inputs(mode, seed=s, n_background=2, nodded=False,
+                                               pixel_noise=noise)
+                    applied += any(x["applied"] for x in _scales(inputs))
+                key = f"{mode} noise {noise:g}"
+                out[key] = {"seeds_with_factor_applied": applied, "seeds": len(null_seeds)}
+                print(f"no drift {key:30s} factor applied in {applied} of {len(null_seeds)} "
+                      "seeds", flush=True)
     return out
 
 
@@ -195,56 +189,46 @@ def part_fifths(mc_seeds, mode="NRS_FIXEDSLIT", noise=0.2):
     ``f_fitted / f_true - 1`` in each fifth of the band (the master's noise left out):
     its mean over seeds is the bias, its spread the factor's noise.
     """
-    import os
-
     from jwst_mbkg_plus.spec3 import run
     from jwst_mbkg_plus.spec3.subtract import science_wavelengths
     from jwst_mbkg_plus.synthetic.spec3_inputs import make_spec3_inputs
     from jwst_mbkg_plus.synthetic.spec3_modes import MODE_SETUP
     from jwst_mbkg_plus.synthetic.spec3_scenes import drift_factor
 
-    before = os.environ.get("VALIDATE_ON_ASSIGNMENT")
-    os.environ["VALIDATE_ON_ASSIGNMENT"] = "false"
     w0, w1 = MODE_SETUP[mode]["wave"]
     out = {}
-    for name, (level, red) in DRIFTS.items():
-        fifths, models, level_err = [], [], []
-        for s in mc_seeds:
-            inputs = make_spec3_inputs(mode, seed=s, n_background=2, nodded=False,
-                                       pixel_noise=noise, drift=level, drift_red=red)
-            scales = run.run_master_background([m.copy() for m in inputs.science],
-                                               inputs.backgrounds).scales
-            rel, tt = [], []
-            for k, sc in enumerate(scales):
-                wl = science_wavelengths(inputs.science[k])[0]
-                mask = inputs.background_mask[k]
-                mask = mask[0] if isinstance(mask, list) else mask
-                t = (wl - w0) / (w1 - w0)
-                f, _ = sc.factor.evaluate(wl)
-                rel.append((f / drift_factor(t, level, red) - 1.0)[mask])
-                tt.append(t[mask])
-                models.append(sc.factor.model if sc.factor.applied else "not applied")
-                level_err.append(sc.factor.level_error)
-            rel, tt = np.concatenate(rel), np.concatenate(tt)
-            fifths.append([float(np.nanmedian(rel[(tt >= i / 5) & ((tt < (i + 1) / 5)
-                                                                   if i < 4 else (tt <= 2))]))
-                           for i in range(5)])
-        f = np.array(fifths)
-        key = f"{mode} {name} noise {noise:g}"
-        out[key] = {"seeds": len(f), "fifths_mean": f.mean(axis=0).tolist(),
-                    "fifths_std": f.std(axis=0, ddof=1).tolist(),
-                    "fifths_beyond_0.5%": (np.abs(f) > 0.005).mean(axis=0).tolist(),
-                    "level_error_mean": float(np.mean(level_err)),
-                    "models": {m: models.count(m) for m in sorted(set(models))}}
-        print(f"factor error per fifth, {key} ({len(f)} seeds): mean "
-              f"{np.round(100 * f.mean(axis=0), 3).tolist()} %, std "
-              f"{np.round(100 * f.std(axis=0, ddof=1), 3).tolist()} %, beyond 0.5 % "
-              f"{np.round((np.abs(f) > 0.005).mean(axis=0), 3).tolist()}; mean level error "
-              f"{100 * np.mean(level_err):.3f} %; {out[key]['models']}", flush=True)
-    if before is None:
-        os.environ.pop("VALIDATE_ON_ASSIGNMENT")
-    else:
-        os.environ["VALIDATE_ON_ASSIGNMENT"] = before
+    with _common.assignment_validation_off():
+        for name, (level, red) in DRIFTS.items():
+            fifths, models, level_err = [], [], []
+            for s in mc_seeds:
+                inputs = make_spec3_inputs(mode, seed=s, n_background=2, nodded=False,
+                                           pixel_noise=noise, drift=level, drift_red=red)
+                scales = run.run_master_background([m.copy() for m in inputs.science],
+                                                   inputs.backgrounds).scales
+                rel, tt = [], []
+                for k, sc in enumerate(scales):
+                    wl = science_wavelengths(inputs.science[k])[0]
+                    mask = inputs.background_mask[k]
+                    mask = mask[0] if isinstance(mask, list) else mask
+                    t = (wl - w0) / (w1 - w0)
+                    f, _ = sc.factor.evaluate(wl)
+                    rel.append((f / drift_factor(t, level, red) - 1.0)[mask])
+                    tt.append(t[mask])
+                    models.append(sc.factor.model if sc.factor.applied else "not applied")
+                    level_err.append(sc.factor.level_error)
+                fifths.append(_fifth_medians(np.concatenate(rel), np.concatenate(tt)))
+            f = np.array(fifths)
+            key = f"{mode} {name} noise {noise:g}"
+            out[key] = {"seeds": len(f), "fifths_mean": f.mean(axis=0).tolist(),
+                        "fifths_std": f.std(axis=0, ddof=1).tolist(),
+                        "fifths_beyond_0.5%": (np.abs(f) > 0.005).mean(axis=0).tolist(),
+                        "level_error_mean": float(np.mean(level_err)),
+                        "models": {m: models.count(m) for m in sorted(set(models))}}
+            print(f"factor error per fifth, {key} ({len(f)} seeds): mean "
+                  f"{np.round(100 * f.mean(axis=0), 3).tolist()} %, std "
+                  f"{np.round(100 * f.std(axis=0, ddof=1), 3).tolist()} %, beyond 0.5 % "
+                  f"{np.round((np.abs(f) > 0.005).mean(axis=0), 3).tolist()}; mean level error "
+                  f"{100 * np.mean(level_err):.3f} %; {out[key]['models']}", flush=True)
     return out
 
 
@@ -392,19 +376,13 @@ def part_nodded(seeds):
 
 def main(argv=None):
     """Run the parts and write the JSON file."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, seeds="1,2,3,4,5", out=None)
     parser.add_argument("--parts", default="drift,nodrift,fifths,extended,wings,nodded")
-    parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--null-seeds", type=int, default=100)
     parser.add_argument("--mc-seeds", type=int, default=200)
-    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
-    logging.disable(logging.WARNING)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    _common.offline_quiet()
+    seeds = _common.parse_seeds(args.seeds)
     out = {"seeds": seeds}
     t0 = time.time()
     parts = args.parts.split(",")
@@ -423,8 +401,7 @@ def main(argv=None):
         out["nodded"] = part_nodded(seeds)
     out["seconds"] = time.time() - t0
     if args.out:
-        old = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
-        Path(args.out).write_text(json.dumps({**old, **out}, indent=1) + "\n")
+        _common.merge_json(args.out, out, newline=True)
 
 
 if __name__ == "__main__":

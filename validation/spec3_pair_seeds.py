@@ -12,14 +12,10 @@ Command (about 2 minutes)::
     python validation/spec3_pair_seeds.py --out validation/results_spec3_pair_seeds.json
 """
 
-import argparse
 import glob
-import json
-import logging
-import sys
 import tempfile
-from pathlib import Path
 
+import _common
 import numpy as np
 
 MODES = ("NRS_FIXEDSLIT", "NRS_IFU", "MIR_LRS-FIXEDSLIT", "MIR_MRS")
@@ -27,19 +23,13 @@ MODES = ("NRS_FIXEDSLIT", "NRS_IFU", "MIR_LRS-FIXEDSLIT", "MIR_MRS")
 
 def main(argv=None):
     """Run the seeds and print one line per mode."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, out=None)
     parser.add_argument("--noise", type=float, default=0.05)
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="number of seeds, from 100")
     parser.add_argument("--scale-master", default="auto",
                         help="the plus step's scale_master (off: no factor, as before issue 26)")
-    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
-
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
-    logging.disable(logging.WARNING)
-    sys.path.insert(0, str(Path(__file__).parent))
+    _common.offline_quiet()
     from validate_vetting import _spec3_bias
 
     from jwst_mbkg_plus import MasterBackgroundPlusStep
@@ -78,7 +68,7 @@ def main(argv=None):
               f"  | one clean spectrum: median|.| {100 * r['one_clean_median_abs']:.3f}% "
               f"max {100 * r['one_clean_max_abs']:.3f}%", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        _common.write_json(args.out, out)
 
 
 if __name__ == "__main__":

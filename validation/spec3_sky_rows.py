@@ -16,13 +16,9 @@ Command (seeds 500-699, 400 exposures per case; a few minutes)::
 Run it at another commit (``git stash`` or a worktree) for the figures before a change.
 """
 
-import argparse
 import collections
-import json
-import logging
-import os
-from pathlib import Path
 
+import _common
 import numpy as np
 
 
@@ -51,17 +47,11 @@ def run_case(seeds, noise, wings):
 
 def main(argv=None):
     """Run the cases and print one line each."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="500-699")
-    parser.add_argument("--out", default=None)
+    parser = _common.script_parser(__doc__, out=None)
+    parser.add_argument("--seeds", default="500-699", help="first-last seed")
     args = parser.parse_args(argv)
     lo, hi = (int(v) for v in args.seeds.split("-"))
-
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
-    logging.disable(logging.WARNING)
-    os.environ["VALIDATE_ON_ASSIGNMENT"] = "false"  # speed only
+    _common.offline_quiet(validate_on_assignment=False)
     out = {"seeds": [lo, hi]}
     for wings in (False, True):
         for noise in (0.05, 0.2):
@@ -72,7 +62,7 @@ def main(argv=None):
                   f"mean {100 * r['factor_error_mean']:+.3f} % rms "
                   f"{100 * r['factor_error_rms']:.3f} %; rows {r['sky_rows']}", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        _common.write_json(args.out, out)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,7 @@ Command (about 3 minutes)::
     python validation/spec3_wing_rows.py --out validation/results_spec3_wing_rows.json
 """
 
-import argparse
-import json
-import logging
-import os
-import sys
-from pathlib import Path
-
+import _common
 import numpy as np
 
 NY, NX, DRIFT = 32, 400, 1.03
@@ -93,11 +87,10 @@ def part_scene(draws):
 
 
 def part_driver(seeds):
+    import spec3_drift
+
     from jwst_mbkg_plus.spec3 import run
     from jwst_mbkg_plus.synthetic.spec3_inputs import make_spec3_inputs
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import spec3_drift
 
     out = {}
     for noise in (0.05, 0.2):
@@ -135,20 +128,15 @@ def part_driver(seeds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, out=None)
     parser.add_argument("--draws", type=int, default=100)
-    parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--seeds", type=int, default=50, help="number of seeds, from 100")
     args = parser.parse_args(argv)
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
-    logging.disable(logging.WARNING)
-    os.environ["VALIDATE_ON_ASSIGNMENT"] = "false"
+    _common.offline_quiet(validate_on_assignment=False)
     out = {"scene": part_scene(args.draws),
            "driver": part_driver(range(100, 100 + args.seeds))}
     if args.out:
-        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+        _common.write_json(args.out, out)
 
 
 if __name__ == "__main__":

@@ -25,16 +25,10 @@ import argparse
 import json
 from pathlib import Path
 
+import _common
 import numpy as np
 
 SETTINGS = ("stock", "plus", "plus_unsmoothed", "plus_noscale")
-
-
-def _seeds(text):
-    if "-" in text:
-        lo, hi = (int(v) for v in text.split("-"))
-        return list(range(lo, hi + 1))
-    return [int(v) for v in text.split(",")]
 
 
 def master_error(folder, truth):
@@ -122,7 +116,7 @@ def main(argv=None):
     results = {k: json.loads(Path(v).read_text())
                for k, v in (r.split("=", 1) for r in args.results)}
     table = diagnose(runs, results, [int(b) for b in args.backgrounds.split(",")],
-                     _seeds(args.seeds))
+                     _common.parse_seeds(args.seeds))
     print("run  key              setting          src rms   master mean  master median  "
           "detected  rescaled  half-width")
     for label, scenes in table.items():

@@ -27,12 +27,11 @@ Usage::
 Results are merged into ``--out`` under ``<grating>@<noise>@<seed>@<label>`` keys.
 """
 
-import argparse
 import json
-import logging
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 
 
@@ -117,18 +116,9 @@ def run_one(scene, folder, instrument, plus_pars, stock=None):
     from jwst.master_background import MasterBackgroundMosStep
 
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import (
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
 
-    exposure = make_exposure(scene, folder, instrument=instrument)
-    truth = load_truth(exposure.truth_path)
     out = {}
-    with local_crds_context(instrument):
-        slits = extract_slits(exposure.rate_path)
+    with _common.painted_slits(scene, folder, instrument) as (slits, truth):
         runs = [("plus", MasterBackgroundMosPlusStep, plus_pars)]
         if stock is None:
             runs.insert(0, ("stock", MasterBackgroundMosStep, {}))
@@ -161,10 +151,11 @@ def run_one(scene, folder, instrument, plus_pars, stock=None):
 
 def main(argv=None):
     """Run the validation and print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(
+        __doc__, seeds="1,2,3,4,5", work="/tmp/mbkg_calscatter",
+        out="validation/results_calibration_scatter.json", resume=True)
     parser.add_argument("--gratings", default="G235M,PRISM")
     parser.add_argument("--noise", default="0.05,0.2")
-    parser.add_argument("--seeds", default="1,2,3,4,5")
     parser.add_argument("--level", type=float, default=0.03)
     parser.add_argument("--tilt", type=float, default=0.02)
     parser.add_argument("--curvature", type=float, default=0.0)
@@ -175,30 +166,24 @@ def main(argv=None):
     parser.add_argument("--shutters", type=int, default=3)
     parser.add_argument("--plus", default="{}", help="plus step parameters (JSON)")
     parser.add_argument("--label", default="")
-    parser.add_argument("--resume", action="store_true", help="skip scenes already in --out")
     parser.add_argument("--plus-only", action="store_true", help="do not run jwst's step")
     parser.add_argument("--stock-from", default=None,
                         help="results file whose stock figures of the same scenes are reused "
                              "(stock does not depend on this package's code)")
-    parser.add_argument("--work", default="/tmp/mbkg_calscatter")
-    parser.add_argument("--out", default="validation/results_calibration_scatter.json")
     args = parser.parse_args(argv)
-    for name in ("stpipe", "jwst", "jwst_mbkg_plus"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    _common.quiet_loggers()
 
-    from jwst_mbkg_plus.offline import configure_offline_crds
-    from jwst_mbkg_plus.synthetic import Scene, build_instrument, default_instrument_path
+    from jwst_mbkg_plus.synthetic import Scene
 
-    configure_offline_crds()
-    instrument = build_instrument(default_instrument_path())
+    instrument = _common.offline_instrument()
     plus_pars = json.loads(args.plus)
     calib = (args.level, args.tilt, args.curvature, args.correlation)
     label = args.label or f"cal{args.level:g}_{args.tilt:g}_{args.curvature:g}"
     out = Path(args.out)
     # Seeds outermost: an interrupted run has every grating and noise at equal seeds.
-    done = set(json.loads(out.read_text())) if out.is_file() and args.resume else set()
+    done = _common.done_keys(out, args.resume)
     stock_from = json.loads(Path(args.stock_from).read_text()) if args.stock_from else {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in _common.parse_seeds(args.seeds):
         for grating in args.gratings.split(","):
             for noise in (float(n) for n in args.noise.split(",")):
                 if f"{grating}@{noise}@{seed}@{label}" in done:
@@ -225,9 +210,7 @@ def main(argv=None):
                       f"{nr.get('pixel_pull_std', np.nan):.2f}/"
                       f"{nr.get('column_pull_std', np.nan):.2f} | "
                       f"{res['stock']['seconds']:.0f}/{res['plus']['seconds']:.0f} s", flush=True)
-                merged = json.loads(out.read_text()) if out.is_file() else {}
-                merged[key] = res
-                out.write_text(json.dumps(merged, indent=1))
+                _common.merge_json(out, {key: res})
 
 
 if __name__ == "__main__":

@@ -34,11 +34,10 @@ Results are merged into ``--out`` under ``<scene>/<n_background>/<seed>`` keys, 
 setting (a run with ``--settings plus`` keeps the stock figures of the same key).
 """
 
-import argparse
-import json
 import logging
 from pathlib import Path
 
+import _common
 import numpy as np
 from validate_spatial import run_settings
 
@@ -102,30 +101,21 @@ def run_scene(label, n_background, seed, work, instrument, settings, with_none=T
 
 def main(argv=None):
     """Run the validation and print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, seeds="7", work="/tmp/mbkg_conditions",
+                                   out="validation/results_conditions.json")
     parser.add_argument("--scenes", default="uniform,halves,quadrant,chromatic,gradient")
     parser.add_argument("--backgrounds", default="9,4")
-    parser.add_argument("--seeds", default="7")
     parser.add_argument("--settings", default="stock,plus")
-    parser.add_argument("--work", default="/tmp/mbkg_conditions")
-    parser.add_argument("--out", default="validation/results_conditions.json")
     parser.add_argument("--no-plus-none", action="store_true",
                         help="do not add spatial_model='none' on the uniform/photon scenes")
     args = parser.parse_args(argv)
-    for name in ("stpipe", "jwst", "jwst_mbkg_plus", "CRDS"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-    from jwst_mbkg_plus.offline import configure_offline_crds
-    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
-
-    configure_offline_crds()
-    instrument = build_instrument(default_instrument_path())
+    _common.quiet_loggers(logging.ERROR, names=(*_common.STACK_LOGGERS, "CRDS"))
+    instrument = _common.offline_instrument()
     settings = args.settings.split(",")
-    out = Path(args.out)
-    merged = json.loads(out.read_text()) if out.is_file() else {}
+    merged = _common.read_json(args.out)
     for label in args.scenes.split(","):
         for n_bkg in (int(n) for n in args.backgrounds.split(",")):
-            for seed in (int(s) for s in args.seeds.split(",")):
+            for seed in _common.parse_seeds(args.seeds):
                 results = run_scene(label, n_bkg, seed, args.work, instrument, settings,
                                     with_none=not args.no_plus_none)
                 # Per setting: a run with --settings plus keeps the stock figures.
@@ -146,7 +136,7 @@ def main(argv=None):
                         flush=True,
                     )
                 # Written after every scene, so an interrupted run keeps what it measured.
-                out.write_text(json.dumps(merged, indent=1))
+                _common.write_json(args.out, merged, newline=False)
     print(f"wrote {args.out}")
 
 

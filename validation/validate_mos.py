@@ -41,10 +41,10 @@ mean over seeds of the overall and per-band figures and their standard error
 
 import argparse
 import json
-import logging
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 
 SCENES = {
@@ -483,13 +483,12 @@ def main(argv=None):
         for scene in sorted({k.split("@seed")[0] for k in results}):
             print(scene, json.dumps(floor_check(results, scene)))
         return
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = _common.parse_seeds(args.seeds)
 
     from jwst_mbkg_plus.offline import configure_offline_crds
 
     configure_offline_crds(Path(args.work) / "crds_base")
-    logging.getLogger("jwst").setLevel(logging.WARNING)
-    logging.getLogger("stpipe").setLevel(logging.WARNING)
+    _common.quiet_loggers(names=("jwst", "stpipe"))
     from jwst_mbkg_plus.synthetic import build_instrument
 
     instrument = build_instrument(Path(args.work) / "synthetic_crds")

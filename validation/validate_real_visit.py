@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 
 
@@ -91,19 +92,11 @@ def main():
     args = parser.parse_args()
     t0 = time.perf_counter()
     load_before = list(os.getloadavg())
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
+    inst = _common.offline_instrument()
     from jwst_mbkg_plus.batch import run_batch
-    from jwst_mbkg_plus.synthetic import (
-        Scene,
-        build_instrument,
-        default_instrument_path,
-        load_truth,
-    )
+    from jwst_mbkg_plus.synthetic import Scene, load_truth
     from jwst_mbkg_plus.synthetic.visit import make_visit
 
-    inst = build_instrument(default_instrument_path())
     work = Path(args.work)
     scene = Scene(grating="G395M", n_background=6, n_point=2, n_extended=2,
                   detectors=("NRS1", "NRS2"), noise_fraction=0.2, seed=1)

@@ -42,8 +42,6 @@ Usage::
 Results are merged into ``--out`` under ``<grating>@<noise>@<seed>@<weight type>`` keys.
 """
 
-import argparse
-import json
 import logging
 import shutil
 import time
@@ -296,9 +294,13 @@ def run_scene(args, noise, seed, instrument):
 
 def main(argv=None):
     """Run the scenes and merge the results into ``--out``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # Here, not at the top: tests/test_source_flux.py loads this file by its path, with
+    # validation/ not on sys.path, and uses run_scene alone.
+    import _common
+
+    parser = _common.script_parser(__doc__, seeds="1", work="/tmp/mbkg_source_flux",
+                                   out="validation/results_source_flux.json")
     parser.add_argument("--noise", default="0.0,0.05,0.2")
-    parser.add_argument("--seeds", default="1")
     parser.add_argument("--grating", default="G235M")
     parser.add_argument("--n-background", type=int, default=12)
     parser.add_argument("--n-point", type=int, default=8)
@@ -315,25 +317,20 @@ def main(argv=None):
     parser.add_argument("--weight-type", default="exptime",
                         help="resample_spec weight_type of every run ('' for jwst's default, "
                              "'ivm')")
-    parser.add_argument("--work", default="/tmp/mbkg_source_flux")
-    parser.add_argument("--out", default="validation/results_source_flux.json")
     args = parser.parse_args(argv)
     args.calibration = [float(v) for v in args.calibration.split(",") if v]
     if 0 < len(args.calibration) < 3:
         args.calibration += [0.0] * (3 - len(args.calibration))
     logging.basicConfig(level=logging.WARNING)
 
-    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
-
-    instrument = build_instrument(default_instrument_path())
-    out = Path(args.out)
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    instrument = _common.offline_instrument()
+    results = _common.read_json(args.out)
     for noise in (float(v) for v in args.noise.split(",")):
-        for seed in (int(v) for v in args.seeds.split(",")):
+        for seed in _common.parse_seeds(args.seeds):
             entry = run_scene(args, noise, seed, instrument)
             noise_key = f"e{args.sky_electrons:g}" if args.sky_electrons else f"{noise}"
-            results[f"{args.grating}@{noise_key}@{seed}@{args.weight_type or 'default'}"] = entry
-            out.write_text(json.dumps(results, indent=1))
+            key = f"{args.grating}@{noise_key}@{seed}@{args.weight_type or 'default'}"
+            results = _common.merge_json(args.out, {key: entry})
             for label in ("plus", "stock"):
                 if label in entry:
                     e = entry[label]

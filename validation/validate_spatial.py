@@ -23,12 +23,10 @@ Usage::
 Results are merged into ``--out`` under ``<scene>@<noise>`` keys.
 """
 
-import argparse
-import json
-import logging
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 
 SCENES = {
@@ -174,18 +172,9 @@ def run_settings(scene, folder, instrument, settings, qa_fields=_spatial_fields)
     from jwst.master_background import MasterBackgroundMosStep
 
     from jwst_mbkg_plus import MasterBackgroundMosPlusStep
-    from jwst_mbkg_plus.synthetic import (
-        extract_slits,
-        load_truth,
-        local_crds_context,
-        make_exposure,
-    )
 
-    exposure = make_exposure(scene, folder, instrument=instrument)
-    truth = load_truth(exposure.truth_path)
     results = {}
-    with local_crds_context(instrument):
-        slits = extract_slits(exposure.rate_path)
+    with _common.painted_slits(scene, folder, instrument) as (slits, truth):
         for name, pars in settings.items():
             out_dir = folder / name
             out_dir.mkdir(exist_ok=True)
@@ -205,23 +194,15 @@ def run_settings(scene, folder, instrument, settings, qa_fields=_spatial_fields)
 
 def main(argv=None):
     """Run the validation and print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, work="/tmp/mbkg_spatial",
+                                   out="validation/results_spatial.json")
     parser.add_argument("--scenes", default="flat,gradient_y,gradient_x,quadrant,scatter")
     parser.add_argument("--noise", default="0.05")
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--work", default="/tmp/mbkg_spatial")
-    parser.add_argument("--out", default="validation/results_spatial.json")
     args = parser.parse_args(argv)
-    logging.getLogger("stpipe").setLevel(logging.WARNING)
-    logging.getLogger("jwst").setLevel(logging.WARNING)
-    logging.getLogger("jwst_mbkg_plus").setLevel(logging.WARNING)
-
-    from jwst_mbkg_plus.offline import configure_offline_crds
-    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
-
-    configure_offline_crds()
-    instrument = build_instrument(default_instrument_path())
+    _common.quiet_loggers()
+    instrument = _common.offline_instrument()
     settings = args.settings.split(",")
     all_results = {}
     for label in args.scenes.split(","):
@@ -240,10 +221,7 @@ def main(argv=None):
                     flush=True,
                 )
     # Runs of other scenes or noise levels already in the file are kept.
-    out = Path(args.out)
-    merged = json.loads(out.read_text()) if out.is_file() else {}
-    merged.update(all_results)
-    out.write_text(json.dumps(merged, indent=1))
+    _common.merge_json(args.out, all_results)
     print(f"wrote {args.out}")
 
 

@@ -25,11 +25,11 @@ Usage::
 the per-point noise of the background spectra (comma-separated).
 """
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
+import _common
 import numpy as np
 
 
@@ -161,26 +161,18 @@ def run_spec3(mode, spectrum_noise, work, seed=11):
 
 def main(argv=None):
     """Run the scenes and print a table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, seeds="7", work="/tmp/mbkg_vetting",
+                                   out="validation/results_vetting.json")
     parser.add_argument("--mos", default="2:1:0.05,2:1:0.2,1:1:0.05,2:0:0.05")
-    parser.add_argument("--seeds", default="7", help="MOS scene seeds, comma-separated")
     parser.add_argument("--spec3-noise", default="0.003")
-    parser.add_argument("--work", default="/tmp/mbkg_vetting")
-    parser.add_argument("--out", default="validation/results_vetting.json")
     args = parser.parse_args(argv)
-
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds(Path(args.work) / "crds_base")
-    for name in ("jwst", "stpipe", "CRDS", "jwst_mbkg_plus"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
+    _common.quiet_loggers(names=(*_common.STACK_LOGGERS, "CRDS"))
+    instrument = _common.offline_instrument(Path(args.work) / "crds_base")
     from jwst_mbkg_plus.synthetic.spec3_inputs import MODES
 
-    instrument = build_instrument(default_instrument_path())
     table = {"mos": {}, "spec3": {}}
-    scenes = [(t, int(seed)) for t in filter(None, args.mos.split(","))
-              for seed in args.seeds.split(",")]
+    scenes = [(t, seed) for t in filter(None, args.mos.split(","))
+              for seed in _common.parse_seeds(args.seeds)]
     for triple, seed in scenes:
         n_bkg, n_con, noise = triple.split(":")
         key = f"{n_bkg} bkg, {n_con} contaminated, noise {noise}, seed {seed}"
@@ -204,7 +196,7 @@ def main(argv=None):
                   f"verdict {pair.get('verdict')} (truth {s['contaminated_member']}) "
                   f"{s['plus']['status']}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(table, indent=1))
+    _common.write_json(args.out, table, newline=False)
     print(f"wrote {args.out}")
     return 0
 

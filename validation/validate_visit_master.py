@@ -41,6 +41,7 @@ import sys
 import time
 from pathlib import Path
 
+import _common
 import numpy as np
 
 
@@ -282,12 +283,7 @@ def main():
     t0 = time.perf_counter()
     load_before = list(os.getloadavg())
 
-    from jwst_mbkg_plus.offline import configure_offline_crds
-
-    configure_offline_crds()
-    from jwst_mbkg_plus.synthetic import build_instrument, default_instrument_path
-
-    inst = build_instrument(default_instrument_path())
+    inst = _common.offline_instrument()
     per_seed, seconds = {}, {}
     for seed in seeds:
         t_seed = time.perf_counter()
