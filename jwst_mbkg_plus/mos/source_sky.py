@@ -248,7 +248,8 @@ def add_source_sky(cal_model, master, options):
         expansion = first.slits[k]
         wave = expansion.wave
         # The master without the spatial factor, none beyond its samples; the spatial
-        # factor per pixel as the expansion applied it.
+        # factor per pixel as the background carries it (bkg / plain: the factor the
+        # expansion applied, to rounding; the ratio keeps the results to the last bit).
         with np.errstate(invalid="ignore"):
             inside = (wave >= low) & (wave <= high)
         plain = np.where(inside, expansion.plain, np.nan)
