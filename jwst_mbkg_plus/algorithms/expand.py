@@ -33,7 +33,8 @@ from scipy.interpolate import CubicSpline
 
 from jwst_mbkg_plus.algorithms.interp import check_increasing, interp_linear
 
-__all__ = ["EDGE_POLICIES", "INTERPOLATIONS", "expand_to_2d", "subtract_background"]
+__all__ = ["EDGE_POLICIES", "INTERPOLATIONS", "expand_to_2d", "sample_range",
+           "subtract_background"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,47 @@ def expand_to_2d(wavelength_2d, master_wave, master_flux, master_var=None, *, ed
         mv = np.asarray(master_var, dtype=np.float64)
         if mv.shape != mw.shape:
             raise ValueError(f"master_var shape {mv.shape} differs from master_wave {mw.shape}")
+    mw, mf, mv = _trimmed(mw, mf, mv)
+    wave = np.asarray(wavelength_2d, dtype=np.float64)
+    bkg, var = interp_linear(mw, mf, mv, wave, edge=edge, edge_limit=edge_limit)
+    if interpolation == "cubic":
+        bkg = _cubic_inside(mw, mf, wave, bkg)
+        if var is not None:
+            var = _cubic_variance(mw, mv, wave, var)
+    log.debug("expand_to_2d: %d of %d pixels defined (edge=%s)", int(np.isfinite(bkg).sum()),
+              bkg.size, edge)
+    return bkg, var
+
+
+def sample_range(master_wave, master_flux, master_var=None):
+    """
+    The wavelengths beyond which `expand_to_2d`'s ``edge`` policy applies.
+
+    Parameters
+    ----------
+    master_wave, master_flux, master_var : array_like, shape (n,)
+        As `expand_to_2d` takes them.
+
+    Returns
+    -------
+    low, high : float
+        The master's first and last finite samples (leading and trailing NaN
+        trimmed): pixels at ``low <= wavelength <= high`` get the same value
+        whatever ``edge`` is; the others follow it.
+
+    Raises
+    ------
+    ValueError
+        For unsorted ``master_wave`` or a master with no finite sample.
+    """
+    mw, _, _ = _trimmed(np.asarray(master_wave, dtype=np.float64),
+                        np.asarray(master_flux, dtype=np.float64),
+                        None if master_var is None else np.asarray(master_var, dtype=np.float64))
+    return float(mw[0]), float(mw[-1])
+
+
+def _trimmed(mw, mf, mv):
+    """The master's samples from its first to its last finite one (float64 arrays)."""
     check_increasing(mw, "master_wave")
     ok = np.isfinite(mw)
     mw, mf = mw[ok], mf[ok]
@@ -115,15 +157,7 @@ def expand_to_2d(wavelength_2d, master_wave, master_flux, master_var=None, *, ed
     if mv is not None:
         mv = np.where(np.isfinite(mf), mv[sl], np.nan)
         mf = np.where(np.isfinite(mv), mf, np.nan)
-    wave = np.asarray(wavelength_2d, dtype=np.float64)
-    bkg, var = interp_linear(mw, mf, mv, wave, edge=edge, edge_limit=edge_limit)
-    if interpolation == "cubic":
-        bkg = _cubic_inside(mw, mf, wave, bkg)
-        if var is not None:
-            var = _cubic_variance(mw, mv, wave, var)
-    log.debug("expand_to_2d: %d of %d pixels defined (edge=%s)", int(np.isfinite(bkg).sum()),
-              bkg.size, edge)
-    return bkg, var
+    return mw, mf, mv
 
 
 def _cubic_inside(mw, mf, wave, linear):

@@ -50,7 +50,7 @@ from jwst_mbkg_plus.algorithms.source_wings import source_wings
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
 from jwst_mbkg_plus.mos.msa_position import source_distance
 
-__all__ = ["SlitCorrection", "slit_corrections"]
+__all__ = ["SlitCorrection", "log_held", "slit_corrections"]
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def _brief(fit):
 
 
 def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
-                     expanded_var=None, nearest=NEAREST_DISTANCE, quiet=False):
+                     expanded_var=None, nearest=NEAREST_DISTANCE, held=None):
     """
     Measure the calibration scatter and decide every slit's correction.
 
@@ -216,11 +216,12 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
         nearest distance of the rows fitted
         (`~jwst_mbkg_plus.algorithms.free_rows.nearest_cut` picks the cut between
         it and ``guard``); None (default, `NEAREST_DISTANCE`): ``guard``.
-
-    quiet : bool, optional
-        Log at DEBUG instead of INFO: a first pass whose factors are fitted
-        again (and logged) against a new master
-        (`~jwst_mbkg_plus.mos.source_sky.add_source_sky`).
+    held : list or None, optional
+        A first pass whose factors may be fitted again (and logged) against a
+        new master (`~jwst_mbkg_plus.mos.source_sky.add_source_sky`): its INFO
+        lines are logged at DEBUG and appended to this list as ``(format,
+        args)``, for `log_held` to log if the pass is kept. None (default):
+        logged at INFO.
 
     Returns
     -------
@@ -231,7 +232,14 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     """
     if mode == "none":
         return {}, None
-    say = log.debug if quiet else log.info
+
+    def say(message, *args):
+        if held is None:
+            log.info(message, *args)
+        else:
+            log.debug(message, *args)
+            held.append((message, args))
+
     if expanded_var is None:
         expanded_var = [None] * len(cal_slits)
     background = sorted(master.leave_one_out)
@@ -357,6 +365,20 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                  ", ".join(record["systematic_error_slits"]))
     say("Rescaled %d slitlets by their own sky factor", len(record["rescaled_slits"]))
     return corrections, record
+
+
+def log_held(held):
+    """
+    Log at INFO the lines a `slit_corrections` pass held back, and empty ``held``.
+
+    Parameters
+    ----------
+    held : list
+        ``(format, args)`` pairs, as `slit_corrections` appends them.
+    """
+    for message, args in held:
+        log.info(message, *args)
+    held.clear()
 
 
 def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key):

@@ -24,7 +24,11 @@ second pass:
    (`~jwst_mbkg_plus.mos.combine.combine_master`), each spectrum weighted by
    the inverse of its median relative variance (a slitlet's sky rows are
    fewer than a background slitlet's);
-4. the step then fits every slitlet's factor again, against this master.
+4. the step then expands this master and fits every slitlet's factor again,
+   against it. When nothing is added, the master is unchanged and the step
+   subtracts with this first pass's expansion and factors
+   (`~jwst_mbkg_plus.mos.subtract.subtract_master`'s ``expanded``): they are
+   made once.
 
 Only slitlets with a fitted factor contribute: without one (no calibration
 scatter detected, ``slit_scale='auto'``) a source slitlet's sky would enter at
@@ -43,10 +47,9 @@ import numpy as np
 from jwst_mbkg_plus.algorithms import expand, outliers
 from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.io.slits import slit_label, slit_variance
-from jwst_mbkg_plus.mos import slit_factors
 from jwst_mbkg_plus.mos.combine import combine_master
 from jwst_mbkg_plus.mos.slit_spectra import bin_slits
-from jwst_mbkg_plus.mos.subtract import expanded_backgrounds
+from jwst_mbkg_plus.mos.subtract import expand_and_correct
 from jwst_mbkg_plus.mos.vetting import level_tolerance
 
 __all__ = ["add_source_sky", "master_with_source_sky", "relative_weights", "source_sky_arrays"]
@@ -210,9 +213,14 @@ def add_source_sky(cal_model, master, options):
 
     Returns
     -------
-    MasterBackground
+    master : MasterBackground
         The new master (``master`` itself when nothing could be added), with
         the QA record's ``source_sky`` entry.
+    first : `~jwst_mbkg_plus.mos.subtract.Expanded` or None
+        When ``master`` is returned unchanged, the expansion and slit
+        corrections made against it, for
+        `~jwst_mbkg_plus.mos.subtract.subtract_master` (their log lines held
+        back); None when there is a new master or no first pass.
     """
     record = {"applied": False}
     reason = ""
@@ -221,30 +229,33 @@ def add_source_sky(cal_model, master, options):
     elif options.slit_scale == "none":
         reason = "slit_scale is off: the source slitlets have no fitted sky factor"
     if reason:
-        return _unchanged(master, record, reason)
-    prepared, _ = expanded_backgrounds(cal_model, master, options)
+        return _unchanged(master, record, reason), None
+    # With a new master, subtract_master expands it and fits the factors again, and
+    # logs them; with this master, it takes this pass and logs its held lines.
+    first = expand_and_correct(cal_model, master, options, quiet=True)
+    corrections = first.corrections
     slits = list(cal_model.slits)
-    waves = [p[1] for p in prepared]
-    # The factors are fitted again against the new master (subtract_master), which
-    # logs them: this first fit is quiet.
-    corrections, _ = slit_factors.slit_corrections(
-        slits, waves, [p[2] for p in prepared], master, options.slit_scale,
-        guard=options.slit_scale_guard, expanded_var=[p[3] for p in prepared], quiet=True)
     sources = [k for k in sorted(corrections) if corrections[k].sky is not None
                and corrections[k].factor is not None and k not in master.leave_one_out]
     if not sources:
         return _unchanged(master, record, "no source slitlet was rescaled by its own sky "
                           "factor (calibration scatter not detected, or too few source-free "
-                          "pixels)")
+                          "pixels)"), first
+    low, high = expand.sample_range(master.wavelength, master.surf_bright, master.var)
     arrays, labels, pixels, rejected = [], [], {}, {}
     for k in sources:
         free, data = corrections[k].sky
-        _, wave, bkg_cal, _, _, _ = prepared[k]
-        plain, plain_var = expand.expand_to_2d(
-            wave, master.wavelength, master.surf_bright, master.var, edge="nan",
-            interpolation=master.interpolation)
+        expansion = first.slits[k]
+        wave = expansion.wave
+        # The master without the spatial factor, none beyond its samples; the spatial
+        # factor per pixel as the background carries it (bkg / plain: the factor the
+        # expansion applied, to rounding; the ratio keeps the results to the last bit).
+        with np.errstate(invalid="ignore"):
+            inside = (wave >= low) & (wave <= high)
+        plain = np.where(inside, expansion.plain, np.nan)
+        plain_var = np.where(inside, expansion.plain_var, np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            spatial = np.where(plain > 0, bkg_cal / plain, np.nan)
+            spatial = np.where(plain > 0, expansion.bkg / plain, np.nan)
         factor = corrections[k].factor * spatial
         *a, n_bad = source_sky_arrays(
             wave, data, slit_variance(slits[k]), free, factor, plain, plain_var,
@@ -267,7 +278,7 @@ def add_source_sky(cal_model, master, options):
              record["n_source_slits"], sum(record["pixels"].values()),
              record["n_background_spectra"], record["median_variance_ratio"])
     new.qa["source_sky"] = record
-    return new
+    return new, None
 
 
 def _unchanged(master, record, reason):

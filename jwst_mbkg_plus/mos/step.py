@@ -170,9 +170,10 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     master = self._visit_master(forward.model, options)
                 else:
                     master = master_from_slits(self, forward.model, options)
+                first_pass = None  # the expansion against an unchanged master, reused
                 if (options.use_source_sky and not self.user_background
                         and not jwst_arithmetic):
-                    master = add_source_sky(forward.model, master, options)
+                    master, first_pass = add_source_sky(forward.model, master, options)
                 problem = output_checks.coverage_problem(
                     master.wavelength, master.surf_bright, wavelength_range(forward.model),
                     self.user_background_min_overlap,
@@ -198,7 +199,8 @@ class MasterBackgroundMosPlusStep(PlusMixin, MasterBackgroundMosStep):
                     forward.flat = None
 
         result, background_2d = subtract_master(
-            output_model, forward, master, options, uncalibrated=uncalibrated
+            output_model, forward, master, options, uncalibrated=uncalibrated,
+            expanded=first_pass,
         )
         qa = residual_qa(result, forward, master, background_2d,
                          propagate_errors=options.propagate_errors)

@@ -1,8 +1,14 @@
 """The MOS master expanded to every slit, un-calibrated and subtracted.
+
+The expansion and every slit's correction against one master
+(`expand_and_correct`) are made once per master: `subtract_master` takes those
+of a first pass (`~jwst_mbkg_plus.mos.source_sky.add_source_sky`) when the
+master is the same.
 """
 
 
 import copy
+import dataclasses
 import logging
 
 import numpy as np
@@ -23,6 +29,9 @@ from jwst_mbkg_plus.mos.msa_position import slit_position
 from jwst_mbkg_plus.mos.options import REJECTED_DQ
 
 __all__ = [
+    "Expanded",
+    "SlitBackground",
+    "expand_and_correct",
     "expanded_backgrounds",
     "subtract_master",
 ]
@@ -30,7 +39,102 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-def subtract_master(output_model, forward, master, options, uncalibrated=None):
+@dataclasses.dataclass
+class SlitBackground:
+    """
+    The master expanded to one slit's pixels (`expanded_backgrounds`).
+
+    Attributes
+    ----------
+    master : MasterBackground
+        The master expanded: a background slitlet's leave-one-out master, for
+        the others the master itself.
+    wave : ndarray
+        The pixel wavelengths.
+    bkg, var : ndarray
+        The background (calibrated units, times the spatial factor) and its
+        variance.
+    plain, plain_var : ndarray
+        ``master`` expanded before the spatial factor (the master's end values
+        beyond its samples), and its variance; ``bkg`` and ``var`` themselves
+        without a spatial model.
+    outside : ndarray of bool
+        The pixels outside the covered range.
+    is_background : bool
+        Whether the slit is a background slitlet of the master.
+    """
+
+    master: object
+    wave: np.ndarray
+    bkg: np.ndarray
+    var: np.ndarray
+    plain: np.ndarray
+    plain_var: np.ndarray
+    outside: np.ndarray
+    is_background: bool
+
+
+@dataclasses.dataclass
+class Expanded:
+    """
+    The master expanded to every slit, and every slit's correction against it.
+
+    Attributes
+    ----------
+    master : MasterBackground
+        The master they were made against.
+    slits : list of SlitBackground
+        Per slit, the expanded master.
+    applied : dict
+        Slit label -> spatial factor record (QA).
+    corrections : dict
+        Slit index -> `~jwst_mbkg_plus.mos.slit_factors.SlitCorrection`.
+    scatter_record : dict or None
+        The ``calibration_scatter`` QA record (None: ``slit_scale`` off).
+    held : list
+        Log lines of the corrections not logged yet (a quiet pass,
+        `~jwst_mbkg_plus.mos.slit_factors.log_held`).
+    """
+
+    master: object
+    slits: list
+    applied: dict
+    corrections: dict
+    scatter_record: dict | None
+    held: list = dataclasses.field(default_factory=list)
+
+
+def expand_and_correct(cal_model, master, options, *, quiet=False):
+    """
+    The master expanded to every slit, and every slit's correction against it.
+
+    Parameters
+    ----------
+    cal_model : `~stdatamodels.jwst.datamodels.MultiSlitModel`
+        The slits calibrated as extended.
+    master : MasterBackground
+        The master background.
+    options : MasterOptions
+        Step options.
+    quiet : bool, optional
+        Hold the corrections' log lines back (in ``held``, logged at DEBUG):
+        a first pass whose corrections are made again against a new master
+        if the master changes.
+
+    Returns
+    -------
+    Expanded
+    """
+    slits, applied = expanded_backgrounds(cal_model, master, options)
+    held = [] if quiet else None
+    corrections, record = slit_factors.slit_corrections(
+        list(cal_model.slits), [s.wave for s in slits], [s.bkg for s in slits], master,
+        options.slit_scale, guard=options.slit_scale_guard,
+        expanded_var=[s.var for s in slits], held=held)
+    return Expanded(master, slits, applied, corrections, record, [] if held is None else held)
+
+
+def subtract_master(output_model, forward, master, options, uncalibrated=None, expanded=None):
     """
     Expand the master to every slit, un-calibrate it and subtract it.
 
@@ -55,6 +159,11 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
         its DQ (`~jwst_mbkg_plus.mos.calibration.uncalibrate_like_jwst`):
         used instead of the division by the factors inside the covered range,
         and its DQ ORed into the science DQ, as jwst does.
+    expanded : Expanded, optional
+        The expansion and corrections already made against this ``master``
+        (`~jwst_mbkg_plus.mos.source_sky.add_source_sky`'s first pass, when it
+        left the master unchanged): used, and its held log lines logged, instead
+        of making them again. None: made here.
 
     Returns
     -------
@@ -69,23 +178,28 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None):
     height = options.error_extraction_height or _typical_height(forward.model)
     master.qa["error_extraction_height"] = int(height)
     flagged = {}  # slit label -> pixels flagged REJECTED_DQ
-    prepared, applied = expanded_backgrounds(forward.model, master, options)
-    corrections, scatter_record = slit_factors.slit_corrections(
-        list(forward.model.slits), [p[1] for p in prepared], [p[2] for p in prepared],
-        master, options.slit_scale, guard=options.slit_scale_guard,
-        expanded_var=[p[3] for p in prepared])
-    if scatter_record is not None:
-        master.qa["calibration_scatter"] = scatter_record
-    for index, (slit, cal_slit, factor) in enumerate(
-        zip(output_model.slits, forward.model.slits, forward.factors, strict=True)
+    if expanded is None:
+        expanded = expand_and_correct(forward.model, master, options)
+    elif expanded.master is not master:
+        raise ValueError("subtract_master: the expansion handed over was made against "
+                         "another master")
+    else:
+        slit_factors.log_held(expanded.held)
+    applied, corrections = expanded.applied, expanded.corrections
+    if expanded.scatter_record is not None:
+        master.qa["calibration_scatter"] = expanded.scatter_record
+    for index, (slit, cal_slit, factor, expansion) in enumerate(
+        zip(output_model.slits, forward.model.slits, forward.factors, expanded.slits,
+            strict=True)
     ):
-        this, wave, bkg_cal, bkg_var_cal, outside, _ = prepared[index]
+        this, outside = expansion.master, expansion.outside
+        bkg_cal, bkg_var_cal = expansion.bkg, expansion.var
         if index in corrections:
             bkg_cal, bkg_var_cal = corrections[index].apply(bkg_cal, bkg_var_cal)
 
             applied.setdefault(slit_label(cal_slit), {}).update(corrections[index].record)
         if options.outside_range == "nan":
-            bkg_cal[outside] = np.nan
+            bkg_cal = np.where(outside, np.nan, bkg_cal)
         with np.errstate(divide="ignore", invalid="ignore"):
             bkg = bkg_cal / factor
             bkg_var = bkg_var_cal / factor**2
@@ -177,21 +291,19 @@ def expanded_backgrounds(cal_model, master, options):
 
     Returns
     -------
-    prepared : list of tuple
-        Per slit: the master used, the pixel wavelengths, the background
-        (calibrated units) and its variance, the pixels outside the covered
-        range, and whether it is a background slitlet of the master.
+    slits : list of SlitBackground
+        Per slit, the expanded master.
     applied : dict
         Slit label -> spatial factor record (QA).
     """
     exp_type = cal_model.meta.exposure.type
     applied = {}  # slit label -> spatial factor and local scale used
-    prepared = []
+    slits = []
     for index, cal_slit in enumerate(cal_model.slits):
         this = master.leave_one_out.get(index, master)
         wave = np.asarray(get_wavelengths(cal_slit, exp_type), dtype=np.float64)
         is_background = index in master.leave_one_out
-        bkg_cal, bkg_var_cal, record = _expanded(cal_slit, wave, this, options)
+        bkg_cal, bkg_var_cal, plain, plain_var, record = _expanded(cal_slit, wave, this)
         if record is not None:
             applied[slit_label(cal_slit)] = record
         outside = _outside(wave, this)
@@ -201,13 +313,16 @@ def expanded_backgrounds(cal_model, master, options):
             # jwst would subtract; the QA leaves those pixels out (not independent).
             fallback = outside & ~_outside(wave, master)
             if fallback.any():
-                full, full_var, _ = _expanded(cal_slit, wave, master, options)
+                full, full_var, full_plain, full_plain_var, _ = _expanded(cal_slit, wave, master)
                 bkg_cal = np.where(fallback, full, bkg_cal)
                 bkg_var_cal = np.where(fallback, full_var, bkg_var_cal)
+                plain = np.where(fallback, full_plain, plain)
+                plain_var = np.where(fallback, full_plain_var, plain_var)
                 outside &= ~fallback
                 master.self_subtracted[index] = fallback
-        prepared.append((this, wave, bkg_cal, bkg_var_cal, outside, is_background))
-    return prepared, applied
+        slits.append(SlitBackground(this, wave, bkg_cal, bkg_var_cal, plain, plain_var,
+                                    outside, is_background))
+    return slits, applied
 
 
 def _outside(wave, master):
@@ -216,7 +331,7 @@ def _outside(wave, master):
     return ~((wave >= low) & (wave <= high))
 
 
-def _expanded(cal_slit, wave, master, options):
+def _expanded(cal_slit, wave, master):
     """
     The master expanded to a slit's pixels, with its spatial factor and local scale.
 
@@ -227,16 +342,19 @@ def _expanded(cal_slit, wave, master, options):
     -------
     bkg, bkg_var : ndarray
         The background (calibrated units) and its variance.
+    plain, plain_var : ndarray
+        The same before the spatial factor.
     record : dict or None
         `_scale_locally`'s record; None without spatial model.
     """
-    bkg, bkg_var = expand.expand_to_2d(
+    plain, plain_var = expand.expand_to_2d(
         wave, master.wavelength, master.surf_bright, master.var, edge="nearest",
         interpolation=master.interpolation,
     )
     if master.spatial is None:
-        return bkg, bkg_var, None
-    return _scale_locally(cal_slit, wave, bkg, bkg_var, master)
+        return plain, plain_var, plain, plain_var, None
+    bkg, bkg_var, record = _scale_locally(cal_slit, wave, plain, plain_var, master)
+    return bkg, bkg_var, plain, plain_var, record
 
 
 def _scale_locally(cal_slit, wave, bkg, bkg_var, master):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jwst_mbkg_plus.algorithms.expand import expand_to_2d, subtract_background
+from jwst_mbkg_plus.algorithms.expand import expand_to_2d, sample_range, subtract_background
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -145,3 +145,22 @@ def test_cubic_variance_matches_monte_carlo():
                            interpolation="cubic")
     np.testing.assert_allclose(values.var(axis=0), cvar, rtol=0.08)
     assert cvar[2] == pytest.approx(0.756 * sigma**2, rel=0.01)
+
+
+@pytest.mark.parametrize("interpolation", ["linear", "cubic"])
+def test_sample_range_is_where_the_edge_policies_agree(interpolation):
+    """Inside sample_range every edge policy gives the same values, bit for bit; beyond, none."""
+    w2 = _wave2d()
+    rng = np.random.default_rng(4)
+    flux = 3.0 + np.sin(5 * MW) + 0.01 * rng.normal(size=MW.size)
+    var = np.full(MW.size, 0.01)
+    flux[:3] = np.nan  # leading and trailing NaN are trimmed
+    var[-2:] = np.nan
+    low, high = sample_range(MW, flux, var)
+    assert (low, high) == (MW[3], MW[-3])
+    inside = (w2 >= low) & (w2 <= high)
+    nan_edge = expand_to_2d(w2, MW, flux, var, edge="nan", interpolation=interpolation)
+    nearest = expand_to_2d(w2, MW, flux, var, edge="nearest", interpolation=interpolation)
+    for a, b in zip(nan_edge, nearest, strict=True):
+        assert np.array_equal(np.where(inside, b, np.nan), a, equal_nan=True)
+    assert np.isfinite(nearest[0][~inside & np.isfinite(w2)]).all()

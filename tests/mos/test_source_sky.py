@@ -6,7 +6,15 @@ inverse-variance mean, 12 / (12 + 18 / 2) = 0.571 of the background slitlets'
 alone, and its scatter about the truth agrees with that variance. A source
 slitlet whose sky rows hold a second source (an additive excess with a spectral
 shape of its own) is left out and does not move the master.
+
+On the step: a master that gained source sky is expanded and its factors fitted
+again; a master left unchanged (no calibration scatter, nothing rescaled) is
+expanded and fitted once, and the step's result is then bit for bit that of
+``use_source_sky=False``.
 """
+
+import contextlib
+import logging
 
 import numpy as np
 import pytest
@@ -159,16 +167,39 @@ def calibration_scatter_runs(synthetic_instrument, tmp_path_factory):
     masters = {}
     with local_crds_context(synthetic_instrument):
         slits = extract_slits(exposure.rate_path)
-        runs = {}
+        runs, calls = {}, {}
         for name, pars in (("without", {"use_source_sky": False}), ("with", {})):
             out = folder / name
             out.mkdir()
-            runs[name] = MasterBackgroundMosPlusStep.call(
-                slits, save_background=True, output_dir=str(out), **pars)
+            with _counted() as calls[name]:
+                runs[name] = MasterBackgroundMosPlusStep.call(
+                    slits, save_background=True, output_dir=str(out), **pars)
             with datamodels.open(next(out.glob("*_masterbg1d.fits"))) as m1d:
                 table = m1d.spec[0].spec_table
                 masters[name] = (np.array(table["WAVELENGTH"]), np.array(table["SURF_BRIGHT"]))
-    return truth, slits, runs["without"], runs["with"], masters
+    return truth, slits, runs["without"], runs["with"], masters, calls
+
+
+@contextlib.contextmanager
+def _counted():
+    """The masters the step expands (``expanded_backgrounds``) and fits factors against."""
+    from jwst_mbkg_plus.mos import slit_factors, subtract
+
+    calls = {"expanded": [], "corrections": []}
+    expanded, corrections = subtract.expanded_backgrounds, slit_factors.slit_corrections
+
+    def count_expanded(cal_model, master, options):
+        calls["expanded"].append(master)
+        return expanded(cal_model, master, options)
+
+    def count_corrections(cal_slits, waves, bkg, master, mode, **kwargs):
+        calls["corrections"].append(master)
+        return corrections(cal_slits, waves, bkg, master, mode, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subtract, "expanded_backgrounds", count_expanded)
+        mp.setattr(slit_factors, "slit_corrections", count_corrections)
+        yield calls
 
 
 def _source_figures(truth, slits_in, slits_out):
@@ -206,7 +237,7 @@ def _master_error(master, truth):
 
 
 def test_step_adds_source_sky_and_keeps_errors_honest(calibration_scatter_runs):
-    truth, slits, without, with_sky, masters = calibration_scatter_runs
+    truth, slits, without, with_sky, masters, _ = calibration_scatter_runs
     qa = with_sky.meta.master_background_qa.instance
     record = qa["source_sky"]
     assert record["applied"]
@@ -227,3 +258,81 @@ def test_step_adds_source_sky_and_keeps_errors_honest(calibration_scatter_runs):
     # The source slitlets' ERR, with the smaller master variance, still holds for columns.
     _, pulls = _source_figures(truth, slits, with_sky)
     assert np.std(pulls) == pytest.approx(1.0, abs=0.1)
+
+
+def test_new_master_is_expanded_and_fitted_again(calibration_scatter_runs):
+    """Source sky added: the second pass expands the new master, not the first one."""
+    *_, with_sky, _, calls = calibration_scatter_runs
+    assert with_sky.meta.master_background_qa.instance["source_sky"]["applied"]
+    for kind in ("expanded", "corrections"):
+        first, second = calls["with"][kind]
+        assert second is not first
+        assert second.n_used.max() > first.n_used.max()  # the master with the sky rows
+        assert len(calls["without"][kind]) == 1
+
+
+@pytest.fixture(scope="module")
+def well_calibrated_runs(synthetic_instrument, tmp_path_factory):
+    """A scene without calibration errors: the step with and without source sky."""
+    from jwst_mbkg_plus import MasterBackgroundMosPlusStep
+    from jwst_mbkg_plus.synthetic import Scene, extract_slits, local_crds_context, make_exposure
+
+    scene = Scene(n_background=8, n_point=6, n_extended=0, shutters_per_slitlet=3,
+                  detectors=("NRS1",), noise_fraction=0.2, seed=11)
+    folder = tmp_path_factory.mktemp("source_sky_calibrated")
+    exposure = make_exposure(scene, folder, instrument=synthetic_instrument)
+    runs, calls, lines = {}, {}, {}
+    logger = logging.getLogger("jwst_mbkg_plus")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with local_crds_context(synthetic_instrument):
+            slits = extract_slits(exposure.rate_path)
+            for name, pars in (("without", {"use_source_sky": False}), ("with", {})):
+                handler = _Lines()
+                logger.addHandler(handler)
+                try:
+                    with _counted() as calls[name]:
+                        runs[name] = MasterBackgroundMosPlusStep.call(slits, **pars)
+                finally:
+                    logger.removeHandler(handler)
+                lines[name] = handler.lines
+    finally:
+        logger.setLevel(old_level)
+    return runs, calls, lines
+
+
+class _Lines(logging.Handler):
+    """The INFO and higher lines of the step's own loggers."""
+
+    def __init__(self):
+        super().__init__(level=logging.INFO)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append((record.name, record.levelno, record.getMessage()))
+
+
+def test_unchanged_master_is_expanded_once_and_subtracts_as_without(well_calibrated_runs):
+    """No scatter: the first pass is the subtraction's; the result is use_source_sky=False's."""
+    runs, calls, lines = well_calibrated_runs
+    qa = runs["with"].meta.master_background_qa.instance
+    assert not qa["source_sky"]["applied"]
+    assert not qa["calibration_scatter"]["detected"]
+    # One expansion and one set of factors, against the master that is subtracted.
+    assert len(calls["with"]["expanded"]) == 1
+    assert len(calls["with"]["corrections"]) == 1
+    assert calls["with"]["expanded"][0] is calls["with"]["corrections"][0]
+    # The same background subtracted, bit for bit, and the same errors and flags.
+    for a, b in zip(runs["with"].slits, runs["without"].slits, strict=True):
+        for name in ("data", "err", "dq", "var_rnoise"):
+            assert np.array_equal(getattr(a, name), getattr(b, name), equal_nan=True), name
+    old = runs["without"].meta.master_background_qa.instance
+    assert qa["calibration_scatter"] == old["calibration_scatter"]
+    # The factors' lines, held back by the quiet first pass, are logged once at INFO.
+    factor_lines = {name: [m for logger, level, m in got
+                           if logger.endswith("slit_factors") and level == logging.INFO]
+                    for name, got in lines.items()}
+    assert factor_lines["with"] == factor_lines["without"]
+    assert sum("Calibration scatter between background slitlets not detected" in m
+               for m in factor_lines["with"]) == 1
