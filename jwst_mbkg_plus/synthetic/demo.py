@@ -132,7 +132,7 @@ def _demo_sky(grating, sky):
 
 #: The demo's per-slitlet calibration error: 3% rms in level, 2% rms tilt across
 #: the band (STScI quotes background measurements consistent to ~5% across apertures).
-DEMO_CALIBRATION_ERROR = (0.03, 0.02)
+DEMO_CALIBRATION_ERROR = (0.03, 0.02, 0.0)
 
 
 def run_demo(workdir, *, grating="PRISM", sky=None, n_background=6, noise=0.2,
@@ -164,7 +164,8 @@ def run_demo(workdir, *, grating="PRISM", sky=None, n_background=6, noise=0.2,
         Random seed of the scene.
     calibration_error : tuple, optional
         Per-slitlet calibration error painted (``Scene.calibration_error``:
-        level rms, tilt rms across the band); () for perfectly calibrated slitlets.
+        level rms, tilt rms across the band, curvature rms[, correlation]); () for
+        perfectly calibrated slitlets.
 
     Returns
     -------

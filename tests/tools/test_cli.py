@@ -86,3 +86,17 @@ def test_cli_rejects_unknown_command(capsys):
         handle_args(["nope"])
     assert err.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_demo_default_calibration_error_is_the_cli_default_and_a_valid_scene():
+    """`run_demo()` from Python paints what `jwst-mbkg-plus demo` paints by default."""
+    from jwst_mbkg_plus.cli import _calibration_error
+    from jwst_mbkg_plus.synthetic import Scene
+    from jwst_mbkg_plus.synthetic.calib_error import check_calibration_error
+    from jwst_mbkg_plus.synthetic.demo import DEMO_CALIBRATION_ERROR
+
+    # (0.03, 0.02) alone was refused by Scene (it needs 3 or 4 values).
+    scene = Scene(calibration_error=DEMO_CALIBRATION_ERROR)
+    assert scene.calibration_error[:2] == (0.03, 0.02)
+    assert check_calibration_error(DEMO_CALIBRATION_ERROR) == check_calibration_error(
+        _calibration_error("0.03,0.02"))
