@@ -19,10 +19,15 @@ noiseless data (``--noise`` per pixel) fits every source slitlet's factor two wa
 and reports the rms and mean over slitlets and draws of the median noise-free
 residual (as ``validate_calibration_scatter.py``) and the mean pixel count.
 
+With ``--original`` the ways are fitted once, on each scene's own noise draw (the
+one ``validate_calibration_scatter.py`` scores, same scene and seed), and the
+step's own residual is reported beside them (``step``): whether a figure of that
+script is the estimator's or the draw's (``true`` on the same draw is the limit).
+
 Usage::
 
     python validation/source_rows_mc.py --grating PRISM --noise 0.2 --seeds 1,2 --draws 2 \\
-        [--profile gaussian] [--out validation/results_source_rows_mc.json]
+        [--profile gaussian] [--original] [--out validation/results_source_rows_mc.json]
 """
 
 from pathlib import Path
@@ -64,7 +69,8 @@ def capture(scene, folder, instrument):
                     continue
                 factor = truth.cutout(s_in.name, "factor", s_in)
                 c = seen[i]
-                c["subtracted"] = np.array(s_in.data, float) - s_out.data
+                c["data"] = np.array(s_in.data, float)
+                c["subtracted"] = c["data"] - s_out.data
                 c["ok"] = (np.isfinite(c["subtracted"]) & ((s_out.dq & 1) == 0))
                 c["true"] = truth.cutout(s_in.name, "background", s_in) / factor
                 c["source"] = truth.cutout(s_in.name, "source", s_in) / factor
@@ -75,16 +81,17 @@ def capture(scene, folder, instrument):
 
 
 def median_residual(c, fit):
-    """Median noise-free residual of the slit had the step applied ``fit``."""
-    f = np.where(np.isfinite(fit.evaluate(c["wave"])[0]), fit.evaluate(c["wave"])[0], 1.0)
-    applied = np.ones(f.shape) if c["applied"] is None else np.where(
+    """Median noise-free residual of the slit had the step applied ``fit`` (None: its own)."""
+    applied = np.ones(c["wave"].shape) if c["applied"] is None else np.where(
         np.isfinite(c["applied"]), c["applied"], 1.0)
+    f = applied if fit is None else np.where(
+        np.isfinite(fit.evaluate(c["wave"])[0]), fit.evaluate(c["wave"])[0], 1.0)
     ok = c["ok"] & np.isfinite(c["true"]) & (c["true"] > 0)
     return float(np.median((c["subtracted"] * f / applied)[ok] / c["true"][ok] - 1))
 
 
-def draws(slits, noise, n_draws, rng, guard=1.0):
-    """Residuals of the three ways over noise draws."""
+def draws(slits, noise, n_draws, rng, guard=1.0, original=False):
+    """Residuals of the ways over noise draws (``original``: the scene's own draw, once)."""
     from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
     from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
     from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
@@ -99,7 +106,10 @@ def draws(slits, noise, n_draws, rng, guard=1.0):
         return fit_sky_factor(c["wave"], d, v, c["expanded"], free, apply=True, clip=SKY_CLIP)
 
     out = {"own": [], "common": [], "true": [], "modelled": []}
-    for _ in range(n_draws):
+    if original:
+        # The step's own residual on the scene's draw (what the validation scores).
+        out["step"] = [(median_residual(c, None), 0) for c in slits]
+    for _ in range(1 if original else n_draws):
         drawn = []
         for c in slits:
             # Noiseless calibrated data: what the step subtracted over its factor is the
@@ -112,7 +122,11 @@ def draws(slits, noise, n_draws, rng, guard=1.0):
                 source = c["source"] * calib
             good = np.isfinite(clean) & np.isfinite(source)
             clean, source = np.where(good, clean, 0.0), np.where(good, source, 0.0)
-            data = clean * (1 + noise * rng.standard_normal(clean.shape))
+            if original:
+                # The scene's own noisy pixels, calibrated as ``clean`` is.
+                data = np.where(good, np.nan_to_num(c["data"] * calib), 0.0)
+            else:
+                data = clean * (1 + noise * rng.standard_normal(clean.shape))
             valid = ((c["dq"] & 1) == 0) & good
             drawn.append((data, (noise * clean) ** 2, source, valid))
         wings = {k: source_wings(d, c["expanded"], c["offset"], v, return_profile=True)
@@ -162,6 +176,10 @@ def main(argv=None):
     parser.add_argument("--noise", type=float, default=0.2)
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--profile", default="gaussian", choices=("gaussian", "moffat"))
+    parser.add_argument("--original", action="store_true",
+                        help="fit the ways once on each scene's own noise draw (the one "
+                             "validate_calibration_scatter.py scores), beside the step's own "
+                             "residual, instead of --draws new draws")
     args = parser.parse_args(argv)
     _common.quiet_loggers()
 
@@ -170,6 +188,8 @@ def main(argv=None):
     instrument = _common.offline_instrument()
     rng = np.random.default_rng(0)
     pooled = {"own": [], "common": [], "true": [], "modelled": []}
+    if args.original:
+        pooled["step"] = []
     for seed in _common.parse_seeds(args.seeds):
         scene = Scene(n_background=12, n_point=18, n_extended=0, shutters_per_slitlet=3,
                       detectors=("NRS1",), grating=args.grating, noise_fraction=args.noise,
@@ -177,7 +197,8 @@ def main(argv=None):
                       seed=seed)
         folder = Path(args.work) / f"{args.grating}_{args.noise}_{args.profile}_{seed}"
         folder.mkdir(parents=True, exist_ok=True)
-        res = draws(capture(scene, folder, instrument), args.noise, args.draws, rng)
+        res = draws(capture(scene, folder, instrument), args.noise, args.draws, rng,
+                    original=args.original)
         for k, v in res.items():
             pooled[k] += v
     summary = {}
@@ -190,7 +211,8 @@ def main(argv=None):
         s = summary[name]
         print(f"{name:7s} rms {100 * s['rms_median']:.3f}% mean {100 * s['mean_median']:+.3f} "
               f"+/- {100 * s['mean_error']:.3f}% pixels {s['mean_pixels']:.0f} (n {s['n']})")
-    key = f"{args.grating}@{args.noise}@{args.profile}@{args.seeds}@{args.draws}"
+    draws_label = "original" if args.original else args.draws
+    key = f"{args.grating}@{args.noise}@{args.profile}@{args.seeds}@{draws_label}"
     _common.merge_json(args.out, {key: summary})
 
 
