@@ -30,7 +30,7 @@ from scipy.ndimage import median_filter
 from scipy.optimize import curve_fit
 
 from jwst_mbkg_plus.algorithms.free_rows import _median_and_error
-from jwst_mbkg_plus.algorithms.wing_model import profile_shape as _shape
+from jwst_mbkg_plus.algorithms.wing_profile import profile_shape as _shape
 
 __all__ = ["WingProfile", "source_wings"]
 

@@ -4,8 +4,9 @@ A target's pixels beside a point source hold sky and the source's light,
 
     d(y, x) = f(lambda) B(y, x) + a(x) P(y) + noise,
 
-with ``P`` the source's profile along the slit (a Moffat of free index, a
-Gaussian in its limit: `profile_shape`) and ``a(x)`` its spectrum, free in every
+with ``P`` the source's profile along the slit
+(`jwst_mbkg_plus.algorithms.wing_profile`: a Moffat of free index, a Gaussian
+in its limit, its width constant or linear in wavelength) and ``a(x)`` its spectrum, free in every
 column (lines, breaks, anything). The source's amplitude is eliminated per
 column, in one of two ways (the choice is the caller's, see below):
 
@@ -21,11 +22,12 @@ column, in one of two ways (the choice is the caller's, see below):
   amplitude over those rows alone is nearly a constant, i.e. the sky itself.
 
 What the model gets wrong leaks into the factor: a plausible error of the
-profile's shape (`plausible_shapes`: one standard deviation along each principal
-axis of the covariance of centre, width and ``1 / beta``) leaves the source's
-light in the rows fitted. Its effect on the factor's level, in quadrature over
-the axes, is the leak. The rows are chosen (`choose_rows`) as those of least
-total error ``hypot(noise, coverage x leak)`` among those whose leak is at most
+profile's shape (`~jwst_mbkg_plus.algorithms.wing_profile.plausible_shapes`:
+one standard deviation along each principal axis of the covariance of centre,
+width and ``1 / beta``) leaves the source's light in the rows fitted. Its
+effect on the factor's level, in quadrature over the axes, is the leak. The
+rows are chosen (`choose_rows`) as those of least total error
+``hypot(noise, coverage x leak)`` among those whose leak is at most
 ``max_leak`` times the noise.
 """
 
@@ -33,150 +35,18 @@ import dataclasses
 import logging
 
 import numpy as np
-from scipy import optimize
 
 from jwst_mbkg_plus.algorithms.free_rows import WING_COVERAGE
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, fit_sky_factor
+from jwst_mbkg_plus.algorithms.wing_profile import plausible_shapes, profile_shape
 
 __all__ = ["CORE_CUTS", "ProfileNuisance", "ProfileSkyFit", "choose_rows", "core_noise",
-           "core_projection", "core_response", "fit_profile", "plausible_shapes",
-           "profile_shape", "profile_sky_factor", "profile_width_floor", "winged_or_gaussian"]
+           "core_projection", "core_response", "profile_sky_factor"]
 
 log = logging.getLogger(__name__)
 
 #: Cuts tried by `profile_sky_factor` (slit-frame units from the source).
 CORE_CUTS = (0.0, 0.25, 0.5, 0.75)
-
-#: Bounds of ``(centre, width, 1 / beta)`` for the plausible shapes.
-SHAPE_LOWER = (-np.inf, 1e-3, 0.0)
-SHAPE_UPPER = (np.inf, np.inf, 1.0)
-
-
-def profile_shape(s, centre, width, q):
-    """Peak-1 Moffat of index ``1 / q`` and Gaussian core sigma ``width``; Gaussian at q <= 0.
-
-    ``log1p`` keeps it smooth in ``q`` down to 0 (finite differences at the bound).
-    """
-    u2 = ((np.asarray(s, dtype=float) - centre) / width) ** 2
-    if q <= 0:
-        return np.exp(-0.5 * u2)
-    return np.exp(-np.log1p(0.5 * q * u2) / q)
-
-
-def fit_profile(s, p, sig, p0, *, width_bounds=(0.2, None)):
-    """
-    A constant plus a Moffat fitted to a profile; ``(params, cov, chi2, dof)``.
-
-    Parameters
-    ----------
-    s, p, sig : ndarray
-        Positions, profile values and their standard errors.
-    p0 : array_like
-        First guess of ``(constant, amplitude, centre, width, q)``.
-    width_bounds : tuple, optional
-        Bounds of the width (``None``: half the span of ``s``, at least 1).
-
-    Returns
-    -------
-    params : ndarray
-    cov : ndarray or None
-        Covariance, scaled by the reduced chi-square when above 1 (None
-        without degrees of freedom).
-    chi2 : float
-    dof : int
-    """
-    def resid(theta):
-        c, amp, centre, width, q = theta
-        return (p - c - amp * profile_shape(s, centre, width, q)) / sig
-
-    top = width_bounds[1] if width_bounds[1] is not None else max(s.size / 2.0, 1.0)
-    lo = [-np.inf, 0.0, s.min() - 1.0, width_bounds[0], 0.0]
-    hi = [np.inf, np.inf, s.max() + 1.0, top, 1.0]
-    p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    res = optimize.least_squares(resid, p0, bounds=(lo, hi), x_scale="jac")
-    dof = s.size - 5
-    chi2 = float(np.sum(res.fun**2))
-    cov = np.linalg.pinv(res.jac.T @ res.jac) * max(chi2 / dof, 1.0) if dof > 0 else None
-    return res.x, cov, chi2, dof
-
-
-def winged_or_gaussian(centre, width, q, cov, *, sigma=2.0):
-    """
-    The profile's parameters, with a Moffat index only where the wings show one.
-
-    A Gaussian's fitted ``1 / beta`` sits at its bound 0 or above, and its noise
-    would add wings to the model (on the MOS G235M scenes at 5 % noise, a ``q`` of
-    0.003 +/- 0.002 put 0.2 % of the sky too much light 2.5 sigma from the
-    core, and the factor 0.02 % low). Unless ``q`` exceeds ``sigma`` standard
-    errors, it is set to 0 and the centre and width take their values given it
-    (the Gaussian conditional of the fit's covariance).
-
-    Parameters
-    ----------
-    centre, width, q : float
-        The fitted profile.
-    cov : ndarray
-        Covariance (3 x 3) of ``(centre, width, q)``.
-    sigma : float, optional
-        Significance of ``q`` that keeps it.
-
-    Returns
-    -------
-    theta : ndarray
-        ``(centre, width, q)``.
-    cov : ndarray
-        Their covariance (``q`` uncorrelated with the others when set to 0).
-    """
-    theta = np.array([centre, width, q], dtype=float)
-    cov = np.array(cov, dtype=float)
-    if 0 < q <= sigma * np.sqrt(max(cov[2, 2], 0.0)):
-        gain = cov[:, 2] / cov[2, 2]
-        theta = theta - gain * q
-        cov[:2, :2] -= np.outer(gain[:2], cov[2, :2])
-        cov[:2, 2] = 0.0
-        cov[2, :2] = 0.0
-    return theta, cov
-
-
-def profile_width_floor(width, bin_width):
-    """
-    Systematic error of a profile width measured as medians in bins of distance.
-
-    A bin averages the profile over its width, which adds ``bin_width**2 / 12`` to
-    its variance: the fitted core is wider by ``bin_width**2 / (24 width)``
-    (0.0015 for the synthetic sources' 0.28 in bins of 0.1), which is not
-    corrected (the bins' centres are the medians of their pixels' positions).
-    """
-    return float(bin_width**2 / (24.0 * width)) if width > 0 else 0.0
-
-
-def plausible_shapes(theta, cov, lower=SHAPE_LOWER, upper=SHAPE_UPPER):
-    """
-    The profile moved by one standard deviation along each principal axis of ``cov``.
-
-    Parameters
-    ----------
-    theta : array_like
-        ``(centre, width, q)``.
-    cov : ndarray
-        Their covariance (3 x 3).
-    lower, upper : sequence of float, optional
-        Bounds the moved parameters are clipped to.
-
-    Returns
-    -------
-    list of ndarray
-        One moved ``theta`` per axis of positive variance. The leak is the
-        quadrature sum of the factor level's responses to them.
-    """
-    theta = np.asarray(theta, dtype=float)
-    vals, vecs = np.linalg.eigh(np.asarray(cov, dtype=float))
-    out = []
-    for val, vec in zip(vals, vecs.T, strict=True):
-        if not val > 0:
-            continue
-        out.append(np.clip(theta + np.sqrt(val) * vec, lower, upper))
-    return out
 
 
 def choose_rows(candidates, evaluate, *, coverage=1.0, max_leak=np.inf):

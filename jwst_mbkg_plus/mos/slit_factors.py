@@ -42,11 +42,8 @@ from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
 from jwst_mbkg_plus.algorithms.source_wings import source_wings
-from jwst_mbkg_plus.algorithms.wing_model import (
-    profile_sky_factor,
-    profile_width_floor,
-    winged_or_gaussian,
-)
+from jwst_mbkg_plus.algorithms.wing_model import profile_sky_factor
+from jwst_mbkg_plus.algorithms.wing_profile import profile_width_floor, winged_or_gaussian
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
 from jwst_mbkg_plus.mos.msa_position import source_distance
 

@@ -17,13 +17,21 @@ What is spec3's here:
 * ``P`` is measured from the exposure's own data: the lines' mean residual
   after the masked fit, ``data - f0 master``, fitted with a constant (``f0``'s
   own error) plus a Moffat of free centre, core width and index
-  (`~jwst_mbkg_plus.algorithms.wing_model.fit_profile`; the index kept only
-  where it is significant, `~jwst_mbkg_plus.algorithms.wing_model.winged_or_gaussian`).
-  It is used only if it describes the profile (chi-square, p >=
-  ``PROFILE_P_VALUE``) and the blue and red halves of the band share its
-  centre, width and index (the same test): a source whose profile is not that
-  of a point source (a second source, an extended one, a profile with no
-  wings, a bad line) or that widens to the red keeps the masked sky.
+  (`~jwst_mbkg_plus.algorithms.wing_profile.fit_profile`; the index kept only
+  where it is significant,
+  `~jwst_mbkg_plus.algorithms.wing_profile.winged_or_gaussian`). It is used
+  only if it describes the profile (chi-square, p >= ``PROFILE_P_VALUE``) and
+  the blue and red halves of the band share its centre, width and index (the
+  same test): a source whose profile is not that of a point source (a second
+  source, an extended one, a profile with no wings, a bad line, a tilted
+  trace) keeps the masked sky.
+* A point spread function that widens to the red: the profiles of
+  ``WIDTH_BANDS`` bands of wavelength are fitted at once with one width and
+  with a width linear in wavelength
+  (`~jwst_mbkg_plus.algorithms.wing_profile.fit_profile_bands`), and the slope
+  is kept where the evidence supports it (`_widening`); the halves must then
+  share centre and index, and every column's wings are those of its own width
+  (`~jwst_mbkg_plus.algorithms.wing_profile.profile_image`).
 * The source's spectrum ``a(x)`` is eliminated from the core lines (the
   ``k`` brightest of ``P``), not jointly with the factor: ``data - P alpha``
   against ``master - P mu`` on the other lines (``core`` elimination of the
@@ -40,6 +48,7 @@ What is spec3's here:
 """
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,8 +59,13 @@ from jwst_mbkg_plus.algorithms.wing_model import (
     core_noise,
     core_projection,
     core_response,
+)
+from jwst_mbkg_plus.algorithms.wing_profile import (
     fit_profile,
+    fit_profile_bands,
+    gaussian_unless_winged,
     plausible_shapes,
+    profile_image,
     profile_shape,
     winged_or_gaussian,
 )
@@ -65,6 +79,9 @@ PROFILE_P_VALUE = 0.01
 
 #: Largest plausible leak of source light into the factor, in units of its noise.
 LEAK_FRACTION = 1.0
+
+#: Bands of wavelength in which a profile's width is measured (`_widening`).
+WIDTH_BANDS = 6
 
 
 @dataclass(frozen=True)
@@ -124,12 +141,13 @@ def _collapse(r, var, ok, have):
     return p, sig
 
 
-def _same_in_both_halves(r, var, ok, have, s, theta, p_value):
+def _same_in_both_halves(r, var, ok, have, s, theta, p_value, compare=(0, 1, 2)):
     """Chi-square probability that the blue and red halves share the profile's shape.
 
     The model holds one profile (centre, width, index) for every wavelength; a
     point spread function that widens to the red, or a tilted trace, would not
-    be one.
+    be one. ``compare``: which of (centre, width, index) are compared (not the
+    width where it is modelled as changing with wavelength).
     """
     half = r.shape[1] // 2
     fits = []
@@ -143,16 +161,88 @@ def _same_in_both_halves(r, var, ok, have, s, theta, p_value):
         t, c, _, dof = fit_profile(s[h], p[h], sig[h], theta)
         if c is None:
             return 0.0, "no fit in one half"
-        fits.append((t[2:], c[2:, 2:]))
+        keep = 2 + np.asarray(compare)
+        fits.append((t[keep], c[np.ix_(keep, keep)]))
     d = fits[0][0] - fits[1][0]
     chi2 = float(d @ np.linalg.pinv(fits[0][1] + fits[1][1]) @ d)
     prob = float(stats.chi2.sf(chi2, d.size))
-    return prob, (f"centre, width and index of the blue and red halves differ by chi2 "
+    names = [("centre", "width", "index")[i] for i in compare]
+    names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return prob, (f"{names} of the blue and red halves differ by chi2 "
                   f"{chi2:.1f} for {d.size}, p = {prob:.2g}")
 
 
+def _column_coordinate(wavelength, ok):
+    """Each column's wavelength, -0.5 to 0.5 over the columns used (column index if none)."""
+    n_cols = ok.shape[1]
+    cols = np.arange(n_cols, dtype=float)
+    if wavelength is not None:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            w = np.nanmedian(np.where(ok, wavelength, np.nan), axis=0)
+        good = np.isfinite(w)
+        cols = np.interp(cols, cols[good], w[good]) if good.sum() >= 2 else cols
+    used = ok.any(axis=0)
+    lo, hi = cols[used].min(), cols[used].max()
+    return (cols - 0.5 * (lo + hi)) / (hi - lo) if hi > lo else None
+
+
+def _widening(r, var, ok, have, s, theta, tau, p_value, n_bands=WIDTH_BANDS):
+    """
+    The profile's width linear in wavelength, where the evidence supports it.
+
+    Every band of columns is collapsed to its own profile, and all are fitted at
+    once (their own constant and amplitude; one centre and index) with one width
+    and with a width linear in the column's wavelength. The slope is kept when
+    it lowers the chi-square beyond ``p_value`` (likelihood ratio, 1 degree of
+    freedom, in units of the reduced chi-square) and by more than the BIC's
+    ``ln n``, and the bands' fit describes them (chi-square, p >= ``p_value``).
+
+    Returns
+    -------
+    wide : tuple or None
+        ``(shape, cov, amplitude)`` with ``shape`` ``(centre, width, slope,
+        q)``; None when one width is kept.
+    record : dict
+        The evidence (empty when not measured).
+    """
+    if tau is None:
+        return None, {}
+    groups = np.array_split(np.flatnonzero(ok.any(axis=0)), n_bands)
+    ss, pp, ee, bb, tb = [], [], [], [], []
+    for b, cols in enumerate(groups):
+        sub = np.zeros_like(ok)
+        sub[:, cols] = ok[:, cols]
+        h = have & (sub.sum(axis=1) > 0)
+        if h.sum() < 8:
+            return None, {}
+        p, sig = _collapse(np.where(sub, r, 0.0), var, sub, h)
+        ss.append(s[h])
+        pp.append(p[h])
+        ee.append(sig[h])
+        bb.append(np.full(int(h.sum()), b))
+        tb.append(float(np.mean(tau[cols])))
+    args = (np.concatenate(ss), np.concatenate(pp), np.concatenate(ee), np.concatenate(bb),
+            np.array(tb), theta)
+    try:
+        _, _, chi_one, _, _ = fit_profile_bands(*args, linear=False)
+        shape, cov, chi_lin, dof, amp = fit_profile_bands(*args, linear=True)
+    except (ValueError, np.linalg.LinAlgError):
+        return None, {}
+    s2 = max(chi_lin / dof, 1.0) if dof > 0 else 1.0
+    gain = (chi_one - chi_lin) / s2
+    prob = float(stats.chi2.sf(max(gain, 0.0), 1))
+    fit_p = float(stats.chi2.sf(chi_lin, dof)) if dof > 0 else 0.0
+    used = bool(prob < p_value and gain > np.log(args[0].size) and fit_p >= p_value)
+    record = {"width_linear": float(used), "width_mid": float(shape[1]),
+              "width_slope": float(shape[2]), "width_slope_p_value": prob,
+              "bands_p_value": fit_p}
+    return ((shape, cov, amp) if used else None), record
+
+
 def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
-                leak_fraction=LEAK_FRACTION, p_value=PROFILE_P_VALUE, min_lines=3):
+                leak_fraction=LEAK_FRACTION, p_value=PROFILE_P_VALUE, min_lines=3,
+                wavelength=None):
     """
     Decide the wing model of one exposure and return its projected data.
 
@@ -177,6 +267,9 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         Smallest chi-square probability of the profile fit.
     min_lines : int, optional
         Fewest lines for the wing model.
+    wavelength : ndarray, optional
+        Pixel wavelengths, for a profile whose width changes with wavelength
+        (default: the column index stands for it).
 
     Returns
     -------
@@ -222,8 +315,14 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         return WingModel(False, f"the profile is not a point source's (Moffat chi2 {chi2:.1f} "
                          f"for {dof}, p = {prob:.2g}): its wings masked", none, params), \
             None, None
+    # A width that changes with wavelength (a PSF that widens to the red), where the
+    # evidence supports it; the halves must then still share centre and index.
+    tau = _column_coordinate(wavelength, ok)
+    wide, evidence = _widening(r, var, ok, have, s, theta, tau, p_value)
+    params.update(evidence)
     try:
-        same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value)
+        same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value,
+                                          compare=(0, 2) if wide else (0, 1, 2))
     except (ValueError, np.linalg.LinAlgError) as exc:
         same, text = 0.0, f"no fit of the halves: {exc}"
     params["halves_p_value"] = same
@@ -233,13 +332,20 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
                          params), None, None
     # A Moffat index only where the wings show one (a Gaussian's noisy index would add
     # wings); then the shape's plausible errors, and the lines of least total error.
-    shape, shape_cov = winged_or_gaussian(centre, width, q, cov[2:, 2:])
-    P = np.broadcast_to(profile_shape(s, *shape)[:, None], data.shape)
-    dP = [np.broadcast_to((profile_shape(s, *t) - profile_shape(s, *shape))[:, None],
-                          data.shape) for t in plausible_shapes(shape, shape_cov)]
+    if wide is None:
+        shape, shape_cov = winged_or_gaussian(centre, width, q, cov[2:, 2:])
+        P = np.broadcast_to(profile_shape(s, *shape)[:, None], data.shape)
+        order = np.argsort(-P[:, 0], kind="stable")
+    else:
+        shape, shape_cov = gaussian_unless_winged(wide[0], wide[1])
+        amp = wide[2]
+        P = profile_image(s, shape, tau)
+        order = np.argsort(np.abs(s - shape[0]), kind="stable")
+    dP = [np.broadcast_to(profile_image(s, t, tau) - P, data.shape)
+          for t in plausible_shapes(shape, shape_cov)]
     W = np.where(ok, 1.0 / np.where(ok, var, 1.0), 0.0)
     model_ok = np.where(ok, model, 0.0)
-    candidates = np.array([k for k in np.argsort(-P[:, 0], kind="stable") if have[k]])
+    candidates = np.array([k for k in order if have[k]])
     sky = have & ~source_lines
     noise_masked = (1.0 / np.sqrt(np.sum(W[sky] * model_ok[sky] ** 2)) if sky.any() else np.inf)
 
@@ -269,7 +375,9 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
     sign = np.where(model - P * mu[None, :] < 0, -1.0, 1.0)
     data_p = sign * (data - P * alpha[None, :])
     model_p = sign * (model - P * mu[None, :])
-    status = (f"wings modelled: Moffat centre {centre:.2f}, sigma {width:.2f}, beta "
+    width = (f"{width:.2f}" if wide is None else
+             f"{shape[1]:.2f} {shape[2]:+.2f} x (wavelength, -0.5 to 0.5 over the band)")
+    status = (f"wings modelled: Moffat centre {centre:.2f}, sigma {width}, beta "
               f"{params['beta']:.3g} (chi2 {chi2:.1f} for {dof}); spectrum from {core.size} "
               f"lines, sky from {lines.size}, factor "
               f"noise {noise:.2e} (masked sky {noise_masked:.2e}), plausible leak {leak:.2e}")

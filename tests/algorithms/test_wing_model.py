@@ -11,9 +11,11 @@ from jwst_mbkg_plus.algorithms.wing_model import (
     core_noise,
     core_projection,
     core_response,
+    profile_sky_factor,
+)
+from jwst_mbkg_plus.algorithms.wing_profile import (
     plausible_shapes,
     profile_shape,
-    profile_sky_factor,
     profile_width_floor,
     winged_or_gaussian,
 )
