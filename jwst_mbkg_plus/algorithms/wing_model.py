@@ -18,8 +18,15 @@ column, in one of two ways (the choice is the caller's, see below):
   only, its wings subtracted from the others, ``f`` fitted there
   (``data - P alpha`` against ``B - P mu``, linear and unbiased whatever
   ``a(x)``); the noise of ``alpha`` reaches every sky line through ``P`` and is
-  added (`core_noise`). It keeps the rows of broad Moffat wings, whose
-  amplitude over those rows alone is nearly a constant, i.e. the sky itself.
+  added (`core_noise`); the factor's covariance gets it as a level term.
+
+The joint elimination is the exact least squares (and covariance, for every
+model of the factor); measured on each other's scenes, it equals the core
+lines on spec3's winged slit (factor rms 0.060 / 0.061 % at 5 % noise, 0.244 /
+0.242 % at 20 %, 200 draws) and beats them on the MOS slitlets (0.280 against
+0.311 % for Gaussian sources, 0.292 against 0.323 % for Moffat ones), where the
+core lines do no better than the mask. spec3 still uses the core lines (its
+validated figures); moving it to the joint fit is the next step.
 
 What the model gets wrong leaks into the factor: a plausible error of the
 profile's shape (`~jwst_mbkg_plus.algorithms.wing_profile.plausible_shapes`:

@@ -35,11 +35,12 @@ What is spec3's here:
 * The source's spectrum ``a(x)`` is eliminated from the core lines (the
   ``k`` brightest of ``P``), not jointly with the factor: ``data - P alpha``
   against ``master - P mu`` on the other lines (``core`` elimination of the
-  wing model, linear and unbiased whatever ``a(x)``). A Moffat's broad wings
-  are nearly a constant over the sky lines, where a joint amplitude would be
-  the sky itself. Pixels whose projected master is negative enter with data and
-  master both sign-flipped (least squares is unchanged). The spectrum's noise
-  and the plausible leak join the factor's variance as a level term.
+  wing model, linear and unbiased whatever ``a(x)``; on this module's scenes
+  it gives the factor the same error as the joint one, see
+  `jwst_mbkg_plus.algorithms.wing_model`). Pixels whose projected master is
+  negative enter with data and master both sign-flipped (least squares is
+  unchanged). The spectrum's noise and the plausible leak join the factor's
+  variance as a level term.
 * ``k`` is the split of least ``hypot(noise, leak)`` among those whose leak is
   at most ``LEAK_FRACTION`` (1) times the noise: the shape is the exposure's
   own, its error a statistical one of this exposure (the MOS step's common
