@@ -40,7 +40,6 @@ import numpy as np
 from scipy import stats
 from scipy.interpolate import BSpline
 
-from jwst_mbkg_plus.algorithms.profile_nuisance import ProfileNuisance
 from jwst_mbkg_plus.algorithms.stats import MAD_TO_SIGMA
 
 __all__ = ["SKY_CLIP", "SKY_FACTOR_MODELS", "SkyFactor", "dilution_corrected", "fit_sky_factor",
@@ -397,9 +396,9 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
         False-alarm probability of the F-test admitting a richer candidate.
     min_pixels_per_param : int, optional
         A candidate needs this many fitted pixels per coefficient.
-    nuisance : tuple of array_like, optional
-        ``(profile, column)``: a source of that profile with a free amplitude
-        per column, fitted with the factor (`~.profile_nuisance.ProfileNuisance`).
+    nuisance : ProfileNuisance, optional
+        A source of known profile with a free amplitude per column, fitted
+        with the factor (`~jwst_mbkg_plus.algorithms.wing_model.ProfileNuisance`).
 
     Returns
     -------
@@ -418,8 +417,8 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool).ravel()
     if nuisance is not None:
-        ok &= np.isfinite(np.asarray(nuisance[0], dtype=float)).ravel()
-        nuisance = ProfileNuisance(*nuisance).subset(ok)
+        ok &= np.isfinite(nuisance.profile)
+        nuisance = nuisance.subset(ok)
     n_ok = int(ok.sum())
     if n_ok < min_pixels:
         return unit_factor(f"{n_ok} usable pixels (fewer than {min_pixels})", n_ok)

@@ -30,21 +30,11 @@ from scipy.ndimage import median_filter
 from scipy.optimize import curve_fit
 
 from jwst_mbkg_plus.algorithms.free_rows import _median_and_error
+from jwst_mbkg_plus.algorithms.wing_profile import profile_shape as _shape
 
 __all__ = ["WingProfile", "source_wings"]
 
 log = logging.getLogger(__name__)
-
-
-def _shape(s, centre, width, q):
-    """Moffat of index ``1 / q`` and Gaussian sigma ``width`` at its core; Gaussian at q = 0.
-
-    ``log1p`` keeps it smooth in ``q`` down to 0 (finite differences at the bound).
-    """
-    u2 = ((s - centre) / width) ** 2
-    if q <= 0:
-        return np.exp(-0.5 * u2)
-    return np.exp(-np.log1p(0.5 * q * u2) / q)
 
 
 def _moffat(s, f, amplitude, s0, width, q, *others):

@@ -19,7 +19,7 @@ and differently in each. With ``slit_scale='auto'`` (the default):
    `~jwst_mbkg_plus.algorithms.free_rows.source_free_mask`). A source of the
    exposure's common profile shape is also fitted as a term of the factor's
    fit, with a free amplitude per column, on the rows the shape's error
-   allows (`~jwst_mbkg_plus.algorithms.profile_sky`): that fit is taken when
+   allows (`~jwst_mbkg_plus.algorithms.wing_model.profile_sky_factor`): that fit is taken when
    its total error (noise and the shape's leak) is below the masked fit's. The
    factor's error joins the background's variance;
 4. the slitlets that cannot be rescaled (extended sources, one-shutter
@@ -40,13 +40,10 @@ from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
 from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
 from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
-from jwst_mbkg_plus.algorithms.profile_sky import (
-    profile_sky_factor,
-    profile_width_floor,
-    winged_or_gaussian,
-)
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
 from jwst_mbkg_plus.algorithms.source_wings import source_wings
+from jwst_mbkg_plus.algorithms.wing_model import profile_sky_factor
+from jwst_mbkg_plus.algorithms.wing_profile import profile_width_floor, winged_or_gaussian
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
 from jwst_mbkg_plus.mos.msa_position import source_distance
 
@@ -382,7 +379,7 @@ def log_held(held):
 
 
 def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key):
-    """`~jwst_mbkg_plus.algorithms.profile_sky.profile_sky_factor` on one slit."""
+    """`~jwst_mbkg_plus.algorithms.wing_model.profile_sky_factor` on one slit."""
     usable = usable & np.isfinite(offset) & np.isfinite(cal_slit.data) & (bkg > 0)
     groups = np.floor(np.nan_to_num(np.abs(offset), posinf=99.0) / _BIN)
     var = variance_by_group(wave, slit_variance(cal_slit), usable, groups)

@@ -125,7 +125,7 @@ def _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor0):
     source[region.source_lines] = True
     wings, data_p, model_p = model_wings(
         t(fit_data), t(fit_var), t(bkg), t(use & np.isfinite(fit_var) & np.isfinite(f0)),
-        region.line_ok, source, t(np.nan_to_num(f0, nan=1.0)))
+        region.line_ok, source, t(np.nan_to_num(f0, nan=1.0)), wavelength=t(wavelength))
     if not wings.used:
         return wings, None
     sky = np.zeros(region.line_ok.shape, dtype=bool)

@@ -7,60 +7,69 @@ index 2.5, 5 times the sky at its peak, still holds 0.5 % of the sky 10 rows
 from its centre), so at 20 % noise per pixel the fixed slit keeps ~14 of its
 32 rows and the factor's noise is what is left. Those rows hold sky
 information: their light is the sky plus a known profile times the source's
-spectrum. This module uses them.
+spectrum. This module uses them, with the shared core
+`jwst_mbkg_plus.algorithms.wing_model` (the MOS step's source-modelled slitlet
+factor uses the same): the profile, its plausible errors, the elimination of
+the source's spectrum per column and the choice of lines by leak against noise.
 
-Model, per column ``x`` (lines across the dispersion, ``y``)::
+What is spec3's here:
 
-    data[y, x] = f(lambda) master[y, x] + a(x) P(y) + noise
-
-with ``P`` the source's measured profile along the slit (peak 1) and ``a(x)``
-its spectrum, free in every column (no assumption about the source's
-spectrum). The lines are split in two: the core ``C`` (the brightest lines of
-``P``) measures the spectrum, and the others ``S`` the sky. With the fit's
-weights ``w``, ``alpha(x) = sum_C w P data / sum_C w P^2`` and ``mu(x) =
-sum_C w P master / sum_C w P^2``; on ``S`` the factor is fitted by
-`jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` to ``data - P
-alpha(x)`` against ``master - P mu(x)``. That is linear: its expectation is
-``f x (master - P mu)`` exactly, whatever ``a(x)`` (a two-stage least squares;
-the factor is smooth on the band's scale and taken as constant along one
-column, which spans less than a resolution element of wavelength). Pixels
-whose projected master is negative enter with data and master both
-sign-flipped (least squares is unchanged). The noise of ``alpha(x)`` reaches
-every line of ``S`` through ``P``; its share of the factor's level variance is
-computed and added to the factor's covariance. (Estimating ``a(x)`` from every
-line, a variable projection over the whole column, loses about as much
-information, ~5 lines of 32 for the synthetic Moffat source, and lets the
-core's shape errors into the factor.)
-
-``P`` is measured from the data: the lines' mean residual after the masked fit,
-``data - f0 master``, fitted with a constant (``f0``'s own error) plus a Moffat
-profile of free centre, core width and index (``_shape``, a Gaussian in its
-limit). The model is used only if it describes the profile (chi-square,
-p >= ``PROFILE_P_VALUE``) and the blue and red halves of the band share its
-centre, width and index (the same test): a source whose profile is not that of
-a point source (a second source, an extended one, a profile with no wings, a
-bad line) or that widens to the red keeps the masked sky of `sky_region`.
-
-Which lines form the core: a plausible error of the profile's shape (one
-standard deviation of its centre, width and index, along each principal axis
-of their covariance, which is inflated by the fit's reduced chi-square)
-changes the wing light subtracted from every line of ``S`` (after
-``alpha(x)`` absorbs its share), and that leaks into the factor. For every
-split (the ``k`` brightest lines in the core) the leak, in quadrature over the
-axes, and the factor's noise are computed; the split with the smallest
-``noise^2 + leak^2`` among those whose leak is at most ``LEAK_FRACTION`` (1/2)
-of the noise is taken: a line nearer the source is given to the sky only if
-its sky removes more error than its wings' uncertainty adds. The leak is a
-statistical error of the profile (zero mean over noise draws), and its
-variance joins the factor's covariance. The wing model is used when it gives
-the factor a smaller error than the masked sky.
+* ``P`` is measured from the exposure's own data: the lines' mean residual
+  after the masked fit, ``data - f0 master``, fitted with a constant (``f0``'s
+  own error) plus a Moffat of free centre, core width and index
+  (`~jwst_mbkg_plus.algorithms.wing_profile.fit_profile`; the index kept only
+  where it is significant,
+  `~jwst_mbkg_plus.algorithms.wing_profile.winged_or_gaussian`). It is used
+  only if it describes the profile (chi-square, p >= ``PROFILE_P_VALUE``) and
+  the blue and red halves of the band share its centre, width and index (the
+  same test): a source whose profile is not that of a point source (a second
+  source, an extended one, a profile with no wings, a bad line, a tilted
+  trace) keeps the masked sky.
+* A point spread function that widens to the red: the profiles of
+  ``WIDTH_BANDS`` bands of wavelength are fitted at once with one width and
+  with a width linear in wavelength
+  (`~jwst_mbkg_plus.algorithms.wing_profile.fit_profile_bands`), and the slope
+  is kept where the evidence supports it (`_widening`); the halves must then
+  share centre and index, and every column's wings are those of its own width
+  (`~jwst_mbkg_plus.algorithms.wing_profile.profile_image`).
+* The source's spectrum ``a(x)`` is eliminated from the core lines (the
+  ``k`` brightest of ``P``), not jointly with the factor: ``data - P alpha``
+  against ``master - P mu`` on the other lines (``core`` elimination of the
+  wing model, linear and unbiased whatever ``a(x)``; on this module's scenes
+  it gives the factor the same error as the joint one, see
+  `jwst_mbkg_plus.algorithms.wing_model`). Pixels whose projected master is
+  negative enter with data and master both sign-flipped (least squares is
+  unchanged). The spectrum's noise and the plausible leak join the factor's
+  variance as a level term.
+* ``k`` is the split of least ``hypot(noise, leak)`` among those whose leak is
+  at most ``LEAK_FRACTION`` (1) times the noise: the shape is the exposure's
+  own, its error a statistical one of this exposure (the MOS step's common
+  shape is shared by every slitlet and counts twice). The wing model is used
+  when it gives the factor a smaller error than the masked sky.
 """
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
+
+from jwst_mbkg_plus.algorithms.wing_model import (
+    choose_rows,
+    core_noise,
+    core_projection,
+    core_response,
+)
+from jwst_mbkg_plus.algorithms.wing_profile import (
+    fit_profile,
+    fit_profile_bands,
+    gaussian_unless_winged,
+    plausible_shapes,
+    profile_image,
+    profile_shape,
+    winged_or_gaussian,
+)
 
 __all__ = ["LEAK_FRACTION", "PROFILE_P_VALUE", "WingModel", "model_wings"]
 
@@ -71,6 +80,9 @@ PROFILE_P_VALUE = 0.01
 
 #: Largest plausible leak of source light into the factor, in units of its noise.
 LEAK_FRACTION = 1.0
+
+#: Bands of wavelength in which a profile's width is measured (`_widening`).
+WIDTH_BANDS = 6
 
 
 @dataclass(frozen=True)
@@ -122,30 +134,6 @@ class WingModel:
                 "wing_core_lines": [] if self.core is None else [int(i) for i in self.core]}
 
 
-def _shape(s, centre, width, q):
-    """Peak-1 Moffat of index ``1 / q`` with Gaussian core sigma ``width``; Gaussian at q = 0."""
-    u2 = ((np.asarray(s, dtype=float) - centre) / width) ** 2
-    if q <= 1e-6:
-        return np.exp(-0.5 * u2)
-    return np.exp(-np.log1p(0.5 * q * u2) / q)
-
-
-def _fit_profile(s, p, sig, p0):
-    """Constant plus Moffat fitted to the lines' profile; (params, cov, chi2, dof)."""
-    def resid(theta):
-        c, amp, centre, width, q = theta
-        return (p - c - amp * _shape(s, centre, width, q)) / sig
-
-    lo = [-np.inf, 0.0, s.min() - 1.0, 0.2, 0.0]
-    hi = [np.inf, np.inf, s.max() + 1.0, max(s.size / 2.0, 1.0), 1.0]
-    p0 = np.clip(p0, np.array(lo) + 1e-9, np.array(hi) - 1e-9)
-    res = optimize.least_squares(resid, p0, bounds=(lo, hi), x_scale="jac")
-    dof = s.size - 5
-    chi2 = float(np.sum(res.fun**2))
-    cov = np.linalg.pinv(res.jac.T @ res.jac) * max(chi2 / dof, 1.0) if dof > 0 else None
-    return res.x, cov, chi2, dof
-
-
 def _collapse(r, var, ok, have):
     """Mean over the columns of each line's residual, and its standard error."""
     n = ok.sum(axis=1)
@@ -154,12 +142,13 @@ def _collapse(r, var, ok, have):
     return p, sig
 
 
-def _same_in_both_halves(r, var, ok, have, s, theta, p_value):
+def _same_in_both_halves(r, var, ok, have, s, theta, p_value, compare=(0, 1, 2)):
     """Chi-square probability that the blue and red halves share the profile's shape.
 
     The model holds one profile (centre, width, index) for every wavelength; a
     point spread function that widens to the red, or a tilted trace, would not
-    be one.
+    be one. ``compare``: which of (centre, width, index) are compared (not the
+    width where it is modelled as changing with wavelength).
     """
     half = r.shape[1] // 2
     fits = []
@@ -170,52 +159,91 @@ def _same_in_both_halves(r, var, ok, have, s, theta, p_value):
         if h.sum() < 8:
             return 1.0, "a half of the band has too few lines"
         p, sig = _collapse(np.where(sub, r, 0.0), var, sub, h)
-        t, c, _, dof = _fit_profile(s[h], p[h], sig[h], theta)
+        t, c, _, dof = fit_profile(s[h], p[h], sig[h], theta)
         if c is None:
             return 0.0, "no fit in one half"
-        fits.append((t[2:], c[2:, 2:]))
+        keep = 2 + np.asarray(compare)
+        fits.append((t[keep], c[np.ix_(keep, keep)]))
     d = fits[0][0] - fits[1][0]
     chi2 = float(d @ np.linalg.pinv(fits[0][1] + fits[1][1]) @ d)
     prob = float(stats.chi2.sf(chi2, d.size))
-    return prob, (f"centre, width and index of the blue and red halves differ by chi2 "
+    names = [("centre", "width", "index")[i] for i in compare]
+    names = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    return prob, (f"{names} of the blue and red halves differ by chi2 "
                   f"{chi2:.1f} for {d.size}, p = {prob:.2g}")
 
 
-def _projection(P, m, W):
-    """Per-column projection of ``m`` on ``P`` in weights ``W`` (sums over the lines)."""
-    spp = np.sum(W * P * P, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(spp > 0, np.sum(W * P * m, axis=0) / spp, 0.0)
+def _column_coordinate(wavelength, ok):
+    """Each column's wavelength, -0.5 to 0.5 over the columns used (column index if none)."""
+    n_cols = ok.shape[1]
+    cols = np.arange(n_cols, dtype=float)
+    if wavelength is not None:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            w = np.nanmedian(np.where(ok, wavelength, np.nan), axis=0)
+        good = np.isfinite(w)
+        cols = np.interp(cols, cols[good], w[good]) if good.sum() >= 2 else cols
+    used = ok.any(axis=0)
+    lo, hi = cols[used].min(), cols[used].max()
+    return (cols - 0.5 * (lo + hi)) / (hi - lo) if hi > lo else None
 
 
-def _leak_and_noise(core, lines, P, dP, m, W, amplitude):
-    """Plausible level leak (quadrature over ``dP``) and level noise of the two-stage fit.
-
-    The source's spectrum is measured on the ``core`` lines, its wings subtracted from
-    ``lines`` and the factor fitted there; the noise includes the spectrum's.
+def _widening(r, var, ok, have, s, theta, tau, p_value, n_bands=WIDTH_BANDS):
     """
-    Wc, Pc = W[core], P[core]
-    Wl, Pl, ml = W[lines], P[lines], m[lines]
-    spp = np.sum(Wc * Pc * Pc, axis=0)
-    if not np.all(spp[np.any(Wl > 0, axis=0)] > 0):
-        return np.inf, np.inf, 0.0
-    mp = ml - Pl * _projection(Pc, m[core], Wc)[None, :]
-    info = np.sum(Wl * mp * mp)
-    if not info > 0:
-        return np.inf, np.inf, 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spectrum_var = np.where(spp > 0, np.sum(Wl * mp * Pl, axis=0) ** 2 / spp, 0.0)
-    spectrum_var = float(np.sum(spectrum_var) / info**2)
-    noise = np.sqrt(1.0 / info + spectrum_var)
-    leak2 = 0.0
-    for d in dP:
-        x = amplitude * (d[lines] - Pl * _projection(Pc, d[core], Wc)[None, :])
-        leak2 += (np.sum(Wl * mp * x) / info) ** 2
-    return float(np.sqrt(leak2)), float(noise), spectrum_var
+    The profile's width linear in wavelength, where the evidence supports it.
+
+    Every band of columns is collapsed to its own profile, and all are fitted at
+    once (their own constant and amplitude; one centre and index) with one width
+    and with a width linear in the column's wavelength. The slope is kept when
+    it lowers the chi-square beyond ``p_value`` (likelihood ratio, 1 degree of
+    freedom, in units of the reduced chi-square) and by more than the BIC's
+    ``ln n``, and the bands' fit describes them (chi-square, p >= ``p_value``).
+
+    Returns
+    -------
+    wide : tuple or None
+        ``(shape, cov, amplitude)`` with ``shape`` ``(centre, width, slope,
+        q)``; None when one width is kept.
+    record : dict
+        The evidence (empty when not measured).
+    """
+    if tau is None:
+        return None, {}
+    groups = np.array_split(np.flatnonzero(ok.any(axis=0)), n_bands)
+    ss, pp, ee, bb, tb = [], [], [], [], []
+    for b, cols in enumerate(groups):
+        sub = np.zeros_like(ok)
+        sub[:, cols] = ok[:, cols]
+        h = have & (sub.sum(axis=1) > 0)
+        if h.sum() < 8:
+            return None, {}
+        p, sig = _collapse(np.where(sub, r, 0.0), var, sub, h)
+        ss.append(s[h])
+        pp.append(p[h])
+        ee.append(sig[h])
+        bb.append(np.full(int(h.sum()), b))
+        tb.append(float(np.mean(tau[cols])))
+    args = (np.concatenate(ss), np.concatenate(pp), np.concatenate(ee), np.concatenate(bb),
+            np.array(tb), theta)
+    try:
+        _, _, chi_one, _, _ = fit_profile_bands(*args, linear=False)
+        shape, cov, chi_lin, dof, amp = fit_profile_bands(*args, linear=True)
+    except (ValueError, np.linalg.LinAlgError):
+        return None, {}
+    s2 = max(chi_lin / dof, 1.0) if dof > 0 else 1.0
+    gain = (chi_one - chi_lin) / s2
+    prob = float(stats.chi2.sf(max(gain, 0.0), 1))
+    fit_p = float(stats.chi2.sf(chi_lin, dof)) if dof > 0 else 0.0
+    used = bool(prob < p_value and gain > np.log(args[0].size) and fit_p >= p_value)
+    record = {"width_linear": float(used), "width_mid": float(shape[1]),
+              "width_slope": float(shape[2]), "width_slope_p_value": prob,
+              "bands_p_value": fit_p}
+    return ((shape, cov, amp) if used else None), record
 
 
 def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
-                leak_fraction=LEAK_FRACTION, p_value=PROFILE_P_VALUE, min_lines=3):
+                leak_fraction=LEAK_FRACTION, p_value=PROFILE_P_VALUE, min_lines=3,
+                wavelength=None):
     """
     Decide the wing model of one exposure and return its projected data.
 
@@ -240,6 +268,9 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         Smallest chi-square probability of the profile fit.
     min_lines : int, optional
         Fewest lines for the wing model.
+    wavelength : ndarray, optional
+        Pixel wavelengths, for a profile whose width changes with wavelength
+        (default: the column index stands for it).
 
     Returns
     -------
@@ -271,7 +302,7 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
     amp0 = max(p[peak] - c0, 1e-12)
     half = int(np.sum(src & (p - c0 >= 0.5 * amp0)))
     try:
-        theta, cov, chi2, dof = _fit_profile(
+        theta, cov, chi2, dof = fit_profile(
             s[have], p[have], sig[have],
             np.array([c0, amp0, s[peak], max(half / 2.355, 0.5), 0.4]))
     except (ValueError, np.linalg.LinAlgError) as exc:
@@ -285,8 +316,14 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         return WingModel(False, f"the profile is not a point source's (Moffat chi2 {chi2:.1f} "
                          f"for {dof}, p = {prob:.2g}): its wings masked", none, params), \
             None, None
+    # A width that changes with wavelength (a PSF that widens to the red), where the
+    # evidence supports it; the halves must then still share centre and index.
+    tau = _column_coordinate(wavelength, ok)
+    wide, evidence = _widening(r, var, ok, have, s, theta, tau, p_value)
+    params.update(evidence)
     try:
-        same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value)
+        same, text = _same_in_both_halves(r, var, ok, have, s, theta, p_value,
+                                          compare=(0, 2) if wide else (0, 1, 2))
     except (ValueError, np.linalg.LinAlgError) as exc:
         same, text = 0.0, f"no fit of the halves: {exc}"
     params["halves_p_value"] = same
@@ -294,47 +331,54 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
         return WingModel(False, f"the profile changes along the band ({text}): one profile "
                          "for every wavelength would leak its wings; they are masked", none,
                          params), None, None
-    P = np.broadcast_to(_shape(s, centre, width, q)[:, None], data.shape)
-    # The shape's plausible errors: one sigma along each principal axis of the
-    # (centre, width, index) covariance.
-    vals, vecs = np.linalg.eigh(cov[2:, 2:])
-    dP = []
-    for val, vec in zip(vals, vecs.T, strict=True):
-        step = np.sqrt(max(val, 0.0)) * vec
-        t = theta[2:] + step
-        t[1] = max(t[1], 1e-3)
-        t[2] = min(max(t[2], 0.0), 1.0)
-        dP.append(np.broadcast_to((_shape(s, *t) - _shape(s, centre, width, q))[:, None],
-                                  data.shape))
+    # A Moffat index only where the wings show one (a Gaussian's noisy index would add
+    # wings); then the shape's plausible errors, and the lines of least total error.
+    if wide is None:
+        shape, shape_cov = winged_or_gaussian(centre, width, q, cov[2:, 2:])
+        P = np.broadcast_to(profile_shape(s, *shape)[:, None], data.shape)
+        order = np.argsort(-P[:, 0], kind="stable")
+    else:
+        shape, shape_cov = gaussian_unless_winged(wide[0], wide[1])
+        amp = wide[2]
+        P = profile_image(s, shape, tau)
+        order = np.argsort(np.abs(s - shape[0]), kind="stable")
+    dP = [np.broadcast_to(profile_image(s, t, tau) - P, data.shape)
+          for t in plausible_shapes(shape, shape_cov)]
     W = np.where(ok, 1.0 / np.where(ok, var, 1.0), 0.0)
     model_ok = np.where(ok, model, 0.0)
-    candidates = np.array([k for k in np.argsort(-P[:, 0], kind="stable") if have[k]])
+    candidates = np.array([k for k in order if have[k]])
     sky = have & ~source_lines
     noise_masked = (1.0 / np.sqrt(np.sum(W[sky] * model_ok[sky] ** 2)) if sky.any() else np.inf)
-    chosen = None
-    for k in range(1, len(candidates) - min_lines + 1):
+
+    def evaluate(k):
         core, lines = np.sort(candidates[:k]), np.sort(candidates[k:])
-        leak, noise, spectrum_var = _leak_and_noise(core, lines, P, dP, model_ok, W, amp)
-        total = np.hypot(leak, noise)
-        if leak <= leak_fraction * noise and (chosen is None or total < chosen[5]):
-            chosen = (core, lines, leak, noise, spectrum_var, total)
+        noise, spectrum_var, mp, info = core_noise(core, lines, P, model_ok, W)
+        if mp is None:
+            return np.inf, np.inf, 0.0, core, lines
+        shifts = [core_response(core, lines, P, d, W, mp, info, amp) for d in dP]
+        return noise, float(np.sqrt(np.sum(np.square(shifts)))), spectrum_var, core, lines
+
+    chosen = choose_rows(range(1, len(candidates) - min_lines + 1), evaluate,
+                         max_leak=leak_fraction)
     if chosen is None:
         return WingModel(False, "no set of lines keeps the plausible leak of the wings below "
                          f"{leak_fraction:g} of the factor's noise", none, params), None, None
-    core, lines, leak, noise, spectrum_var, total = chosen
+    _, total, (noise, leak, spectrum_var, core, lines) = chosen
     if not total < noise_masked:
         return WingModel(False, f"the wing model's {lines.size} lines give the factor no more "
                          f"information than the masked sky ({noise:.2e} against "
                          f"{noise_masked:.2e})", none, params, leak, noise, noise_masked), \
             None, None
-    alpha = _projection(P[core], np.where(ok, data, 0.0)[core], W[core])
-    mu = _projection(P[core], model_ok[core], W[core])
+    alpha = core_projection(P[core], np.where(ok, data, 0.0)[core], W[core])
+    mu = core_projection(P[core], model_ok[core], W[core])
     # Least squares is unchanged when a pixel's data and model change sign together
     # (the factor's fit takes positive models).
     sign = np.where(model - P * mu[None, :] < 0, -1.0, 1.0)
     data_p = sign * (data - P * alpha[None, :])
     model_p = sign * (model - P * mu[None, :])
-    status = (f"wings modelled: Moffat centre {centre:.2f}, sigma {width:.2f}, beta "
+    width = (f"{width:.2f}" if wide is None else
+             f"{shape[1]:.2f} {shape[2]:+.2f} x (wavelength, -0.5 to 0.5 over the band)")
+    status = (f"wings modelled: Moffat centre {centre:.2f}, sigma {width}, beta "
               f"{params['beta']:.3g} (chi2 {chi2:.1f} for {dof}); spectrum from {core.size} "
               f"lines, sky from {lines.size}, factor "
               f"noise {noise:.2e} (masked sky {noise_masked:.2e}), plausible leak {leak:.2e}")

@@ -1,17 +1,24 @@
-"""A point-source slitlet's sky factor with the source modelled in every row (profile_sky)."""
+"""A point source modelled in a sky factor (wing_model): the MOS joint fit and the core's parts."""
 
 import numpy as np
 
 from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
-from jwst_mbkg_plus.algorithms.profile_nuisance import ProfileNuisance
-from jwst_mbkg_plus.algorithms.profile_sky import (
+from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, _design, _knots, fit_sky_factor
+from jwst_mbkg_plus.algorithms.source_wings import source_wings
+from jwst_mbkg_plus.algorithms.wing_model import (
+    ProfileNuisance,
+    core_noise,
+    core_projection,
+    core_response,
     profile_sky_factor,
+)
+from jwst_mbkg_plus.algorithms.wing_profile import (
+    plausible_shapes,
+    profile_shape,
     profile_width_floor,
     winged_or_gaussian,
 )
-from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, _design, _knots, fit_sky_factor
-from jwst_mbkg_plus.algorithms.source_wings import source_wings
 
 N_COLS = 300
 NOISE = 0.2
@@ -29,7 +36,7 @@ def test_projection_is_the_joint_least_squares_fit():
         0, np.sqrt(var))
     columns = np.broadcast_to(np.arange(nx)[None, :], (ny, nx))
     fit = fit_sky_factor(wave, data, var, sky, model="linear", apply=True, clip=(-50, 50),
-                         nuisance=(profile, columns))
+                         nuisance=ProfileNuisance(profile, columns))
     knots, degree = _knots(wave.ravel(), "linear", 2)
     basis = _design(wave.ravel(), knots, degree) * sky.ravel()[:, None]
     amplitudes = (profile.ravel()[:, None] * (columns.ravel()[:, None] == np.arange(nx)))
@@ -141,3 +148,48 @@ def test_broad_moffat_wings_keep_the_masked_fit():
     modelled = np.concatenate([f[1] for f in fits])
     assert np.mean(modelled[:, 1]) > np.mean(masked[:, 1])
     _check_levels(fits)
+
+
+def _winged_column_scene(theta_true, ny=24, nx=200):
+    """Noise-free sky 1.02 x B and a source of profile ``theta_true`` with a spectral line."""
+    s = np.arange(ny, dtype=float)[:, None] * np.ones((1, nx))
+    wave = np.linspace(1.0, 2.0, nx)[None, :] * np.ones((ny, 1))
+    sky = 1.0 + 0.3 * wave
+    spectrum = 4.0 * (1.0 + np.exp(-0.5 * ((np.arange(nx) - 90) / 3.0) ** 2))
+    data = 1.02 * sky + spectrum[None, :] * profile_shape(s, *theta_true)
+    return s, wave, sky, spectrum, data
+
+
+def test_core_elimination_leak_is_the_levels_response_to_a_shape_error():
+    """Spectrum from the core lines, sky from the rest: a profile error dP moves the level
+    by exactly `core_response` (linear in dP), whatever the source's spectrum."""
+    theta = np.array([8.0, 1.3, 0.4])
+    true = theta + np.array([0.05, 0.08, -0.03])
+    s, _, sky, spectrum, data = _winged_column_scene(true)
+    P = profile_shape(s, *theta)
+    W = np.full(P.shape, 1.0 / 0.05**2)
+    order = np.argsort(-P[:, 0], kind="stable")
+    core, lines = np.sort(order[:7]), np.sort(order[7:])
+    noise, _, mp, info = core_noise(core, lines, P, sky, W)
+    alpha = core_projection(P[core], data[core], W[core])
+    projected = data[lines] - P[lines] * alpha[None, :]
+    level = np.sum(W[lines] * mp * projected) / info
+    response = core_response(core, lines, P, profile_shape(s, *true) - P, W, mp, info, spectrum)
+    assert abs(level - 1.02) > 1e-4  # the wrong shape does leak ...
+    np.testing.assert_allclose(level - 1.02, response, rtol=1e-9)  # ... by the response
+    assert np.isfinite(noise) and noise > 0
+
+
+def test_joint_fit_leak_bounds_the_bias_of_a_one_sigma_shape_error():
+    """The joint (MOS) fit's stated leak is the level's shift for a one-sigma error of the
+    shape: noise-free data whose true width is one standard deviation off."""
+    theta = np.array([0.0, 1.5, 0.0])  # centre and cuts about the source (row 12)
+    cov = np.diag([0.0, 0.05**2, 0.0])
+    (true,) = plausible_shapes(theta, cov)
+    s, wave, sky, _, data = _winged_column_scene(true + [12.0, 0.0, 0.0])
+    var = (0.05 * sky) ** 2
+    fit = profile_sky_factor(wave, data, var, sky, np.ones(data.shape, bool), s - 12.0,
+                             *theta, cov, cuts=(0.0, 1.0, 2.0), coverage=2.0)
+    bias = fit.fit.level - 1.02
+    assert abs(bias) > 1e-5
+    np.testing.assert_allclose(abs(bias), fit.leak, rtol=1e-6)
