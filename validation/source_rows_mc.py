@@ -13,7 +13,7 @@ noiseless data (``--noise`` per pixel) fits every source slitlet's factor two wa
   `~jwst_mbkg_plus.algorithms.free_rows.nearest_cut` (what the step does now);
 * ``true``: the true source light subtracted, rows as ``common`` (the limit);
 * ``modelled``: the step's rule since session 11: the source a term of the fit
-  (`~jwst_mbkg_plus.algorithms.profile_sky`) where its total error is below the
+  (`~jwst_mbkg_plus.algorithms.wing_model.profile_sky_factor`) where its total error is below the
   masked fit's (``common`` with rows beyond the guard), else that masked fit.
 
 and reports the rms and mean over slitlets and draws of the median noise-free
