@@ -17,7 +17,8 @@ noiseless data (``--noise`` per pixel) fits every source slitlet's factor two wa
   masked fit's (``common`` with rows beyond the guard), else that masked fit.
 
 and reports the rms and mean over slitlets and draws of the median noise-free
-residual (as ``validate_calibration_scatter.py``) and the mean pixel count.
+residual and the mean of the 95th percentile of its absolute value (as
+``validate_calibration_scatter.py``), and the mean pixel count.
 
 With ``--original`` the ways are fitted once, on each scene's own noise draw (the
 one ``validate_calibration_scatter.py`` scores, same scene and seed), and the
@@ -80,14 +81,16 @@ def capture(scene, folder, instrument):
     return list(seen.values())
 
 
-def median_residual(c, fit):
-    """Median noise-free residual of the slit had the step applied ``fit`` (None: its own)."""
+def residual_stats(c, fit):
+    """Median and 95th percentile of |.| of the slit's noise-free residual had the step
+    applied ``fit`` (None: its own)."""
     applied = np.ones(c["wave"].shape) if c["applied"] is None else np.where(
         np.isfinite(c["applied"]), c["applied"], 1.0)
     f = applied if fit is None else np.where(
         np.isfinite(fit.evaluate(c["wave"])[0]), fit.evaluate(c["wave"])[0], 1.0)
     ok = c["ok"] & np.isfinite(c["true"]) & (c["true"] > 0)
-    return float(np.median((c["subtracted"] * f / applied)[ok] / c["true"][ok] - 1))
+    residual = (c["subtracted"] * f / applied)[ok] / c["true"][ok] - 1
+    return float(np.median(residual)), float(np.percentile(np.abs(residual), 95))
 
 
 def draws(slits, noise, n_draws, rng, guard=1.0, original=False):
@@ -108,7 +111,7 @@ def draws(slits, noise, n_draws, rng, guard=1.0, original=False):
     out = {"own": [], "common": [], "true": [], "modelled": []}
     if original:
         # The step's own residual on the scene's draw (what the validation scores).
-        out["step"] = [(median_residual(c, None), 0) for c in slits]
+        out["step"] = [(*residual_stats(c, None), 0) for c in slits]
     for _ in range(1 if original else n_draws):
         drawn = []
         for c in slits:
@@ -137,7 +140,7 @@ def draws(slits, noise, n_draws, rng, guard=1.0, original=False):
             own, other = wings[k][0], wings[k][1]
             sub = data - c["expanded"] * own
             free, _ = source_free_mask(sub, c["expanded"], distance, valid & ~other, guard=guard)
-            out["own"].append((median_residual(c, fit(c, sub, var, free)), int(free.sum())))
+            out["own"].append((*residual_stats(c, fit(c, sub, var, free)), int(free.sum())))
             start = guard
             common = own
             if shape is not None and shape.consistent.get(k):
@@ -151,7 +154,7 @@ def draws(slits, noise, n_draws, rng, guard=1.0, original=False):
                 sub = data - light
                 free, _ = source_free_mask(sub, c["expanded"], distance, valid & ~other,
                                            guard=start)
-                out[name].append((median_residual(c, fit(c, sub, var, free, groups)),
+                out[name].append((*residual_stats(c, fit(c, sub, var, free, groups)),
                                   int(free.sum())))
             sub = data - c["expanded"] * common
             free, cut = source_free_mask(sub, c["expanded"], distance, valid & ~other,
@@ -164,7 +167,7 @@ def draws(slits, noise, n_draws, rng, guard=1.0, original=False):
                                      valid & ~other, c["offset"], shape, k)
                 if modelled is not None and modelled.total < chosen.level_error:
                     chosen, free = modelled.fit, np.ones(modelled.n_pixels, dtype=bool)
-            out["modelled"].append((median_residual(c, chosen), int(free.sum())))
+            out["modelled"].append((*residual_stats(c, chosen), int(free.sum())))
     return out
 
 
@@ -201,16 +204,22 @@ def main(argv=None):
                     original=args.original)
         for k, v in res.items():
             pooled[k] += v
+        print(f"seed {seed}: " + ", ".join(
+            f"{k} {100 * np.sqrt(np.mean(np.array(v)[:, 0] ** 2)):.3f}% / "
+            f"{100 * np.mean(np.array(v)[:, 1]):.2f}%" for k, v in res.items())
+            + " (rms of medians / mean p95)")
     summary = {}
     for name, values in pooled.items():
         m = np.array(values, dtype=float)
         summary[name] = {"rms_median": float(np.sqrt(np.mean(m[:, 0] ** 2))),
                          "mean_median": float(np.mean(m[:, 0])),
                          "mean_error": float(np.std(m[:, 0]) / np.sqrt(len(m))),
-                         "mean_pixels": float(np.mean(m[:, 1])), "n": len(m)}
+                         "mean_p95": float(np.mean(m[:, 1])),
+                         "mean_pixels": float(np.mean(m[:, 2])), "n": len(m)}
         s = summary[name]
         print(f"{name:7s} rms {100 * s['rms_median']:.3f}% mean {100 * s['mean_median']:+.3f} "
-              f"+/- {100 * s['mean_error']:.3f}% pixels {s['mean_pixels']:.0f} (n {s['n']})")
+              f"+/- {100 * s['mean_error']:.3f}% p95 {100 * s['mean_p95']:.2f}% "
+              f"pixels {s['mean_pixels']:.0f} (n {s['n']})")
     draws_label = "original" if args.original else args.draws
     key = f"{args.grating}@{args.noise}@{args.profile}@{args.seeds}@{draws_label}"
     _common.merge_json(args.out, {key: summary})
