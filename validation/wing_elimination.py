@@ -99,7 +99,7 @@ def part_mos():
     from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
     from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
     from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, fit_sky_factor
-    from jwst_mbkg_plus.algorithms.source_wings import source_wings
+    from jwst_mbkg_plus.algorithms.source_wings import PROFILE_BIN, source_wings
     from jwst_mbkg_plus.algorithms.wing_model import (
         choose_rows,
         core_noise,
@@ -135,7 +135,7 @@ def part_mos():
                 _, _, centre = shape.slit_params[k]
                 theta, cov = winged_or_gaussian(centre, shape.width, shape.q,
                                                 np.asarray(shape.slit_cov[k])[1:, 1:])
-                floor = profile_width_floor(shape.width, 0.1)
+                floor = profile_width_floor(shape.width, PROFILE_BIN)
                 new = profile_sky_factor(wave, data, var, model, ~other, offset, *theta, cov,
                                          width_floor=floor)
                 res["joint"].append(new.fit.level - level)

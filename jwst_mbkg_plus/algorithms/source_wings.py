@@ -32,7 +32,10 @@ from scipy.optimize import curve_fit
 from jwst_mbkg_plus.algorithms.free_rows import _median_and_error
 from jwst_mbkg_plus.algorithms.wing_profile import profile_shape as _shape
 
-__all__ = ["WingProfile", "source_wings"]
+__all__ = ["PROFILE_BIN", "WingProfile", "source_wings"]
+
+#: Default width (slit-frame units) of the distance bins the profile is measured in.
+PROFILE_BIN = 0.1
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +185,7 @@ class WingProfile:
     n_other: int = 0
 
 
-def source_wings(data, model, offset, valid=None, *, bin_width=0.1, sigma=4.0,
+def source_wings(data, model, offset, valid=None, *, bin_width=PROFILE_BIN, sigma=4.0,
                  min_bin_pixels=30, smooth_columns=51, core_half=1.0,
                  error_floor=0.002, n_passes=3, return_profile=False):
     """

@@ -41,7 +41,7 @@ from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by
 from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, dilution_corrected, fit_sky_factor
-from jwst_mbkg_plus.algorithms.source_wings import source_wings
+from jwst_mbkg_plus.algorithms.source_wings import PROFILE_BIN, source_wings
 from jwst_mbkg_plus.algorithms.wing_model import profile_sky_factor
 from jwst_mbkg_plus.algorithms.wing_profile import profile_width_floor, winged_or_gaussian
 from jwst_mbkg_plus.io.slits import DO_NOT_USE, is_msa_background, slit_label, slit_variance
@@ -67,10 +67,6 @@ NEAREST_DISTANCE = None
 
 # Width of the distance bins (slit-frame units) of the weights and of the free-row test.
 _BIN = 0.1
-
-#: Width of the bins `~jwst_mbkg_plus.algorithms.source_wings.source_wings` measures
-#: the profile in (its default).
-WING_BIN = 0.1
 
 
 @dataclasses.dataclass
@@ -254,15 +250,15 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
               "rescaled_slits": [], "systematic_error_slits": {}, "unchanged_slits": {}}
     if scatter.detected:
         say("Calibration scatter between background slitlets: %.2f%% (%d slitlets, "
-                 "level error %.2f%%, p = %.2g); per band %s", 100 * scatter.scatter,
-                 int(scatter.used.sum()), 100 * scatter.median_error, scatter.p_value,
-                 ", ".join(f"{w:.2f} um {100 * s:.2f}%" for w, s in
-                           zip(scatter.band_wavelength, scatter.band_scatter, strict=True)))
+            "level error %.2f%%, p = %.2g); per band %s", 100 * scatter.scatter,
+            int(scatter.used.sum()), 100 * scatter.median_error, scatter.p_value,
+            ", ".join(f"{w:.2f} um {100 * s:.2f}%" for w, s in
+                      zip(scatter.band_wavelength, scatter.band_scatter, strict=True)))
     else:
         say("Calibration scatter between background slitlets not detected "
-                 "(estimate %.2f%%, level error %.2f%%, p = %.2g)%s", 100 * scatter.scatter,
-                 100 * scatter.median_error, scatter.p_value,
-                 "" if rescale else ": no slitlet rescaled")
+            "(estimate %.2f%%, level error %.2f%%, p = %.2g)%s", 100 * scatter.scatter,
+            100 * scatter.median_error, scatter.p_value,
+            "" if rescale else ": no slitlet rescaled")
     corrections = {}
     if not rescale:
         return corrections, record
@@ -280,9 +276,9 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     if shape is not None:
         record["common_profile"] = shape.to_record()
         say("Common profile of %d point sources: sigma %.3f, beta %.3g, reduced "
-                 "chi-square %.2f; %d consistent with it", len(shape.slit_params), shape.width,
-                 record["common_profile"]["beta"], shape.reduced_chi2,
-                 record["common_profile"]["n_consistent"])
+            "chi-square %.2f; %d consistent with it", len(shape.slit_params), shape.width,
+            record["common_profile"]["beta"], shape.reduced_chi2,
+            record["common_profile"]["n_consistent"])
     for k, cal_slit in enumerate(cal_slits):
         label = slit_label(cal_slit)
         if k in fits:
@@ -358,8 +354,8 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
             record["unchanged_slits"][label] = reason
     if record["systematic_error_slits"]:
         say("%d slitlets cannot be rescaled; their ERR includes the calibration "
-                 "scatter: %s", len(record["systematic_error_slits"]),
-                 ", ".join(record["systematic_error_slits"]))
+            "scatter: %s", len(record["systematic_error_slits"]),
+            ", ".join(record["systematic_error_slits"]))
     say("Rescaled %d slitlets by their own sky factor", len(record["rescaled_slits"]))
     return corrections, record
 
@@ -388,7 +384,7 @@ def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key):
     theta, cov = winged_or_gaussian(centre, shape.width, shape.q,
                                     np.asarray(shape.slit_cov[key])[1:, 1:])
     return profile_sky_factor(wave, data, var, bkg, usable, offset, *theta, cov,
-                              width_floor=profile_width_floor(shape.width, WING_BIN))
+                              width_floor=profile_width_floor(shape.width, PROFILE_BIN))
 
 
 def _cannot_rescale(cal_slit):

@@ -5,7 +5,7 @@ import numpy as np
 from jwst_mbkg_plus.algorithms.free_rows import source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, _design, _knots, fit_sky_factor
-from jwst_mbkg_plus.algorithms.source_wings import source_wings
+from jwst_mbkg_plus.algorithms.source_wings import PROFILE_BIN, source_wings
 from jwst_mbkg_plus.algorithms.wing_model import (
     ProfileNuisance,
     core_noise,
@@ -88,7 +88,7 @@ def _fits(slits):
         theta, cov = winged_or_gaussian(centre, shape.width, shape.q,
                                         np.asarray(shape.slit_cov[k])[1:, 1:])
         new = profile_sky_factor(wave, data, var, model, ~other, offset, *theta, cov,
-                                 width_floor=profile_width_floor(shape.width, 0.1))
+                                 width_floor=profile_width_floor(shape.width, PROFILE_BIN))
         modelled.append((new.fit.level - level, new.total, new.n_pixels, new.leak,
                          new.fit.level_error))
     return np.array(masked), np.array(modelled)
