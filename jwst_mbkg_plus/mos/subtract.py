@@ -125,7 +125,7 @@ def expand_and_correct(cal_model, master, options, *, quiet=False):
     -------
     Expanded
     """
-    slits, applied = expanded_backgrounds(cal_model, master, options)
+    slits, applied = expanded_backgrounds(cal_model, master)
     held = [] if quiet else None
     corrections, record = slit_factors.slit_corrections(
         list(cal_model.slits), [s.wave for s in slits], [s.bkg for s in slits], master,
@@ -272,7 +272,7 @@ def subtract_master(output_model, forward, master, options, uncalibrated=None, e
     return output_model, background_2d
 
 
-def expanded_backgrounds(cal_model, master, options):
+def expanded_backgrounds(cal_model, master):
     """
     The master expanded to every slit's pixels, with its spatial factor.
 
@@ -286,8 +286,6 @@ def expanded_backgrounds(cal_model, master, options):
         The slits calibrated as extended.
     master : MasterBackground
         The master background.
-    options : MasterOptions
-        Step options.
 
     Returns
     -------

@@ -188,9 +188,9 @@ def _counted():
     calls = {"expanded": [], "corrections": []}
     expanded, corrections = subtract.expanded_backgrounds, slit_factors.slit_corrections
 
-    def count_expanded(cal_model, master, options):
+    def count_expanded(cal_model, master):
         calls["expanded"].append(master)
-        return expanded(cal_model, master, options)
+        return expanded(cal_model, master)
 
     def count_corrections(cal_slits, waves, bkg, master, mode, **kwargs):
         calls["corrections"].append(master)
