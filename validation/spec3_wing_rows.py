@@ -44,6 +44,13 @@ def _rms(a):
     return float(np.sqrt(np.mean(np.square(a))))
 
 
+def _summary(errors, stated):
+    """Mean, rms, mean stated error and rms pull of a way's factor errors over draws."""
+    return {"mean": float(np.mean(errors)), "rms": _rms(errors),
+            "stated_mean": float(np.mean(stated)),
+            "pull_rms": _rms(np.array(errors) / np.array(stated))}
+
+
 def part_scene(draws):
     from jwst_mbkg_plus.spec3.exposure_scale import scale_one
 
@@ -62,10 +69,7 @@ def part_scene(draws):
                 if wings:
                     used += sc.wings.used
                     lines.append(len(sc.wings.lines) if sc.wings.used else np.nan)
-        res = {k: {"mean": float(np.mean(v)), "rms": _rms(v),
-                   "stated_mean": float(np.mean(stated[k])),
-                   "pull_rms": _rms(np.array(v) / np.array(stated[k]))}
-               for k, v in rows.items()}
+        res = {k: _summary(v, stated[k]) for k, v in rows.items()}
         res["modelled"]["used"] = int(used)
         res["modelled"]["sky_lines_mean"] = float(np.nanmean(lines))
         rng = np.random.default_rng(2700 + int(100 * noise))

@@ -15,29 +15,22 @@ Command (about 5 minutes)::
     python validation/spec3_wing_width.py --out validation/results_spec3_wing_width.json
 """
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
+import _common
 import numpy as np
+from spec3_wing_rows import DRIFT, _scene, _summary
 
 GROWS = (0.0, 0.15, 0.3)
 
 
-def _rms(a):
-    return float(np.sqrt(np.mean(np.square(a))))
-
-
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, out=None)
     parser.add_argument("--draws", type=int, default=100)
-    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
-    sys.path.insert(0, str(Path(__file__).parent))
-    from spec3_wing_rows import DRIFT, _scene
 
     from jwst_mbkg_plus.spec3.exposure_scale import scale_one
 
@@ -57,10 +50,7 @@ def main(argv=None):
                     if wings:
                         used += sc.wings.used
                         linear += sc.wings.used and sc.wings.params.get("width_linear") == 1.0
-            res = {k: {"mean": float(np.mean(v)), "rms": _rms(v),
-                       "stated_mean": float(np.mean(stated[k])),
-                       "pull_rms": _rms(np.array(v) / np.array(stated[k]))}
-                   for k, v in err.items()}
+            res = {k: _summary(v, stated[k]) for k, v in err.items()}
             res["modelled"].update(used=int(used), width_linear=int(linear))
             out[f"noise {noise:g} grow {grow:g}"] = res
             m, w = res["masked"], res["modelled"]

@@ -22,22 +22,16 @@ Command (about 3 minutes)::
     python validation/wing_elimination.py --out validation/results_wing_elimination.json
 """
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
+import _common
 import numpy as np
-
-
-def _rms(a):
-    return float(np.sqrt(np.mean(np.square(a))))
+from spec3_wing_rows import DRIFT, _rms, _scene
 
 
 def part_spec3(draws):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from spec3_wing_rows import DRIFT, _scene
 
     from jwst_mbkg_plus.algorithms.wing_model import profile_sky_factor
     from jwst_mbkg_plus.algorithms.wing_profile import fit_profile, winged_or_gaussian
@@ -174,9 +168,8 @@ def part_mos():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.script_parser(__doc__, out=None)
     parser.add_argument("--draws", type=int, default=200)
-    parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     out = {"draws": args.draws, **part_spec3(args.draws), **part_mos()}
