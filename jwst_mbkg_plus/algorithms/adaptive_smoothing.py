@@ -21,7 +21,10 @@ continuum the wide estimates agree and the noise drops; where a wider window
 would take in structure its estimate moves by more than the noise allows and
 the growth stops. The bias left is of the order of the chosen estimate's own
 error, so a line is kept within its noise, and a noise-free spectrum (zero
-variance) is returned unchanged.
+variance) is returned unchanged. Beside a line a centred window cannot grow
+past it; windows on either side of the sample (directional, as in Katkovnik's
+anisotropic LPA-ICI) grow by the same rule, must agree with the centred
+estimate too, and the estimate of least variance is kept.
 
 The result is linear in the data at a given width: ``y_hat_j = sum_i l_ji y_i``
 with variance ``sum_i l_ji**2 sigma_i**2`` (the samples' own variances, not
@@ -49,7 +52,7 @@ from scipy.stats import chi2
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 
 __all__ = ["DEFAULT_HALF_WIDTHS", "AdaptiveSmoothing", "adaptive_smooth", "chosen_kernel_matrix",
-           "local_polynomial"]
+           "local_polynomial", "neighbour_correlation"]
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +74,15 @@ class AdaptiveSmoothing:
         Its per-sample variance (``sum_i l_ji**2 sigma_i**2``).
     half_width : ndarray of int
         The half-width chosen per sample (0: the sample itself, unchanged).
+    side : ndarray of int or None
+        The window's side per sample: 0 centred, -1 the sample and those
+        before it, 1 it and those after (None: all centred).
     """
 
     flux: np.ndarray
     var: np.ndarray
     half_width: np.ndarray
+    side: np.ndarray | None = None
 
     def summary(self, var_in):
         """
@@ -102,12 +109,14 @@ class AdaptiveSmoothing:
             "median_half_width": float(np.median(hw)),
             "half_width_p10_p90": [float(v) for v in np.percentile(hw, [10, 90])],
             "smoothed_fraction": float(np.mean(hw > 0)),
+            "one_sided_fraction": float(np.mean(self.side[np.isfinite(self.flux)] != 0))
+            if self.side is not None else 0.0,
             "median_noise_reduction": float(np.median(np.sqrt(var_in[ok] / self.var[ok])))
             if ok.any() else 1.0,
         }
 
 
-def local_polynomial(weight, half_width, degree=2, support=None):
+def local_polynomial(weight, half_width, degree=2, support=None, side=0):
     """
     Equivalent kernels of the local polynomial fit about every sample, for one half-width.
 
@@ -123,6 +132,9 @@ def local_polynomial(weight, half_width, degree=2, support=None):
     support : int, optional
         Half-length of the returned kernels (>= ``half_width``; default
         ``half_width``), so kernels of several widths line up.
+    side : {0, -1, 1}, optional
+        0: the window ``|d| <= h`` about the sample; -1: only the sample and
+        those before it (``-h <= d <= 0``); 1: only it and those after.
 
     Returns
     -------
@@ -135,13 +147,14 @@ def local_polynomial(weight, half_width, degree=2, support=None):
     support = h if support is None else int(support)
     d = np.arange(-h, h + 1, dtype=float)
     u = d / (h + 1)
-    kern = 1.0 - u**2
+    kern = (1.0 - u**2) * (side * d >= 0)
     w = np.asarray(weight, dtype=float)
     n, p = w.size, degree + 1
     s = np.stack([correlate1d(w, kern * u**m, mode="constant", cval=0.0)
                   for m in range(2 * degree + 1)], axis=-1)
     a = s[:, np.add.outer(np.arange(p), np.arange(p))]  # (n, p, p)
-    count = correlate1d((w > 0).astype(float), np.ones(2 * h + 1), mode="constant", cval=0.0)
+    count = correlate1d((w > 0).astype(float), (kern > 0).astype(float), mode="constant",
+                        cval=0.0)
     good = count >= p + 1
     # Ill-conditioned windows (the usable samples all on one side, far away) fail too.
     with np.errstate(all="ignore"):
@@ -160,7 +173,8 @@ def local_polynomial(weight, half_width, degree=2, support=None):
 
 
 def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, threshold=3.5,
-                    weight_window=15, structure_window=7, structure_p=0.001, twicing=True):
+                    weight_window=15, structure_window=7, structure_p=0.001, twicing=True,
+                    directional=True):
     """
     Smooth a spectrum with a per-sample width chosen by evidence (Lepski's rule).
 
@@ -249,7 +263,75 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
     # unsmoothed more often than high ones (a bias low of the master).
     d_win = sliding_window_view(np.pad(np.where(usable, smooth_var, 0.0), big), 2 * big + 1)
 
+    # Each sample's estimate from windows about it and, where a line or a steep
+    # rise stops those early, from windows on either side of it (directional
+    # windows: Katkovnik's LPA-ICI); the one of least variance is kept.
+    wins = {side: _ladder(side, widths, weight, degree, threshold, flux, var, smooth_var,
+                          usable, (y_win, v_win, d_win))
+            for side in ((0, -1, 1) if directional else (0,))}
+    sides = list(wins)
+    centred = wins[0]
+    dvar = [centred.dvar]
+    for sd in sides[1:]:
+        # A one-sided estimate must also agree with the centred one (Lepski's rule
+        # once more, the centred the narrower): next to a line the centred window
+        # follows the line's wing, and a window from the far side that does not
+        # is refused. Unsmoothed, a side is the centred rung 0.
+        with np.errstate(invalid="ignore"):
+            agree = (wins[sd].chosen > 0) & (
+                np.abs(wins[sd].best - centred.best)
+                <= threshold * np.sqrt(np.maximum(centred.dvar - wins[sd].dvar, 0.0)))
+        dvar.append(np.where(agree, wins[sd].dvar, np.inf))
+    dvar = np.stack(dvar)
+    pick = np.asarray(sides)[np.argmin(np.where(np.isnan(dvar), np.inf, dvar), axis=0)]
+    best, best_var, resid_var, chosen = (
+        np.select([pick == sd for sd in sides], [getattr(wins[sd], name) for sd in sides])
+        for name in ("best", "var", "resid_var", "chosen"))
+    chosen_rows = [(take[pick[take] == sd], h, kern[pick[take] == sd])
+                   for sd in sides for take, h, kern in wins[sd].rows]
+    # Structure no single comparison could see: a run of samples whose departures
+    # from their smoothed values are jointly significant (a line the windows just
+    # reach, a line smeared within the noise of each sample) keeps the samples.
+    structured = _structured(flux - best, resid_var, chosen > 0, structure_window,
+                             structure_p)
+    best = np.where(structured, flux, best)
+    best_var = np.where(structured, var, best_var)
+    chosen = np.where(structured, 0, chosen)
+    if twicing:
+        best, best_var = _twice(flux, var, usable, chosen, chosen_rows)
+    out_flux = np.where(usable, best, flux)
+    out_var = np.where(usable, best_var, var)
+    kept = usable & (chosen > 0)
+    return AdaptiveSmoothing(out_flux, out_var, np.where(usable, chosen, 0),
+                             np.where(kept, pick, 0))
+
+
+@dataclass
+class _Ladder:
+    """One direction's Lepski choice: per sample the estimate, variances, half-width."""
+
+    best: np.ndarray
+    var: np.ndarray
+    dvar: np.ndarray
+    resid_var: np.ndarray
+    chosen: np.ndarray
+    rows: list
+
+
+def _ladder(side, widths, weight, degree, threshold, flux, var, smooth_var, usable, windows):
+    """
+    Lepski's rule over the ladder of half-widths, for windows on one ``side``.
+
+    One-sided windows start at the half-width whose window holds twice the
+    polynomial's coefficients: narrower, the fit at the window's end is too
+    noisy to be worth comparing.
+    """
+    y_win, v_win, d_win = windows
+    big = y_win.shape[1] // 2
+    if side:
+        widths = [h for h in widths if h + 1 >= 2 * (degree + 1)]
     # Rung 0: the sample itself. Kernels are kept on their own support.
+    chosen = np.zeros(flux.shape, dtype=int)
     kernels = [np.ones((flux.size, 1))]
     estimates = [np.where(usable, flux, np.nan)]
     best, best_var = flux.copy(), var.copy()
@@ -261,7 +343,7 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         rows = np.flatnonzero(alive)
         if rows.size == 0:
             break
-        kern = local_polynomial(weight, h, degree)[rows]
+        kern = local_polynomial(weight, h, degree, side=side)[rows]
         cut = slice(big - h, big + h + 1)
         d_rows = d_win[rows, cut]
         est = np.einsum("nd,nd->n", kern, y_win[rows, cut])
@@ -295,19 +377,63 @@ def adaptive_smooth(flux, var, *, half_widths=DEFAULT_HALF_WIDTHS, degree=2, thr
         # The first disagreement ends the growth of that sample's window.
         alive = np.zeros_like(alive)
         alive[take] = True
-    # Structure no single comparison could see: a run of samples whose departures
-    # from their smoothed values are jointly significant (a line the windows just
-    # reach, a line smeared within the noise of each sample) keeps the samples.
-    structured = _structured(flux - best, resid_var, chosen > 0, structure_window,
-                             structure_p)
-    best = np.where(structured, flux, best)
-    best_var = np.where(structured, var, best_var)
-    chosen = np.where(structured, 0, chosen)
-    if twicing:
-        best, best_var = _twice(flux, var, usable, chosen, chosen_rows)
-    out_flux = np.where(usable, best, flux)
-    out_var = np.where(usable, best_var, var)
-    return AdaptiveSmoothing(out_flux, out_var, np.where(usable, chosen, 0))
+    return _Ladder(best, best_var, best_dvar, resid_var, chosen, chosen_rows)
+
+
+def neighbour_correlation(flux, var, smoothed, *, max_lag=2, clip=4.0, min_pairs=50):
+    """
+    How much neighbouring samples' noise is shared: the variance factor of a smooth sum.
+
+    A master binned from pixels onto a grid finer than the pixels (and
+    resampled from bins at each slit's own phase) has noise shared by
+    neighbouring samples, while its per-sample variance is right for one
+    sample. A kernel spanning many samples then has the variance
+    ``sum_i l_i**2 var_i`` times ``1 + 2 sum_k rho_k`` (``rho_k`` the
+    correlation at lag ``k``), not ``sum_i l_i**2 var_i``. That factor is
+    measured here from the normalised residuals of a first smoothing,
+    ``z = (flux - smoothed) / sqrt(var)``, where the smoothing took many
+    samples (their residual is the sample's noise; it holds no structure):
+    ``rho_k = mean(z_i z_{i+k}) / mean(z**2)``, pairs beyond ``clip`` left
+    out, each ``rho_k`` at least 0.
+
+    Parameters
+    ----------
+    flux, var : array_like, shape (n,)
+        The spectrum and its per-sample variance.
+    smoothed : AdaptiveSmoothing
+        A first smoothing of it (its ``flux`` and ``half_width``).
+    max_lag : int, optional
+        Largest lag measured.
+    clip : float, optional
+        Pairs with a ``|z|`` beyond this are left out (a hot sample, a line).
+    min_pairs : int, optional
+        Fewest usable pairs at a lag to measure it; fewer give 0.
+
+    Returns
+    -------
+    factor : float
+        ``1 + 2 sum_k rho_k`` (>= 1).
+    rho : list of float
+        The correlations at lags 1 .. ``max_lag``.
+    """
+    flux, var = np.asarray(flux, dtype=float), np.asarray(var, dtype=float)
+    use = (np.isfinite(flux) & np.isfinite(var) & (var > 0) & np.isfinite(smoothed.flux)
+           & (smoothed.half_width >= DEFAULT_HALF_WIDTHS[2]))
+    z = np.where(use, (flux - smoothed.flux) / np.sqrt(np.where(use, var, 1.0)), 0.0)
+    use &= np.abs(z) <= clip
+    if use.sum() < min_pairs:
+        return 1.0, [0.0] * max_lag
+    scale = np.mean(z[use] ** 2)
+    rho = []
+    for k in range(1, max_lag + 1):
+        pair = use[:-k] & use[k:]
+        if pair.sum() < min_pairs or scale <= 0:
+            rho.append(0.0)
+            continue
+        r = float(np.mean(z[:-k][pair] * z[k:][pair]) / scale)
+        # Only a correlation beyond twice its noise counts: white noise stays as it is.
+        rho.append(r if r > 2.0 / np.sqrt(pair.sum()) else 0.0)
+    return float(1.0 + 2.0 * sum(rho)), rho
 
 
 def chosen_kernel_matrix(n, chosen, chosen_rows):

@@ -14,7 +14,11 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.algorithms import qa_stats
-from jwst_mbkg_plus.algorithms.adaptive_smoothing import DEFAULT_HALF_WIDTHS, adaptive_smooth
+from jwst_mbkg_plus.algorithms.adaptive_smoothing import (
+    DEFAULT_HALF_WIDTHS,
+    adaptive_smooth,
+    neighbour_correlation,
+)
 from jwst_mbkg_plus.mos.options import MasterBackground, MasterBackgroundError
 
 __all__ = ["SMOOTHING_THRESHOLD", "combine_master", "smooth", "smooth_master"]
@@ -114,7 +118,10 @@ def smooth_master(sb, var, options):
     kernels' own bias (the negative lobes of a wide quadratic kernel that
     reach a line or a curved stretch pull the master low) is corrected with
     the same kernels (twicing, ``(2 L - L L) y``). Its variance is the
-    smoothed estimate's own (``sum_i m_i**2 var_i``).
+    smoothed estimate's own (``sum_i m_i**2 var_i``), times the factor by
+    which the noise shared by neighbouring samples raises a smooth sum's
+    (`~jwst_mbkg_plus.algorithms.adaptive_smoothing.neighbour_correlation`,
+    measured on a first smoothing, which is then made again with it).
 
     Parameters
     ----------
@@ -138,14 +145,25 @@ def smooth_master(sb, var, options):
                          "reason": f"median_kernel={options.median_kernel} smooths instead"}
     var_in = np.where(np.isfinite(var), var, np.nan)
     result = adaptive_smooth(sb, var_in, threshold=SMOOTHING_THRESHOLD, twicing=True)
+    # Neighbouring samples share pixels (the grid is finer than the bins it is
+    # resampled from): a wide kernel's variance is larger than the independent
+    # samples' sum, and the rule, judging by that sum, stopped its windows on noise.
+    factor, rho = neighbour_correlation(sb, var_in, result)
+    if factor > 1.0:
+        result = adaptive_smooth(sb, var_in * factor, threshold=SMOOTHING_THRESHOLD,
+                                 twicing=True)
     qa = {
         "method": "adaptive",
         "rule": "local quadratic, half-width per sample by Lepski's rule, twiced",
         "threshold_sigma": SMOOTHING_THRESHOLD,
         "half_widths_tried": [0, *DEFAULT_HALF_WIDTHS],
-        **result.summary(var_in),
+        "neighbour_correlation": rho,
+        "variance_factor": factor,
+        **result.summary(var_in * factor),
     }
-    out_var = np.where(np.isfinite(var), result.var, var)
+    # A sample left as it is keeps its own variance; a smoothed one has its kernel's.
+    smoothed_var = np.where(result.half_width > 0, result.var, var_in)
+    out_var = np.where(np.isfinite(var), smoothed_var, var)
     return result.flux, out_var, qa
 
 
