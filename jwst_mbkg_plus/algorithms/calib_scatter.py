@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, stats
 
-__all__ = ["CalibrationScatter", "intrinsic_scatter", "measure_calibration_scatter"]
+__all__ = ["CalibrationScatter", "chromatic_scatter", "intrinsic_scatter",
+           "measure_calibration_scatter"]
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +236,49 @@ def measure_calibration_scatter(factors, names=None, *, dof_lost=1, n_bands=5,
         dof=int(dof), median_error=float(np.median(errors)), band_wavelength=band_wave,
         band_scatter=band_scatter, names=names, levels=levels, errors=errors, used=kept,
     )
+
+
+def chromatic_scatter(lines, *, p_value=SCATTER_P_VALUE):
+    """
+    Whether the background targets' calibration errors differ in slope.
+
+    Each target's factor fitted as a straight line in wavelength
+    (`~jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` with
+    ``model='linear'``) has a slope (per micron) and its error; their spread
+    beyond the errors (`intrinsic_scatter` about their weighted mean: a slope
+    all targets share is the master's, not theirs) is the chromatic part of
+    the calibration scatter. It is detected when the chi-square of the slopes
+    exceeds their degrees of freedom beyond chance (``p_value``).
+
+    Parameters
+    ----------
+    lines : sequence of SkyFactor
+        The targets' linear factors (unfitted ones are ignored).
+    p_value : float, optional
+        False-alarm probability of "detected".
+
+    Returns
+    -------
+    dict
+        ``scatter`` (slope scatter, per micron), ``chi2``, ``dof``,
+        ``p_value``, ``detected`` and ``n`` (slopes used).
+    """
+    slopes, errors = [], []
+    for fit in lines:
+        if not fit.fitted or fit.model != "linear" or len(fit.params) != 2:
+            continue
+        span = float(fit.knots[-1] - fit.knots[0])
+        if span <= 0:
+            continue
+        c = np.asarray(fit.cov, dtype=float)
+        slopes.append((fit.params[1] - fit.params[0]) / span)
+        errors.append(np.sqrt(max(c[0, 0] + c[1, 1] - 2 * c[0, 1], 0.0)) / span)
+    out = {"scatter": 0.0, "chi2": 0.0, "dof": 0, "p_value": 1.0, "detected": False,
+           "n": len(slopes)}
+    if len(slopes) < 3:
+        return out
+    scatter, chi2, dof, kept = intrinsic_scatter(slopes, errors)
+    p = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 1.0
+    out.update(scatter=float(scatter), chi2=float(chi2), dof=int(dof), p_value=p,
+               detected=bool(p < p_value), n=int(np.sum(kept)))
+    return out

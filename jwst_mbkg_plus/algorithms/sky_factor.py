@@ -364,7 +364,7 @@ def _clip_mask(design, data, sigma, clip, maxiters, nuisance=None):
 def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto",
                    max_params=6, min_pixels=50, clip=(-3.0, 5.0), maxiters=5,
                    apply="auto", p_value=DEVIATION_P_VALUE, auto_p_value=AUTO_P_VALUE,
-                   min_pixels_per_param=25, nuisance=None):
+                   min_pixels_per_param=25, nuisance=None, min_params=1):
     """
     Fit ``data ~ f(lambda) x model_sky`` on a target's source-free pixels.
 
@@ -399,6 +399,10 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
     nuisance : ProfileNuisance, optional
         A source of known profile with a free amplitude per column, fitted
         with the factor (`~jwst_mbkg_plus.algorithms.wing_model.ProfileNuisance`).
+    min_params : int, optional
+        Fewest coefficients of a candidate of ``auto`` (2: at least a straight
+        line) where the pixels support one; with fewer pixels the richest
+        candidate they support.
 
     Returns
     -------
@@ -428,6 +432,7 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
     else:
         cands = [c for c in _candidates(model, max_params)
                  if c[1] * min_pixels_per_param <= n_ok]
+        cands = [c for c in cands if c[1] >= min_params] or cands[-1:]
     if not cands:
         return unit_factor(f"{n_ok} usable pixels: too few for a {model} factor", n_ok)
     bases = {}

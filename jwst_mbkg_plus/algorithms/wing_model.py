@@ -198,7 +198,7 @@ def _joint_level(wave, data, var, sky, use, offset, theta, columns, **kw):
 
 def profile_sky_factor(wave, data, var, model, usable, offset, centre, width, q, cov, *,
                        cuts=CORE_CUTS, coverage=WING_COVERAGE, width_floor=0.0, apply=True,
-                       clip=SKY_CLIP):
+                       clip=SKY_CLIP, min_params=1):
     """
     A target's sky factor with its point source's amplitude eliminated jointly per column.
 
@@ -227,7 +227,7 @@ def profile_sky_factor(wave, data, var, model, usable, offset, centre, width, q,
         exposure's targets, its error does not average down over them).
     width_floor : float, optional
         Smallest standard error of ``width`` taken (`profile_width_floor`).
-    apply, clip
+    apply, clip, min_params
         As `~jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor`.
 
     Returns
@@ -262,7 +262,7 @@ def profile_sky_factor(wave, data, var, model, usable, offset, centre, width, q,
         return None
     cut, _, (_, leak) = best
     fit = _joint_level(wave, data, var, model, usable & (distance >= cut), offset, theta,
-                       columns, apply=apply, clip=clip)
+                       columns, apply=apply, clip=clip, min_params=min_params)
     if not fit.fitted:
         return None
     return ProfileSkyFit(fit=fit, cut=float(cut), leak=leak,

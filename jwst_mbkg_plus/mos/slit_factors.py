@@ -36,7 +36,7 @@ import logging
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms.calib_scatter import measure_calibration_scatter
+from jwst_mbkg_plus.algorithms.calib_scatter import chromatic_scatter, measure_calibration_scatter
 from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
 from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
@@ -151,7 +151,7 @@ def _valid(cal_slit, extra_mask=None):
     return valid
 
 
-def _fit(cal_slit, wave, bkg, bkg_var, valid, apply, data=None, groups=None):
+def _fit(cal_slit, wave, bkg, bkg_var, valid, apply, data=None, groups=None, **kwargs):
     # ``data``: the slit's data with a point source's fitted wings taken out (default: as is).
     # The modelled background is noisy itself (the master, the spatial factor):
     # without the correction the factor is diluted by 1 / (1 + var / bkg^2). The
@@ -166,7 +166,7 @@ def _fit(cal_slit, wave, bkg, bkg_var, valid, apply, data=None, groups=None):
     else:
         var = variance_by_group(wave, slit_variance(cal_slit), valid, groups)
     data, var = dilution_corrected(np.asarray(data, dtype=float), var, bkg, bkg_var)
-    return fit_sky_factor(wave, data, var, bkg, valid, apply=apply, clip=SKY_CLIP)
+    return fit_sky_factor(wave, data, var, bkg, valid, apply=apply, clip=SKY_CLIP, **kwargs)
 
 
 def _rescaled(fit, wave):
@@ -236,17 +236,23 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     if expanded_var is None:
         expanded_var = [None] * len(cal_slits)
     background = sorted(master.leave_one_out)
-    fits = {}
-    for k in background:
-        valid = _valid(cal_slits[k], master.rejected_masks.get(k))
-        fits[k] = _fit(cal_slits[k], waves[k], expanded[k], expanded_var[k], valid,
-                       apply=True)
+    valids = {k: _valid(cal_slits[k], master.rejected_masks.get(k)) for k in background}
     names = [slit_label(cal_slits[k]) for k in background]
+    lines = {k: _fit(cal_slits[k], waves[k], expanded[k], expanded_var[k], valids[k],
+                     apply=True, model="linear") for k in background}
+    chromatic = chromatic_scatter([lines[k] for k in background])
+    # Slitlets whose calibration errors differ in slope: a factor without one would
+    # leave each slitlet's tilt whenever its own pixels cannot show it beyond doubt.
+    min_params = 2 if chromatic["detected"] else 1
+    fits = {k: _fit(cal_slits[k], waves[k], expanded[k], expanded_var[k], valids[k],
+                    apply=True, min_params=min_params) for k in background}
     dof_lost = len(master.spatial.params) if master.spatial is not None else 1
     scatter = measure_calibration_scatter([fits[k] for k in background], names,
                                           dof_lost=dof_lost, leave_one_out=True)
     rescale = mode == "always" or scatter.detected
     record = {"mode": mode, **scatter.to_record(), "rescaled": rescale,
+              "chromatic_scatter": {**chromatic, "min_model": ("linear" if min_params == 2
+                                                               else "constant")},
               "rescaled_slits": [], "systematic_error_slits": {}, "unchanged_slits": {}}
     if scatter.detected:
         say("Calibration scatter between background slitlets: %.2f%% (%d slitlets, "
@@ -262,6 +268,11 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
     corrections = {}
     if not rescale:
         return corrections, record
+    if chromatic["detected"]:
+        say("Calibration scatter varies with wavelength: the background slitlets' slopes "
+            "scatter by %.3g%% per micron beyond their errors (chi-square %.1f for %d, "
+            "p = %.2g); every sky factor is at least a straight line", 100 * chromatic["scatter"],
+            chromatic["chi2"], chromatic["dof"], chromatic["p_value"])
     # Every point source's wings (and other sources) first: their profiles share one
     # shape (the PSF), fitted to them all, which lets rows nearer the source in.
     wing_fits = {}
@@ -316,7 +327,8 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
             else:
                 fit = _fit(cal_slit, waves[k], expanded[k], expanded_var[k], free,
                            apply=True, data=data,
-                           groups=np.floor(np.nan_to_num(distance, posinf=99.0) / _BIN))
+                           groups=np.floor(np.nan_to_num(distance, posinf=99.0) / _BIN),
+                           min_params=min_params)
                 if not fit.applied:
                     reason = fit.status
             modelled = None
@@ -324,7 +336,7 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                 # No light beyond the guard that the profile does not explain: the
                 # source modelled in every row, if that lowers the factor's error.
                 modelled = _modelled(cal_slit, waves[k], expanded[k], expanded_var[k],
-                                     valid & ~other, offset, shape, k)
+                                     valid & ~other, offset, shape, k, min_params)
             if modelled is not None and modelled.fit.applied and (
                     fit is None or not fit.applied or modelled.total < fit.level_error):
                 fit, reason, cut = modelled.fit, "", modelled.cut
@@ -374,7 +386,7 @@ def log_held(held):
     held.clear()
 
 
-def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key):
+def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key, min_params=1):
     """`~jwst_mbkg_plus.algorithms.wing_model.profile_sky_factor` on one slit."""
     usable = usable & np.isfinite(offset) & np.isfinite(cal_slit.data) & (bkg > 0)
     groups = np.floor(np.nan_to_num(np.abs(offset), posinf=99.0) / _BIN)
@@ -384,7 +396,8 @@ def _modelled(cal_slit, wave, bkg, bkg_var, usable, offset, shape, key):
     theta, cov = winged_or_gaussian(centre, shape.width, shape.q,
                                     np.asarray(shape.slit_cov[key])[1:, 1:])
     return profile_sky_factor(wave, data, var, bkg, usable, offset, *theta, cov,
-                              width_floor=profile_width_floor(shape.width, PROFILE_BIN))
+                              width_floor=profile_width_floor(shape.width, PROFILE_BIN),
+                              min_params=min_params)
 
 
 def _cannot_rescale(cal_slit):

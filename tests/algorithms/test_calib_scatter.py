@@ -113,3 +113,39 @@ def test_source_free_mask_false_alarms_do_not_throw_rows_away():
         lost += mask.sum() < 0.95 * (distance >= 1.0).sum()
     # Expected ~5 (2 x 0.135 % of 2000); each bin at 3 sigma gave 17.
     assert lost <= 10
+
+
+def _lines(rng, levels, tilts, noise=0.2):
+    wave = np.repeat(np.linspace(1.7, 3.1, 300)[None], 10, axis=0)
+    sky = 1 + 0.2 * (wave - 1.7)
+    out = []
+    for lev, tilt in zip(levels, tilts, strict=True):
+        f = lev + tilt * (wave - 2.4) / 1.4
+        data = sky * f * (1 + noise * rng.standard_normal(wave.shape))
+        out.append(fit_sky_factor(wave, data, (noise * sky * f) ** 2, sky, apply=False,
+                                  model="linear"))
+    return out
+
+
+def test_chromatic_scatter_detected_from_slopes_and_measured():
+    from jwst_mbkg_plus.algorithms.calib_scatter import chromatic_scatter
+
+    rng = np.random.default_rng(4)
+    tilts = rng.normal(0, 0.03, 12)  # change across the 1.4 micron band
+    result = chromatic_scatter(_lines(rng, 1 + rng.normal(0, 0.03, 12), tilts))
+    assert result["detected"] and result["n"] == 12
+    # Per micron: the tilts' spread over the band's 1.4 micron.
+    assert result["scatter"] == pytest.approx(np.std(tilts, ddof=1) / 1.4, rel=0.3)
+
+
+def test_chromatic_scatter_not_detected_for_level_errors_alone():
+    from jwst_mbkg_plus.algorithms.calib_scatter import chromatic_scatter
+
+    detected = 0
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        # A large level scatter, a slope all slitlets share: neither is chromatic scatter.
+        result = chromatic_scatter(_lines(rng, 1 + rng.normal(0, 0.05, 12),
+                                          np.full(12, 0.02)))
+        detected += result["detected"]
+    assert detected <= 2

@@ -168,3 +168,19 @@ def test_symmetric_clip_leaves_a_gaussian_sky_unbiased():
     assert 0.0006 < np.mean(biased) - np.mean(unbiased) < 0.0012
     # 6 x 40000 pixels at 20 %: the mean level is known to 0.04 % (3 sigma).
     assert abs(np.mean(unbiased) - 1) < 0.0012
+
+
+def test_min_params_keeps_at_least_a_line():
+    """A tilt below the evidence for a line: 'auto' drops it, min_params=2 keeps it."""
+    truth = lambda w: 1.0 + 0.0015 * (w - 2.4) / 0.7  # noqa: E731
+    grid = np.linspace(1.7, 3.1, 50)
+    for floor in (1, 2):
+        wave, data, var, sky = _pixels(np.random.default_rng(7), truth, noise=0.2)
+        fit = fit_sky_factor(wave, data, var, sky, apply=True, min_params=floor)
+        assert fit.model == ("constant" if floor == 1 else "linear")
+        f, e = fit.evaluate(grid)
+        assert np.max(np.abs(f - truth(grid)) / e) < 4
+    # Too few pixels for a line: the richest candidate they support.
+    wave, data, var, sky = _pixels(np.random.default_rng(8), truth, n_cols=20, n_rows=2)
+    fit = fit_sky_factor(wave, data, var, sky, min_params=2, min_pixels=20)
+    assert fit.model == "constant" and fit.n_pixels == 40
