@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 SMOOTHING_THRESHOLD = 3.5
 
 
-def combine_master(grid_wave, flux, var, options, weights=None):
+def combine_master(grid_wave, flux, var, options, weights=None, variance_factor=None):
     """
     Combine the accepted background spectra of the MOS step into a master.
 
@@ -46,6 +46,9 @@ def combine_master(grid_wave, flux, var, options, weights=None):
     weights : ndarray, shape (n,), optional
         One weight per spectrum (default: equal), for spectra of different
         depths (`~jwst_mbkg_plus.mos.source_sky`).
+    variance_factor : float, optional
+        The smoothing's variance factor, measured already on a master of the
+        same grid (`smooth_master`); default: measured here.
 
     Returns
     -------
@@ -78,7 +81,7 @@ def combine_master(grid_wave, flux, var, options, weights=None):
     except ValueError as err:
         raise MasterBackgroundError(str(err)) from err
     sb, sb_var = combined.flux, combined.var
-    sb, sb_var, smoothing_qa = smooth_master(sb, sb_var, options)
+    sb, sb_var, smoothing_qa = smooth_master(sb, sb_var, options, variance_factor)
     scale = combined.scatter_scale
     qa = {
         "clipped_fraction": qa_stats.clipped_fraction(flux, combined.rejected_mask),
@@ -106,7 +109,7 @@ def combine_master(grid_wave, flux, var, options, weights=None):
     )
 
 
-def smooth_master(sb, var, options):
+def smooth_master(sb, var, options, variance_factor=None):
     """
     Smooth a combined master in wavelength by evidence (``master_smoothing``).
 
@@ -129,6 +132,10 @@ def smooth_master(sb, var, options):
         The combined master on the grid (NaN where undefined) and its variance.
     options : `~jwst_mbkg_plus.mos.options.MasterOptions`
         Step options (``master_smoothing``, ``median_kernel``).
+    variance_factor : float, optional
+        The factor, measured already on a master of the same grid and the same
+        kind of spectra (a leave-one-out master takes the full master's): the
+        first smoothing is not needed.
 
     Returns
     -------
@@ -144,12 +151,15 @@ def smooth_master(sb, var, options):
         return sb, var, {"method": "none",
                          "reason": f"median_kernel={options.median_kernel} smooths instead"}
     var_in = np.where(np.isfinite(var), var, np.nan)
-    result = adaptive_smooth(sb, var_in, threshold=SMOOTHING_THRESHOLD, twicing=True)
-    # Neighbouring samples share pixels (the grid is finer than the bins it is
-    # resampled from): a wide kernel's variance is larger than the independent
-    # samples' sum, and the rule, judging by that sum, stopped its windows on noise.
-    factor, rho = neighbour_correlation(sb, var_in, result)
-    if factor > 1.0:
+    if variance_factor is None:
+        result = adaptive_smooth(sb, var_in, threshold=SMOOTHING_THRESHOLD, twicing=True)
+        # Neighbouring samples share pixels (the grid is finer than the bins it is
+        # resampled from): a wide kernel's variance is larger than the independent
+        # samples' sum, and the rule, judging by that sum, stopped its windows on noise.
+        factor, rho = neighbour_correlation(sb, var_in, result)
+    else:
+        result, factor, rho = None, float(variance_factor), None
+    if factor > 1.0 or result is None:
         result = adaptive_smooth(sb, var_in * factor, threshold=SMOOTHING_THRESHOLD,
                                  twicing=True)
     qa = {

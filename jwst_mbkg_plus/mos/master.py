@@ -306,14 +306,19 @@ def master_from_slits(step, cal_model, options):
             master, positions, labels, ratios, accepted, options
         )
     if accepted.sum() >= 2:
+        # The leave-one-out masters share the full master's grid and spectra: its
+        # smoothing's variance factor (the noise its neighbouring samples share).
+        factor = master.qa.get("master_smoothing", {}).get("variance_factor")
         for k in np.flatnonzero(accepted):
             others = accepted.copy()
             others[k] = False
             if positions is None:
-                loo = combine_master(grid_wave, flux[others], var[others], options)
+                loo = combine_master(grid_wave, flux[others], var[others], options,
+                                     variance_factor=factor)
             else:
                 loo = leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others,
-                                             options, master.spatial, master.spatial_chromatic)
+                                             options, master.spatial, master.spatial_chromatic,
+                                             variance_factor=factor)
             # Without slitlet k the master may stop short of its range: where the
             # others do not reach, subtract_master uses the full master, not the nearest value.
             loo.input_range = _coverage(waves, others)

@@ -97,7 +97,7 @@ def _chromatic_fit(fit, positions, use, bands, grid_wave, order=None):
 
 
 def leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, options, full,
-                           full_chromatic=None):
+                           full_chromatic=None, variance_factor=None):
     """
     The master and spatial factor fitted without one slitlet.
 
@@ -126,7 +126,8 @@ def leave_one_out_spatial(grid_wave, flux, var, positions, ratios, others, optio
                                order=full_chromatic.order)
     factors, _ = chromatic.factors_at(fit, chrom, positions, grid_wave)
     factors = factors[others]
-    loo = combine_master(grid_wave, flux[others] / factors, var[others] / factors**2, options)
+    loo = combine_master(grid_wave, flux[others] / factors, var[others] / factors**2, options,
+                         variance_factor=variance_factor)
     loo.spatial = fit
     loo.spatial_chromatic = chrom
     return loo
