@@ -40,9 +40,12 @@ Parts:
     the same scenes on ``--fresh`` new seeds (from 100): how often each way passes
     (every fifth within 0.5 % and the median within 0.3 %; a flux within 0.3 %).
 
-Command (about 40 minutes on a shared core)::
+Commands (about 13 and 7 minutes on a shared core): the first on the code with spec3's
+core-lines wing elimination (session 12), the second, its winged scenes only, on the joint
+elimination (session 13)::
 
     python validation/spec3_oracle.py --out validation/results_spec3_oracle.json
+    python validation/spec3_oracle.py --fresh 0 --out validation/results_spec3_oracle_joint.json
 """
 
 import contextlib
@@ -216,6 +219,17 @@ def part_scored():
 
 def part_fresh(seeds, wing_seeds):
     out = {}
+    if len(seeds):
+        out.update(_fresh_fifths(seeds))
+    for name, (level, red) in {"no drift": (0.0, 0.0), **spec3_drift.DRIFTS}.items():
+        key = f"wings {name}"
+        rows = [wings_scene(s, level, red) for s in wing_seeds]
+        out[key] = {"seeds": list(wing_seeds), "summary": _wings_summary(rows)}
+        _print_wings(f"fresh {key} ({len(rows)} seeds)", out[key]["summary"])
+    return out
+
+
+def _fresh_fifths(seeds):
     rows = [fifths_scene(s) for s in seeds]
     summary = {}
     for way in rows[0]:
@@ -233,21 +247,15 @@ def part_fresh(seeds, wing_seeds):
               f"{v['passes']:.3f}; fifths std {pct['fifths_std']} (stated "
               f"{pct['stated_fifths_mean']}) beyond 0.5% "
               f"{np.round(v['fifths_beyond_0.5%'], 3).tolist()}", flush=True)
-    out["fifths red0-6%"] = {"seeds": list(seeds), "summary": summary}
-    for name, (level, red) in {"no drift": (0.0, 0.0), **spec3_drift.DRIFTS}.items():
-        key = f"wings {name}"
-        rows = [wings_scene(s, level, red) for s in wing_seeds]
-        out[key] = {"seeds": list(wing_seeds), "summary": _wings_summary(rows)}
-        _print_wings(f"fresh {key} ({len(rows)} seeds)", out[key]["summary"])
-    return out
+    return {"fifths red0-6%": {"seeds": list(seeds), "summary": summary}}
 
 
 def main(argv=None):
     parser = _common.script_parser(__doc__, out=None)
     parser.add_argument("--parts", default="scored,fresh")
-    parser.add_argument("--fresh", type=int, default=100,
-                        help="fresh seeds (from 100) of the drift scene")
-    parser.add_argument("--fresh-wings", type=int, default=20,
+    parser.add_argument("--fresh", type=int, default=200,
+                        help="fresh seeds (from 100) of the drift scene (0: none)")
+    parser.add_argument("--fresh-wings", type=int, default=50,
                         help="fresh seeds (from 100) of each winged scene")
     args = parser.parse_args(argv)
     _common.offline_quiet(validate_on_assignment=False)
