@@ -1,15 +1,20 @@
-"""The wing model's two eliminations of a point source's spectrum, on each other's scenes.
+"""Two eliminations of a point source's spectrum from a sky factor, on each other's scenes.
 
 `jwst_mbkg_plus.algorithms.wing_model` eliminates the source's amplitude per column
-either jointly with the sky factor (``profile_sky_factor``: the MOS step) or from the
-profile's core lines (``core_projection``: the spec3 step). Both, with the same
-plausible shape errors and the same choice of rows by total error:
+jointly with the sky factor (``profile_sky_factor``, ``joint_sky_factor``: the MOS
+step, and the spec3 step since session 13). Until then spec3 measured it on the
+profile's core lines (its brightest ``k``) and fitted the factor on the others; that
+two-stage elimination is kept here (``_core_projection``, ``_core_noise``,
+``_core_response``) as the reference. Both, with the same plausible shape errors and the
+same choice of rows by total error:
 
 ``spec3``
     the winged fixed slit of ``validation/spec3_wing_rows.py`` (Moffat beta 2.5, +3 %
-    drift), ``--draws`` fresh draws at 5 % and 20 % noise: the spec3 step's factor
-    (core lines) against the joint fit with line cuts 0-6 from the centre
-    (``coverage`` 1, as spec3), the profile refitted to the lines' mean residual;
+    drift), ``--draws`` fresh draws at 5 % and 20 % noise, the profile the spec3 step's
+    (refitted to the lines' mean residual): the core lines (split ``k`` of least total
+    error, leak at most the noise, the spectrum's noise and the leak added to the level's
+    variance) against the joint fit with line cuts 0-6 from the centre (``coverage`` 1, as
+    spec3), and the step's own factor;
 ``mos``
     the MOS test slitlets of ``tests/algorithms/test_wing_model.py`` (3 shutters, 18
     point sources per exposure, 2 exposures, 20 % noise; Gaussian and Moffat 2.5
@@ -31,6 +36,91 @@ import numpy as np
 from spec3_wing_rows import DRIFT, _rms, _scene
 
 
+def _core_projection(P, m, W):
+    """Per-column amplitude of ``m`` on ``P`` in weights ``W`` (sums over the lines, axis 0)."""
+    spp = np.sum(W * P * P, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spp > 0, np.sum(W * P * m, axis=0) / spp, 0.0)
+
+
+def _core_noise(core, lines, P, m, W):
+    """
+    Noise of the factor's level with the amplitude from ``core`` and the sky from ``lines``.
+
+    Parameters
+    ----------
+    core, lines : ndarray of int
+        Lines (axis 0) of the amplitude and of the sky.
+    P, m, W : ndarray
+        Profile, modelled background (0 where unused) and weights, lines x columns.
+
+    Returns
+    -------
+    noise : float
+        Standard error of the level, the amplitude's noise included (inf when
+        a column of the sky has no core to measure its amplitude).
+    spectrum_var : float
+        The amplitude's share of its variance.
+    mp : ndarray or None
+        The sky lines' projected background (for `_core_response`).
+    info : float
+        The sky lines' information on the level.
+    """
+    Wc, Pc = W[core], P[core]
+    Wl, Pl, ml = W[lines], P[lines], m[lines]
+    spp = np.sum(Wc * Pc * Pc, axis=0)
+    if not np.all(spp[np.any(Wl > 0, axis=0)] > 0):
+        return np.inf, 0.0, None, 0.0
+    mp = ml - Pl * _core_projection(Pc, m[core], Wc)[None, :]
+    info = np.sum(Wl * mp * mp)
+    if not info > 0:
+        return np.inf, 0.0, None, 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spectrum_var = np.where(spp > 0, np.sum(Wl * mp * Pl, axis=0) ** 2 / spp, 0.0)
+    spectrum_var = float(np.sum(spectrum_var) / info**2)
+    return float(np.sqrt(1.0 / info + spectrum_var)), spectrum_var, mp, info
+
+
+def _core_response(core, lines, P, dP, W, mp, info, amplitude):
+    """The level's response to the profile changed by ``dP`` (source of ``amplitude``)."""
+    Wl, Pl = W[lines], P[lines]
+    x = amplitude * (dP[lines] - Pl * _core_projection(P[core], dP[core], W[core])[None, :])
+    return np.sum(Wl * mp * x) / info
+
+
+def _core_lines(wl, data, var, master, shape, shape_cov, amplitude, min_lines=3):
+    """The factor with the spectrum from the core lines (spec3's way until session 13)."""
+    from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, fit_sky_factor
+    from jwst_mbkg_plus.algorithms.wing_model import choose_rows
+    from jwst_mbkg_plus.algorithms.wing_profile import plausible_shapes, profile_shape
+
+    s = np.arange(data.shape[0], dtype=float)
+    P = np.broadcast_to(profile_shape(s, *shape)[:, None], data.shape)
+    dP = [np.broadcast_to(profile_shape(s, *t)[:, None], data.shape) - P
+          for t in plausible_shapes(shape, shape_cov)]
+    W = 1.0 / var
+    order = np.argsort(-P[:, 0], kind="stable")
+
+    def evaluate(k):
+        core, lines = np.sort(order[:k]), np.sort(order[k:])
+        noise, spectrum_var, mp, info = _core_noise(core, lines, P, master, W)
+        if mp is None:
+            return np.inf, np.inf, 0.0, core, lines
+        shifts = [_core_response(core, lines, P, d, W, mp, info, amplitude) for d in dP]
+        return noise, float(np.sqrt(np.sum(np.square(shifts)))), spectrum_var, core, lines
+
+    _, _, (_, leak, spectrum_var, core, lines) = choose_rows(
+        range(1, data.shape[0] - min_lines + 1), evaluate, max_leak=1.0)
+    alpha = _core_projection(P[core], data[core], W[core])
+    mu = _core_projection(P[core], master[core], W[core])
+    sign = np.where(master - P * mu[None, :] < 0, -1.0, 1.0)
+    use = np.zeros(data.shape, bool)
+    use[lines] = True
+    fit = fit_sky_factor(wl, sign * (data - P * alpha[None, :]), var,
+                         sign * (master - P * mu[None, :]), use, apply=True, clip=SKY_CLIP)
+    return fit.level, float(np.sqrt(fit.level_error**2 + leak**2 + spectrum_var))
+
+
 def part_spec3(draws):
 
     from jwst_mbkg_plus.algorithms.wing_model import profile_sky_factor
@@ -40,7 +130,8 @@ def part_spec3(draws):
     out = {}
     for noise in (0.05, 0.2):
         rng = np.random.default_rng(4242 + int(100 * noise))
-        core, joint, s_core, s_joint = [], [], [], []
+        errors = {"core": [], "joint": [], "step": []}
+        stated = {"core": [], "joint": [], "step": []}
         for _ in range(draws):
             data, var, wl, master = _scene(rng, noise)
             sc = scale_one(data, var, None, wl, master, wings=True)
@@ -58,19 +149,22 @@ def part_spec3(draws):
             fit = profile_sky_factor(wl, data, var, master, np.ones(data.shape, bool), offset,
                                      *shape, shape_cov, cuts=(0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
                                      coverage=1.0)
-            core.append(sc.factor.level / DRIFT - 1)
-            s_core.append(sc.factor.level_error / DRIFT)
-            joint.append(fit.fit.level / DRIFT - 1)
-            s_joint.append(np.hypot(fit.fit.level_error, fit.leak) / DRIFT)
-        res = {"n": len(core)}
-        for key, e, st in (("core", core, s_core), ("joint", joint, s_joint)):
+            level, error = _core_lines(wl, data, var, master, np.array(
+                [theta[2], *shape[1:]]), shape_cov, theta[1])
+            for key, lev, err in (
+                    ("core", level, error),
+                    ("joint", fit.fit.level, np.hypot(fit.fit.level_error, fit.leak)),
+                    ("step", sc.factor.level, sc.factor.level_error)):
+                errors[key].append(lev / DRIFT - 1)
+                stated[key].append(err / DRIFT)
+        res = {"n": len(errors["core"])}
+        for key, e in errors.items():
             res[key] = {"rms": _rms(e), "mean": float(np.mean(e)),
-                        "pull_rms": _rms(np.array(e) / np.array(st))}
+                        "pull_rms": _rms(np.array(e) / np.array(stated[key]))}
         out[f"spec3 noise {noise:g}"] = res
-        print(f"spec3 noise {noise:g} ({len(core)} draws): core lines rms "
-              f"{100 * res['core']['rms']:.3f}% pulls {res['core']['pull_rms']:.2f} | joint rms "
-              f"{100 * res['joint']['rms']:.3f}% pulls {res['joint']['pull_rms']:.2f}",
-              flush=True)
+        print(f"spec3 noise {noise:g} ({res['n']} draws): " + " | ".join(
+            f"{key} rms {100 * res[key]['rms']:.3f}% mean {100 * res[key]['mean']:+.3f}% "
+            f"pulls {res[key]['pull_rms']:.2f}" for key in errors), flush=True)
     return out
 
 
@@ -94,13 +188,7 @@ def part_mos():
     from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
     from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, fit_sky_factor
     from jwst_mbkg_plus.algorithms.source_wings import PROFILE_BIN, source_wings
-    from jwst_mbkg_plus.algorithms.wing_model import (
-        choose_rows,
-        core_noise,
-        core_projection,
-        core_response,
-        profile_sky_factor,
-    )
+    from jwst_mbkg_plus.algorithms.wing_model import choose_rows, profile_sky_factor
     from jwst_mbkg_plus.algorithms.wing_profile import (
         plausible_shapes,
         profile_shape,
@@ -146,13 +234,13 @@ def part_mos():
 
                 def evaluate(c, P=P, dPs=dPs, W=W, m=m, rows=rows, data=data, other=other):
                     core, lines = np.flatnonzero(rows < c), np.flatnonzero(rows >= c)
-                    noise, _, mp, info = core_noise(core, lines, P, m, W)
+                    noise, _, mp, info = _core_noise(core, lines, P, m, W)
                     if mp is None:
                         return None
-                    alpha = core_projection(P[core], np.where(~other, data, 0.0)[core],
-                                            W[core])
-                    amp = alpha - core_projection(P[core], m[core], W[core])
-                    leak = np.sqrt(sum(core_response(core, lines, P, d, W, mp, info, amp) ** 2
+                    alpha = _core_projection(P[core], np.where(~other, data, 0.0)[core],
+                                             W[core])
+                    amp = alpha - _core_projection(P[core], m[core], W[core])
+                    leak = np.sqrt(sum(_core_response(core, lines, P, d, W, mp, info, amp) ** 2
                                        for d in dPs))
                     lev = np.sum(W[lines] * mp * (data[lines] - P[lines] * alpha[None, :])) / info
                     return noise, leak, lev

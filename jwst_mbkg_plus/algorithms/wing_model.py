@@ -8,25 +8,22 @@ with ``P`` the source's profile along the slit
 (`jwst_mbkg_plus.algorithms.wing_profile`: a Moffat of free index, a Gaussian
 in its limit, its width constant or linear in wavelength) and ``a(x)`` its spectrum, free in every
 column (lines, breaks, anything). The source's amplitude is eliminated per
-column, in one of two ways (the choice is the caller's, see below):
+column jointly with the factor (`ProfileNuisance`, variable projection,
+`joint_sky_factor`): ``f`` and every ``a(x)`` by least squares on the same
+rows, the rows nearer the source than a cut left out. Its covariance is that
+of the joint fit (for every model of the factor); each column spends on its
+amplitude about ``(sum w P)^2 / sum w P^2`` pixels' worth of sky. The MOS
+step (`profile_sky_factor`, the profile a function of each pixel's offset
+from the source) and the spec3 step (`jwst_mbkg_plus.spec3.wing_sky`, the
+profile of each line, its width constant or linear in wavelength) both use it.
 
-* **joint** (`ProfileNuisance`, variable projection): ``f`` and every ``a(x)``
-  by least squares on the same rows, the rows nearer the source than a cut
-  left out. Its covariance is that of the joint fit; each column spends on its
-  amplitude about ``(sum w P)^2 / sum w P^2`` pixels' worth of sky.
-* **core** (`core_projection`): ``a(x)`` measured on the ``k`` brightest lines
-  only, its wings subtracted from the others, ``f`` fitted there
-  (``data - P alpha`` against ``B - P mu``, linear and unbiased whatever
-  ``a(x)``); the noise of ``alpha`` reaches every sky line through ``P`` and is
-  added (`core_noise`); the factor's covariance gets it as a level term.
-
-The joint elimination is the exact least squares (and covariance, for every
-model of the factor); measured on each other's scenes, it equals the core
-lines on spec3's winged slit (factor rms 0.060 / 0.061 % at 5 % noise, 0.244 /
-0.242 % at 20 %, 200 draws) and beats them on the MOS slitlets (0.280 against
-0.311 % for Gaussian sources, 0.292 against 0.323 % for Moffat ones), where the
-core lines do no better than the mask. spec3 still uses the core lines (its
-validated figures); moving it to the joint fit is the next step.
+Until session 13 spec3 measured ``a(x)`` on the profile's brightest lines
+only and fitted the factor on the others (a two-stage "core lines"
+elimination). Measured on each other's scenes (``validation/
+wing_elimination.py``) the joint fit equals it on spec3's winged slit and
+beats it on the MOS slitlets, where the core lines do no better than the
+mask; through the spec3 step the joint fit gives the same factor error
+(``validation/spec3_wing_rows.py``), so the core lines were removed.
 
 What the model gets wrong leaks into the factor: a plausible error of the
 profile's shape (`~jwst_mbkg_plus.algorithms.wing_profile.plausible_shapes`:
@@ -47,8 +44,8 @@ from jwst_mbkg_plus.algorithms.free_rows import WING_COVERAGE
 from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, fit_sky_factor
 from jwst_mbkg_plus.algorithms.wing_profile import plausible_shapes, profile_shape
 
-__all__ = ["CORE_CUTS", "ProfileNuisance", "ProfileSkyFit", "choose_rows", "core_noise",
-           "core_projection", "core_response", "profile_sky_factor"]
+__all__ = ["CORE_CUTS", "ProfileNuisance", "ProfileSkyFit", "choose_rows", "joint_sky_factor",
+           "profile_sky_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +171,9 @@ class ProfileSkyFit:
         ``hypot(fit.level_error, coverage * leak)``, what the cut minimises.
     n_pixels : int
         Pixels fitted.
+    noise : float
+        Standard error of a constant factor's level on the rows chosen (what
+        `choose_rows` weighed against the leak).
     """
 
     fit: object
@@ -181,6 +181,7 @@ class ProfileSkyFit:
     leak: float
     total: float
     n_pixels: int
+    noise: float = np.nan
 
     def to_record(self):
         """Plain-Python summary for the QA record."""
@@ -188,12 +189,78 @@ class ProfileSkyFit:
                 "total_error": float(self.total), "n_pixels": int(self.n_pixels)}
 
 
-def _joint_level(wave, data, var, sky, use, offset, theta, columns, **kw):
-    profile = np.where(np.isfinite(offset),
-                       profile_shape(np.nan_to_num(offset), theta[0], theta[1],
-                                     max(theta[2], 0.0)), 0.0)
-    return fit_sky_factor(wave, data, var, sky, use,
-                          nuisance=ProfileNuisance(profile, columns), **kw)
+def joint_sky_factor(wave, data, var, model, usable, distance, theta, cov, profile, *,
+                     cuts=CORE_CUTS, coverage=WING_COVERAGE, max_leak=np.inf, apply=True,
+                     clip=SKY_CLIP, factor_model="auto", min_params=1):
+    """
+    The sky factor with a source of known profile and free spectrum eliminated jointly.
+
+    Rows nearer the source than a cut (``cuts``) are left out; the cut is
+    chosen by `choose_rows` (the level's noise of a constant factor, unclipped,
+    and its responses to `plausible_shapes` of ``theta``), then the factor is
+    fitted (``factor_model``, clipped) on the rows chosen, the source's
+    amplitude free in every column (`ProfileNuisance`).
+
+    Parameters
+    ----------
+    wave, data, var, model : ndarray
+        Pixel wavelengths, data, the variances to weight with, and the
+        modelled background (2-D, one column per amplitude: axis 1).
+    usable : ndarray of bool
+        Pixels that may be fitted.
+    distance : ndarray
+        Each pixel's distance from the source (what ``cuts`` are compared with).
+    theta, cov : ndarray
+        The profile's shape parameters and their covariance.
+    profile : callable
+        ``profile(theta)``: the profile at every pixel for shape ``theta`` (0
+        where it has no light).
+    cuts : sequence of float, optional
+        Distances from the source tried as the nearest rows fitted.
+    coverage : float, optional
+        Multiple of the leak in the total error.
+    max_leak : float, optional
+        Largest leak, in units of the noise (`choose_rows`).
+    apply, clip
+        As `~jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor`.
+    factor_model : str, optional
+        The factor's model (``model`` of `fit_sky_factor`).
+    min_params : int, optional
+        Fewest coefficients of the factor (``min_params`` of `fit_sky_factor`).
+
+    Returns
+    -------
+    ProfileSkyFit or None
+        The cut of least total error (None when no fit succeeded).
+    """
+    columns = np.broadcast_to(np.arange(np.shape(data)[-1])[None, :], np.shape(data))
+    nominal = profile(theta)
+    moved = [profile(t) for t in plausible_shapes(theta, cov)]
+    quick = {"model": "constant", "apply": False, "clip": clip, "maxiters": 0}
+
+    def fit(shape, use, **kw):
+        return fit_sky_factor(wave, data, var, model, use,
+                              nuisance=ProfileNuisance(shape, columns), **kw)
+
+    def evaluate(cut):
+        use = usable & (distance >= cut)
+        base = fit(nominal, use, **quick)
+        if not base.fitted:
+            return None
+        shifts = [fit(p, use, **quick).level - base.level for p in moved]
+        return base.level_error, float(np.sqrt(np.sum(np.square(shifts))))
+
+    best = choose_rows(cuts, evaluate, coverage=coverage, max_leak=max_leak)
+    if best is None:
+        return None
+    cut, _, (noise, leak) = best
+    out = fit(nominal, usable & (distance >= cut), model=factor_model, apply=apply, clip=clip,
+              min_params=min_params)
+    if not out.fitted:
+        return None
+    return ProfileSkyFit(fit=out, cut=float(cut), leak=leak,
+                         total=float(np.hypot(out.level_error, coverage * leak)),
+                         n_pixels=out.n_pixels, noise=float(noise))
 
 
 def profile_sky_factor(wave, data, var, model, usable, offset, centre, width, q, cov, *,
@@ -202,10 +269,8 @@ def profile_sky_factor(wave, data, var, model, usable, offset, centre, width, q,
     """
     A target's sky factor with its point source's amplitude eliminated jointly per column.
 
-    Rows nearer the source than a cut (``cuts``) are left out; the cut is
-    chosen by `choose_rows` (the level's noise of a constant factor, unclipped,
-    and its responses to `plausible_shapes`), then the factor is fitted
-    (complexity by evidence, clipped) on the rows chosen.
+    `joint_sky_factor` with the profile `profile_shape` of each pixel's signed
+    ``offset`` from the source and the cuts on its absolute value.
 
     Parameters
     ----------
@@ -243,82 +308,12 @@ def profile_sky_factor(wave, data, var, model, usable, offset, centre, width, q,
         cov[1, :] *= scale
         cov[:, 1] *= scale
         cov[1, 1] = width_floor**2
-    moved = plausible_shapes(theta, cov)
-    columns = np.broadcast_to(np.arange(np.shape(data)[-1])[None, :], np.shape(data))
-    distance = np.abs(offset)
-    quick = {"model": "constant", "apply": False, "clip": clip, "maxiters": 0}
+    finite = np.isfinite(offset)
+    flat = np.nan_to_num(offset)
 
-    def evaluate(cut):
-        use = usable & (distance >= cut)
-        base = _joint_level(wave, data, var, model, use, offset, theta, columns, **quick)
-        if not base.fitted:
-            return None
-        shifts = [_joint_level(wave, data, var, model, use, offset, t, columns,
-                               **quick).level - base.level for t in moved]
-        return base.level_error, float(np.sqrt(np.sum(np.square(shifts))))
+    def profile(t):
+        return np.where(finite, profile_shape(flat, t[0], t[1], max(t[2], 0.0)), 0.0)
 
-    best = choose_rows(cuts, evaluate, coverage=coverage)
-    if best is None:
-        return None
-    cut, _, (_, leak) = best
-    fit = _joint_level(wave, data, var, model, usable & (distance >= cut), offset, theta,
-                       columns, apply=apply, clip=clip, min_params=min_params)
-    if not fit.fitted:
-        return None
-    return ProfileSkyFit(fit=fit, cut=float(cut), leak=leak,
-                         total=float(np.hypot(fit.level_error, coverage * leak)),
-                         n_pixels=fit.n_pixels)
-
-
-# --- amplitude per column from the core lines (two stages) ---------------------
-
-def core_projection(P, m, W):
-    """Per-column amplitude of ``m`` on ``P`` in weights ``W`` (sums over the lines, axis 0)."""
-    spp = np.sum(W * P * P, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(spp > 0, np.sum(W * P * m, axis=0) / spp, 0.0)
-
-
-def core_noise(core, lines, P, m, W):
-    """
-    Noise of the factor's level with the amplitude from ``core`` and the sky from ``lines``.
-
-    Parameters
-    ----------
-    core, lines : ndarray of int
-        Lines (axis 0) of the amplitude and of the sky.
-    P, m, W : ndarray
-        Profile, modelled background (0 where unused) and weights, lines x columns.
-
-    Returns
-    -------
-    noise : float
-        Standard error of the level, the amplitude's noise included (inf when
-        a column of the sky has no core to measure its amplitude).
-    spectrum_var : float
-        The amplitude's share of its variance.
-    mp : ndarray or None
-        The sky lines' projected background (for `core_response`).
-    info : float
-        The sky lines' information on the level.
-    """
-    Wc, Pc = W[core], P[core]
-    Wl, Pl, ml = W[lines], P[lines], m[lines]
-    spp = np.sum(Wc * Pc * Pc, axis=0)
-    if not np.all(spp[np.any(Wl > 0, axis=0)] > 0):
-        return np.inf, 0.0, None, 0.0
-    mp = ml - Pl * core_projection(Pc, m[core], Wc)[None, :]
-    info = np.sum(Wl * mp * mp)
-    if not info > 0:
-        return np.inf, 0.0, None, 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spectrum_var = np.where(spp > 0, np.sum(Wl * mp * Pl, axis=0) ** 2 / spp, 0.0)
-    spectrum_var = float(np.sum(spectrum_var) / info**2)
-    return float(np.sqrt(1.0 / info + spectrum_var)), spectrum_var, mp, info
-
-
-def core_response(core, lines, P, dP, W, mp, info, amplitude):
-    """The level's response to the profile changed by ``dP`` (source of ``amplitude``)."""
-    Wl, Pl = W[lines], P[lines]
-    x = amplitude * (dP[lines] - Pl * core_projection(P[core], dP[core], W[core])[None, :])
-    return np.sum(Wl * mp * x) / info
+    return joint_sky_factor(wave, data, var, model, usable, np.abs(offset), theta, cov,
+                            profile, cuts=cuts, coverage=coverage, apply=apply, clip=clip,
+                            min_params=min_params)

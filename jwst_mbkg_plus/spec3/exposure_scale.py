@@ -15,7 +15,7 @@ pixels tell its sky: for every science exposure (every slit of a
    in a slit a point source's wings are then modelled instead of masked
    (`jwst_mbkg_plus.spec3.wing_sky`, where its profile is a Moffat's and the
    same over the band): the factor is refitted on the wing lines too, the
-   source's spectrum measured on its core lines;
+   source's spectrum free in every column and fitted with it;
 2. a smooth factor ``f(lambda)``, ``data ~ f x master``, is fitted to those
    pixels with `jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor` (the
    shared fit of the MOS step: constant, linear or cubic B-spline chosen by
@@ -112,8 +112,9 @@ def _science_variance(obj):
     return total
 
 
-def _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor0):
-    """The wing model of `jwst_mbkg_plus.spec3.wing_sky` on one array; (wings, fit inputs)."""
+def _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor0, *, model,
+                apply):
+    """The wing model of `jwst_mbkg_plus.spec3.wing_sky` on one array; (wings, factor)."""
     t = (lambda a: a) if region.axis == 1 else (lambda a: a.T)
     lines = np.indices(data.shape)[0 if region.axis == 1 else 1]
     use = valid & np.isfinite(data) & np.isfinite(var) & (var > 0) & np.isfinite(bkg) & (bkg > 0)
@@ -123,14 +124,10 @@ def _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor0):
     f0, _ = factor0.evaluate(wavelength, measured=True)
     source = np.zeros(region.line_ok.shape, dtype=bool)
     source[region.source_lines] = True
-    wings, data_p, model_p = model_wings(
+    return model_wings(
         t(fit_data), t(fit_var), t(bkg), t(use & np.isfinite(fit_var) & np.isfinite(f0)),
-        region.line_ok, source, t(np.nan_to_num(f0, nan=1.0)), wavelength=t(wavelength))
-    if not wings.used:
-        return wings, None
-    sky = np.zeros(region.line_ok.shape, dtype=bool)
-    sky[wings.lines] = True
-    return wings, (t(data_p), fit_var, t(model_p), use & t(sky[:, None]))
+        region.line_ok, source, t(np.nan_to_num(f0, nan=1.0)), wavelength=t(wavelength),
+        factor_model=model, apply=apply, clip=SKY_CLIP)
 
 
 def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name="",
@@ -185,16 +182,14 @@ def scale_one(data, var, dq, wavelength, bkg, *, mode="auto", model="auto", name
                             apply=_APPLY[mode], clip=SKY_CLIP)
     if not (wings and factor.fitted and region.line_ok is not None):
         return ExposureScale(name, region, factor)
-    modelled, fit = _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor)
+    modelled, fit = _with_wings(data, var, valid, wavelength, bkg, bkg_var, region, factor,
+                                model=model, apply=_APPLY[mode])
     if fit is not None:
-        factor = fit_sky_factor(wavelength, fit[0], fit[1], fit[2], fit[3], model=model,
-                                apply=_APPLY[mode], clip=SKY_CLIP)
-        if factor.fitted:
-            # The source spectrum's noise and the wings' plausible leak move every
-            # coefficient alike (B-splines sum to one): a level term of the covariance.
-            cov = factor.cov + modelled.extra_variance
-            factor = replace(factor, cov=cov, level_error=float(np.sqrt(
-                factor.level_error**2 + modelled.extra_variance)))
+        # The wings' plausible leak moves every coefficient alike (B-splines sum to
+        # one): a level term of the covariance (the source spectrum's noise is in the
+        # joint fit's own).
+        factor = replace(fit, cov=fit.cov + modelled.extra_variance, level_error=float(
+            np.sqrt(fit.level_error**2 + modelled.extra_variance)))
     return ExposureScale(name, region, factor, modelled)
 
 

@@ -32,20 +32,19 @@ What is spec3's here:
   is kept where the evidence supports it (`_widening`); the halves must then
   share centre and index, and every column's wings are those of its own width
   (`~jwst_mbkg_plus.algorithms.wing_profile.profile_image`).
-* The source's spectrum ``a(x)`` is eliminated from the core lines (the
-  ``k`` brightest of ``P``), not jointly with the factor: ``data - P alpha``
-  against ``master - P mu`` on the other lines (``core`` elimination of the
-  wing model, linear and unbiased whatever ``a(x)``; on this module's scenes
-  it gives the factor the same error as the joint one, see
-  `jwst_mbkg_plus.algorithms.wing_model`). Pixels whose projected master is
-  negative enter with data and master both sign-flipped (least squares is
-  unchanged). The spectrum's noise and the plausible leak join the factor's
-  variance as a level term.
-* ``k`` is the split of least ``hypot(noise, leak)`` among those whose leak is
-  at most ``LEAK_FRACTION`` (1) times the noise: the shape is the exposure's
-  own, its error a statistical one of this exposure (the MOS step's common
-  shape is shared by every slitlet and counts twice). The wing model is used
-  when it gives the factor a smaller error than the masked sky.
+* The source's spectrum ``a(x)`` is free in every column and eliminated
+  jointly with the factor
+  (`~jwst_mbkg_plus.algorithms.wing_model.joint_sky_factor`, the MOS step's
+  elimination: variable projection, the exact least squares and covariance
+  for every model of the factor, unbiased whatever ``a(x)``), on the lines
+  at least a cut (``WING_CUTS``) from the profile's centre. The plausible
+  leak joins the factor's variance as a level term (the spectrum's noise is
+  in the joint fit's covariance).
+* The cut is the one of least ``hypot(noise, leak)`` among those whose leak
+  is at most ``LEAK_FRACTION`` (1) times the noise: the shape is the
+  exposure's own, its error a statistical one of this exposure (the MOS
+  step's common shape is shared by every slitlet and counts twice). The wing
+  model is used when it gives the factor a smaller error than the masked sky.
 """
 
 import logging
@@ -55,23 +54,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from jwst_mbkg_plus.algorithms.wing_model import (
-    choose_rows,
-    core_noise,
-    core_projection,
-    core_response,
-)
+from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP
+from jwst_mbkg_plus.algorithms.wing_model import joint_sky_factor
 from jwst_mbkg_plus.algorithms.wing_profile import (
     fit_profile,
     fit_profile_bands,
     gaussian_unless_winged,
-    plausible_shapes,
     profile_image,
-    profile_shape,
     winged_or_gaussian,
 )
 
-__all__ = ["LEAK_FRACTION", "PROFILE_P_VALUE", "WingModel", "model_wings"]
+__all__ = ["LEAK_FRACTION", "PROFILE_P_VALUE", "WING_CUTS", "WingModel", "model_wings"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +76,9 @@ LEAK_FRACTION = 1.0
 
 #: Bands of wavelength in which a profile's width is measured (`_widening`).
 WIDTH_BANDS = 6
+
+#: Distances from the source's centre (lines) tried as the nearest lines fitted.
+WING_CUTS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0)
 
 
 @dataclass(frozen=True)
@@ -108,10 +104,10 @@ class WingModel:
     noise_masked : float
         The factor's noise from the masked sky, for comparison.
     core : ndarray of int or None
-        Lines the source's spectrum ``a(x)`` is measured on.
+        Lines nearer the source than the cut, left out of the fit.
     extra_variance : float
         Variance of the factor's level that its own fit does not hold: the
-        source spectrum's noise and the plausible leak, squared.
+        plausible leak, squared.
     """
 
     used: bool
@@ -243,9 +239,9 @@ def _widening(r, var, ok, have, s, theta, tau, p_value, n_bands=WIDTH_BANDS):
 
 def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
                 leak_fraction=LEAK_FRACTION, p_value=PROFILE_P_VALUE, min_lines=3,
-                wavelength=None):
+                wavelength=None, factor_model="auto", apply="auto", clip=SKY_CLIP):
     """
-    Decide the wing model of one exposure and return its projected data.
+    Decide the wing model of one exposure and fit its sky factor with it.
 
     All arrays are oriented lines x columns (the wavelength runs along axis 1).
 
@@ -269,22 +265,26 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
     min_lines : int, optional
         Fewest lines for the wing model.
     wavelength : ndarray, optional
-        Pixel wavelengths, for a profile whose width changes with wavelength
-        (default: the column index stands for it).
+        Pixel wavelengths: the factor's coordinate, and a profile's whose width
+        changes with wavelength (default: the column index stands for it).
+    factor_model, apply, clip
+        The factor's ``model``, ``apply`` and ``clip`` of
+        `~jwst_mbkg_plus.algorithms.sky_factor.fit_sky_factor`.
 
     Returns
     -------
     wings : WingModel
         The decision and the profile.
-    data_p, model_p : ndarray or None
-        Projected data and master (``None`` when the model is not used), both
-        sign-flipped where the projected master is negative (least squares is
-        unchanged; the factor's fit takes positive models).
+    factor : SkyFactor or None
+        The factor fitted with the source's spectrum eliminated jointly
+        (`~jwst_mbkg_plus.algorithms.wing_model.joint_sky_factor`), its
+        covariance that of the joint fit; ``None`` when the model is not used.
+        The plausible leak is not in it (``wings.extra_variance``).
     """
     n_lines = data.shape[0]
     none = np.array([], dtype=int)
     if not source_lines.any():
-        return WingModel(False, "no source found: nothing to model", none, {}), None, None
+        return WingModel(False, "no source found: nothing to model", none, {}), None
     ok = use & line_ok[:, None]
     n = ok.sum(axis=1)
     have = line_ok & (n > 0)
@@ -293,11 +293,11 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
     p, sig = _collapse(r, var, ok, have)
     if have.sum() < 8:
         return WingModel(False, f"{int(have.sum())} lines: too few for a profile", none,
-                         {}), None, None
+                         {}), None
     c0 = float(np.median(p[have & ~source_lines])) if np.any(have & ~source_lines) else 0.0
     src = have & source_lines
     if not src.any():
-        return WingModel(False, "the source's lines hold no data", none, {}), None, None
+        return WingModel(False, "the source's lines hold no data", none, {}), None
     peak = int(np.flatnonzero(src)[np.argmax(p[src])])
     amp0 = max(p[peak] - c0, 1e-12)
     half = int(np.sum(src & (p - c0 >= 0.5 * amp0)))
@@ -306,16 +306,14 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
             s[have], p[have], sig[have],
             np.array([c0, amp0, s[peak], max(half / 2.355, 0.5), 0.4]))
     except (ValueError, np.linalg.LinAlgError) as exc:
-        return WingModel(False, f"no profile fit ({exc}): its wings masked", none, {}), \
-            None, None
+        return WingModel(False, f"no profile fit ({exc}): its wings masked", none, {}), None
     c, amp, centre, width, q = theta
     prob = float(stats.chi2.sf(chi2, dof)) if dof > 0 else 0.0
     params = {"centre": centre, "sigma": width, "beta": 1.0 / q if q > 1e-6 else 1e6,
               "amplitude": amp, "offset": c, "chi2": chi2, "dof": float(dof), "p_value": prob}
     if cov is None or prob < p_value:
         return WingModel(False, f"the profile is not a point source's (Moffat chi2 {chi2:.1f} "
-                         f"for {dof}, p = {prob:.2g}): its wings masked", none, params), \
-            None, None
+                         f"for {dof}, p = {prob:.2g}): its wings masked", none, params), None
     # A width that changes with wavelength (a PSF that widens to the red), where the
     # evidence supports it; the halves must then still share centre and index.
     tau = _column_coordinate(wavelength, ok)
@@ -330,57 +328,44 @@ def model_wings(data, var, model, use, line_ok, source_lines, factor0, *,
     if same < p_value:
         return WingModel(False, f"the profile changes along the band ({text}): one profile "
                          "for every wavelength would leak its wings; they are masked", none,
-                         params), None, None
+                         params), None
     # A Moffat index only where the wings show one (a Gaussian's noisy index would add
     # wings); then the shape's plausible errors, and the lines of least total error.
     if wide is None:
         shape, shape_cov = winged_or_gaussian(centre, width, q, cov[2:, 2:])
-        P = np.broadcast_to(profile_shape(s, *shape)[:, None], data.shape)
-        order = np.argsort(-P[:, 0], kind="stable")
     else:
         shape, shape_cov = gaussian_unless_winged(wide[0], wide[1])
-        amp = wide[2]
-        P = profile_image(s, shape, tau)
-        order = np.argsort(np.abs(s - shape[0]), kind="stable")
-    dP = [np.broadcast_to(profile_image(s, t, tau) - P, data.shape)
-          for t in plausible_shapes(shape, shape_cov)]
     W = np.where(ok, 1.0 / np.where(ok, var, 1.0), 0.0)
-    model_ok = np.where(ok, model, 0.0)
-    candidates = np.array([k for k in order if have[k]])
     sky = have & ~source_lines
-    noise_masked = (1.0 / np.sqrt(np.sum(W[sky] * model_ok[sky] ** 2)) if sky.any() else np.inf)
-
-    def evaluate(k):
-        core, lines = np.sort(candidates[:k]), np.sort(candidates[k:])
-        noise, spectrum_var, mp, info = core_noise(core, lines, P, model_ok, W)
-        if mp is None:
-            return np.inf, np.inf, 0.0, core, lines
-        shifts = [core_response(core, lines, P, d, W, mp, info, amp) for d in dP]
-        return noise, float(np.sqrt(np.sum(np.square(shifts)))), spectrum_var, core, lines
-
-    chosen = choose_rows(range(1, len(candidates) - min_lines + 1), evaluate,
-                         max_leak=leak_fraction)
-    if chosen is None:
-        return WingModel(False, "no set of lines keeps the plausible leak of the wings below "
-                         f"{leak_fraction:g} of the factor's noise", none, params), None, None
-    _, total, (noise, leak, spectrum_var, core, lines) = chosen
-    if not total < noise_masked:
+    noise_masked = (1.0 / np.sqrt(np.sum(W[sky] * np.where(ok, model, 0.0)[sky] ** 2))
+                    if sky.any() else np.inf)
+    distance = np.abs(s - shape[0])
+    cuts = [c for c in WING_CUTS if np.sum(have & (distance >= c)) >= min_lines]
+    wave = (np.broadcast_to(np.arange(data.shape[1], dtype=float)[None, :], data.shape)
+            if wavelength is None else wavelength)
+    fit = joint_sky_factor(
+        wave, data, var, model, ok & have[:, None], np.broadcast_to(distance[:, None],
+                                                                   data.shape),
+        np.asarray(shape, dtype=float), shape_cov,
+        lambda t: np.broadcast_to(profile_image(s, t, tau), data.shape), cuts=cuts,
+        coverage=1.0, max_leak=leak_fraction, apply=apply, clip=clip,
+        factor_model=factor_model)
+    if fit is None:
+        return WingModel(False, "no fit on lines whose plausible leak of the wings is below "
+                         f"{leak_fraction:g} of the factor's noise", none, params), None
+    noise, leak = fit.noise, fit.leak
+    lines = np.flatnonzero(have & (distance >= fit.cut))
+    core = np.flatnonzero(have & (distance < fit.cut))
+    if not np.hypot(noise, leak) < noise_masked:
         return WingModel(False, f"the wing model's {lines.size} lines give the factor no more "
                          f"information than the masked sky ({noise:.2e} against "
-                         f"{noise_masked:.2e})", none, params, leak, noise, noise_masked), \
-            None, None
-    alpha = core_projection(P[core], np.where(ok, data, 0.0)[core], W[core])
-    mu = core_projection(P[core], model_ok[core], W[core])
-    # Least squares is unchanged when a pixel's data and model change sign together
-    # (the factor's fit takes positive models).
-    sign = np.where(model - P * mu[None, :] < 0, -1.0, 1.0)
-    data_p = sign * (data - P * alpha[None, :])
-    model_p = sign * (model - P * mu[None, :])
+                         f"{noise_masked:.2e})", none, params, leak, noise, noise_masked), None
     width = (f"{width:.2f}" if wide is None else
              f"{shape[1]:.2f} {shape[2]:+.2f} x (wavelength, -0.5 to 0.5 over the band)")
     status = (f"wings modelled: Moffat centre {centre:.2f}, sigma {width}, beta "
-              f"{params['beta']:.3g} (chi2 {chi2:.1f} for {dof}); spectrum from {core.size} "
-              f"lines, sky from {lines.size}, factor "
-              f"noise {noise:.2e} (masked sky {noise_masked:.2e}), plausible leak {leak:.2e}")
+              f"{params['beta']:.3g} (chi2 {chi2:.1f} for {dof}); spectrum free in every "
+              f"column, fitted with the factor on {lines.size} lines ({core.size} nearest "
+              f"the source left out), factor noise {noise:.2e} (masked sky "
+              f"{noise_masked:.2e}), plausible leak {leak:.2e}")
     return (WingModel(True, status, lines, params, leak, noise, noise_masked, core,
-                      leak**2 + spectrum_var), data_p, model_p)
+                      leak**2), fit.fit)

@@ -1,4 +1,4 @@
-"""A point source modelled in a sky factor (wing_model): the MOS joint fit and the core's parts."""
+"""A point source modelled in a sky factor (wing_model): the MOS and spec3 steps' joint fit."""
 
 import numpy as np
 
@@ -8,13 +8,12 @@ from jwst_mbkg_plus.algorithms.sky_factor import SKY_CLIP, _design, _knots, fit_
 from jwst_mbkg_plus.algorithms.source_wings import PROFILE_BIN, source_wings
 from jwst_mbkg_plus.algorithms.wing_model import (
     ProfileNuisance,
-    core_noise,
-    core_projection,
-    core_response,
+    joint_sky_factor,
     profile_sky_factor,
 )
 from jwst_mbkg_plus.algorithms.wing_profile import (
     plausible_shapes,
+    profile_image,
     profile_shape,
     profile_width_floor,
     winged_or_gaussian,
@@ -160,24 +159,36 @@ def _winged_column_scene(theta_true, ny=24, nx=200):
     return s, wave, sky, spectrum, data
 
 
-def test_core_elimination_leak_is_the_levels_response_to_a_shape_error():
-    """Spectrum from the core lines, sky from the rest: a profile error dP moves the level
-    by exactly `core_response` (linear in dP), whatever the source's spectrum."""
-    theta = np.array([8.0, 1.3, 0.4])
-    true = theta + np.array([0.05, 0.08, -0.03])
-    s, _, sky, spectrum, data = _winged_column_scene(true)
-    P = profile_shape(s, *theta)
-    W = np.full(P.shape, 1.0 / 0.05**2)
-    order = np.argsort(-P[:, 0], kind="stable")
-    core, lines = np.sort(order[:7]), np.sort(order[7:])
-    noise, _, mp, info = core_noise(core, lines, P, sky, W)
-    alpha = core_projection(P[core], data[core], W[core])
-    projected = data[lines] - P[lines] * alpha[None, :]
-    level = np.sum(W[lines] * mp * projected) / info
-    response = core_response(core, lines, P, profile_shape(s, *true) - P, W, mp, info, spectrum)
-    assert abs(level - 1.02) > 1e-4  # the wrong shape does leak ...
-    np.testing.assert_allclose(level - 1.02, response, rtol=1e-9)  # ... by the response
-    assert np.isfinite(noise) and noise > 0
+def test_joint_fit_takes_a_profile_that_widens_with_wavelength():
+    """spec3's use of the joint fit (`joint_sky_factor` with a profile of every pixel): a
+    source whose width grows to the red, noise-free, gives the true factor with the true
+    shape, and a one-sigma error of the width's slope moves it by the stated leak (the
+    level of a constant factor, whose response the leak is)."""
+    ny, nx = 24, 200
+    s = np.arange(ny, dtype=float)
+    tau = np.linspace(-0.5, 0.5, nx)
+    wave = np.linspace(1.0, 2.0, nx)[None, :] * np.ones((ny, 1))
+    sky = 1.0 + 0.3 * wave
+    spectrum = 4.0 * (1.0 + np.exp(-0.5 * ((np.arange(nx) - 90) / 3.0) ** 2))
+    theta = np.array([12.0, 1.3, 0.4, 0.4])  # centre, width, slope, 1 / beta
+    cov = np.diag([0.0, 0.0, 0.05**2, 0.0])
+
+    def profile(t):
+        return profile_image(s, t, tau)
+
+    distance = np.abs(s - 12.0)[:, None] * np.ones((1, nx))
+    var = (0.05 * sky) ** 2
+    usable = np.ones((ny, nx), bool)
+    exact = joint_sky_factor(wave, 1.02 * sky + spectrum * profile(theta), var, sky, usable,
+                             distance, theta, cov, profile, cuts=(0.0, 1.0, 2.0), coverage=1.0,
+                             factor_model="constant")
+    assert abs(exact.fit.level - 1.02) < 1e-9
+    (moved,) = plausible_shapes(theta, cov)
+    off = joint_sky_factor(wave, 1.02 * sky + spectrum * profile(moved), var, sky, usable,
+                           distance, theta, cov, profile, cuts=(0.0, 1.0, 2.0), coverage=1.0,
+                           factor_model="constant")
+    assert abs(off.fit.level - 1.02) > 1e-5
+    np.testing.assert_allclose(abs(off.fit.level - 1.02), off.leak, rtol=1e-6)
 
 
 def test_joint_fit_leak_bounds_the_bias_of_a_one_sigma_shape_error():
