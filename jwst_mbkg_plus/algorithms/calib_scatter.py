@@ -13,6 +13,14 @@ from them, e.g. a spatial model's), after clipping levels beyond
 chi-square of the levels with ``s = 0`` exceeds ``dof`` beyond chance
 (``p_value``). The same estimate in a few wavelength bands gives its
 wavelength dependence (the factors evaluated at the bands' centres).
+
+A calibration error need not change a slitlet's mean: a curvature in
+wavelength (the middle of the band against its ends), or a tilt about the
+band's middle, leaves the levels alike and shows only in the bands. The
+scatter is therefore also *detected* when the chi-square of the factors' values
+in any one band exceeds its ``dof`` beyond chance, at ``p_value / n_bands``
+per band (Bonferroni: the bands of one factor are correlated, and the test
+over all of them keeps the false-alarm probability at most ``p_value``).
 """
 
 import logging
@@ -112,6 +120,9 @@ class CalibrationScatter:
         Median error of one level (the noise the scatter is measured against).
     band_wavelength, band_scatter : ndarray
         Band centres and the scatter in each band (wavelength dependence).
+    band_p_value : ndarray
+        Probability of each band's chi-square with no scatter (detected if the
+        smallest is below ``p_value / n_bands``, as well as by the levels).
     names : list of str
         Targets measured; ``levels``, ``errors``: their levels and errors;
         ``used``: whether each entered the estimate (not clipped).
@@ -127,6 +138,7 @@ class CalibrationScatter:
     band_scatter: np.ndarray
     names: list = field(default_factory=list)
     levels: np.ndarray = field(default_factory=lambda: np.array([]))
+    band_p_value: np.ndarray = field(default_factory=lambda: np.array([]))
     errors: np.ndarray = field(default_factory=lambda: np.array([]))
     used: np.ndarray = field(default_factory=lambda: np.array([], dtype=bool))
 
@@ -167,6 +179,7 @@ class CalibrationScatter:
             "median_level_error": float(self.median_error),
             "band_wavelength": [float(w) for w in self.band_wavelength],
             "band_scatter": [float(s) for s in self.band_scatter],
+            "band_p_value": [float(p) for p in self.band_p_value],
             "levels": {n: {"level": float(v), "error": float(e), "used": bool(u)}
                        for n, v, e, u in zip(self.names, self.levels, self.errors, self.used,
                                              strict=True)},
@@ -221,20 +234,23 @@ def measure_calibration_scatter(factors, names=None, *, dof_lost=1, n_bands=5,
     p = float(stats.chi2.sf(chi2, dof)) if dof >= 1 and np.isfinite(chi2) else 1.0
     lo = np.nanmax([f.wave_range[0] for _, f in fitted])
     hi = np.nanmin([f.wave_range[1] for _, f in fitted])
-    band_wave, band_scatter = empty, empty
+    band_wave, band_scatter, band_p = empty, empty, empty
     if np.isfinite(lo) and np.isfinite(hi) and hi > lo and n_bands >= 2:
         edges = np.linspace(lo, hi, n_bands + 1)
         band_wave = 0.5 * (edges[:-1] + edges[1:])
         values = np.array([f.evaluate(band_wave, measured=True) for _, f in fitted])
-        band_scatter = shrink * np.array([
-            intrinsic_scatter(values[kept, 0, b], values[kept, 1, b], dof_lost=dof_lost,
-                              clip=np.inf)[0]
-            for b in range(n_bands)
-        ])
+        bands = [intrinsic_scatter(values[kept, 0, b], values[kept, 1, b], dof_lost=dof_lost,
+                                   clip=np.inf)[:3] for b in range(n_bands)]
+        band_scatter = shrink * np.array([b[0] for b in bands])
+        band_p = np.array([float(stats.chi2.sf(b[1] * shrink**2, b[2]))
+                           if b[2] >= 1 and np.isfinite(b[1]) else 1.0 for b in bands])
+    # A shape in wavelength that leaves the levels alike shows in the bands only.
+    by_band = band_p.size > 0 and float(np.min(band_p)) < p_value / band_p.size
     return CalibrationScatter(
-        scatter=float(scatter), detected=bool(p < p_value), p_value=p, chi2=float(chi2),
-        dof=int(dof), median_error=float(np.median(errors)), band_wavelength=band_wave,
-        band_scatter=band_scatter, names=names, levels=levels, errors=errors, used=kept,
+        scatter=float(scatter), detected=bool(p < p_value or by_band), p_value=p,
+        chi2=float(chi2), dof=int(dof), median_error=float(np.median(errors)),
+        band_wavelength=band_wave, band_scatter=band_scatter, names=names, levels=levels,
+        errors=errors, used=kept, band_p_value=band_p,
     )
 
 

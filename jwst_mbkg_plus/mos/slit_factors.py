@@ -36,7 +36,11 @@ import logging
 
 import numpy as np
 
-from jwst_mbkg_plus.algorithms.calib_scatter import chromatic_scatter, measure_calibration_scatter
+from jwst_mbkg_plus.algorithms.calib_scatter import (
+    SCATTER_P_VALUE,
+    chromatic_scatter,
+    measure_calibration_scatter,
+)
 from jwst_mbkg_plus.algorithms.fit_weights import variance_by_group, variance_by_wavelength
 from jwst_mbkg_plus.algorithms.free_rows import nearest_cut, source_free_mask
 from jwst_mbkg_plus.algorithms.pooled_profile import pooled_shape, wings_with_error
@@ -255,9 +259,13 @@ def slit_corrections(cal_slits, waves, expanded, master, mode, *, guard=1.0,
                                                                else "constant")},
               "rescaled_slits": [], "systematic_error_slits": {}, "unchanged_slits": {}}
     if scatter.detected:
+        # Detected by the levels, or only by a band (a bend that keeps the levels alike).
+        by_band = ("" if scatter.p_value < SCATTER_P_VALUE else
+                   f"; detected in the bands, smallest band p = "
+                   f"{float(np.min(scatter.band_p_value)):.2g}")
         say("Calibration scatter between background slitlets: %.2f%% (%d slitlets, "
-            "level error %.2f%%, p = %.2g); per band %s", 100 * scatter.scatter,
-            int(scatter.used.sum()), 100 * scatter.median_error, scatter.p_value,
+            "level error %.2f%%, p = %.2g%s); per band %s", 100 * scatter.scatter,
+            int(scatter.used.sum()), 100 * scatter.median_error, scatter.p_value, by_band,
             ", ".join(f"{w:.2f} um {100 * s:.2f}%" for w, s in
                       zip(scatter.band_wavelength, scatter.band_scatter, strict=True)))
     else:

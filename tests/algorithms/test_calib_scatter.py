@@ -39,12 +39,15 @@ def test_outlier_is_clipped():
     assert s == pytest.approx(0.02, rel=0.4)
 
 
-def _factors(rng, levels, tilts, noise=0.05):
+def _factors(rng, levels, tilts, noise=0.05, curvatures=None):
     wave = np.repeat(np.linspace(1.7, 3.1, 300)[None], 10, axis=0)
     sky = 1 + 0.2 * (wave - 1.7)
+    u = (wave - 2.4) / 0.7
     out = []
-    for lev, tilt in zip(levels, tilts, strict=True):
-        f = lev + tilt * (wave - 2.4) / 1.4
+    if curvatures is None:
+        curvatures = np.zeros(len(levels))
+    for lev, tilt, curv in zip(levels, tilts, curvatures, strict=True):
+        f = lev + tilt * (wave - 2.4) / 1.4 + curv * (u**2 - 1 / 3)
         data = sky * f * (1 + noise * rng.standard_normal(wave.shape))
         out.append(fit_sky_factor(wave, data, (noise * sky * f) ** 2, sky, apply=False))
     return out
@@ -73,6 +76,35 @@ def test_perfect_calibration_is_not_detected():
         result = measure_calibration_scatter(_factors(rng, np.ones(12), np.zeros(12)))
         detected += result.detected
     assert detected <= 1
+
+
+def test_curvature_only_scatter_is_detected_in_the_bands():
+    """A calibration error that bends the band but keeps every slitlet's mean at 1.
+
+    The levels alike, the level test alone cannot see it (issue 24, unseen scenes:
+    2 % rms curvature, nothing rescaled). The bands see it, and measure it: the
+    scatter of the true factors at the band centres.
+    """
+    rng = np.random.default_rng(5)
+    curvatures = rng.normal(0, 0.02, 12)
+    result = measure_calibration_scatter(_factors(rng, np.ones(12), np.zeros(12),
+                                                  curvatures=curvatures))
+    assert result.p_value > 0.01  # the levels alone: not detected
+    assert result.detected and np.min(result.band_p_value) < 0.01 / 5
+    u = (result.band_wavelength - 2.4) / 0.7
+    true_bands = [np.std(curvatures * (x**2 - 1 / 3), ddof=1) for x in u]
+    np.testing.assert_allclose(result.band_scatter, true_bands, rtol=0.2)
+    assert len(result.to_record()["band_p_value"]) == 5
+
+
+def test_perfect_calibration_is_not_detected_by_the_bands():
+    """No false alarm from the bands: 30 perfectly calibrated sets of 12 factors."""
+    detected = 0
+    for seed in range(30):
+        rng = np.random.default_rng(100 + seed)
+        result = measure_calibration_scatter(_factors(rng, np.ones(12), np.zeros(12)))
+        detected += bool(np.min(result.band_p_value) < 0.01 / 5)
+    assert detected <= 2
 
 
 def test_source_free_mask_drops_broad_wings():
