@@ -17,6 +17,9 @@ combine
     Robust per-wavelength combination of spectra (clipped mean, median, ...).
 smoothing
     NaN-aware running median with explicit end policy and variance.
+adaptive_smoothing, noise_correlation
+    A master smoothed by evidence (local polynomials, Lepski's rule, directional
+    windows); the noise neighbouring samples share, which scales its variances.
 selection
     Vetting of whole background spectra against the consensus.
 excess

@@ -52,7 +52,7 @@ from scipy.stats import chi2
 from jwst_mbkg_plus.algorithms.smoothing import median_filter_nan
 
 __all__ = ["DEFAULT_HALF_WIDTHS", "AdaptiveSmoothing", "adaptive_smooth", "chosen_kernel_matrix",
-           "local_polynomial", "neighbour_correlation"]
+           "local_polynomial"]
 
 log = logging.getLogger(__name__)
 
@@ -378,62 +378,6 @@ def _ladder(side, widths, weight, degree, threshold, flux, var, smooth_var, usab
         alive = np.zeros_like(alive)
         alive[take] = True
     return _Ladder(best, best_var, best_dvar, resid_var, chosen, chosen_rows)
-
-
-def neighbour_correlation(flux, var, smoothed, *, max_lag=2, clip=4.0, min_pairs=50):
-    """
-    How much neighbouring samples' noise is shared: the variance factor of a smooth sum.
-
-    A master binned from pixels onto a grid finer than the pixels (and
-    resampled from bins at each slit's own phase) has noise shared by
-    neighbouring samples, while its per-sample variance is right for one
-    sample. A kernel spanning many samples then has the variance
-    ``sum_i l_i**2 var_i`` times ``1 + 2 sum_k rho_k`` (``rho_k`` the
-    correlation at lag ``k``), not ``sum_i l_i**2 var_i``. That factor is
-    measured here from the normalised residuals of a first smoothing,
-    ``z = (flux - smoothed) / sqrt(var)``, where the smoothing took many
-    samples (their residual is the sample's noise; it holds no structure):
-    ``rho_k = mean(z_i z_{i+k}) / mean(z**2)``, pairs beyond ``clip`` left
-    out, each ``rho_k`` at least 0.
-
-    Parameters
-    ----------
-    flux, var : array_like, shape (n,)
-        The spectrum and its per-sample variance.
-    smoothed : AdaptiveSmoothing
-        A first smoothing of it (its ``flux`` and ``half_width``).
-    max_lag : int, optional
-        Largest lag measured.
-    clip : float, optional
-        Pairs with a ``|z|`` beyond this are left out (a hot sample, a line).
-    min_pairs : int, optional
-        Fewest usable pairs at a lag to measure it; fewer give 0.
-
-    Returns
-    -------
-    factor : float
-        ``1 + 2 sum_k rho_k`` (>= 1).
-    rho : list of float
-        The correlations at lags 1 .. ``max_lag``.
-    """
-    flux, var = np.asarray(flux, dtype=float), np.asarray(var, dtype=float)
-    use = (np.isfinite(flux) & np.isfinite(var) & (var > 0) & np.isfinite(smoothed.flux)
-           & (smoothed.half_width >= DEFAULT_HALF_WIDTHS[2]))
-    z = np.where(use, (flux - smoothed.flux) / np.sqrt(np.where(use, var, 1.0)), 0.0)
-    use &= np.abs(z) <= clip
-    if use.sum() < min_pairs:
-        return 1.0, [0.0] * max_lag
-    scale = np.mean(z[use] ** 2)
-    rho = []
-    for k in range(1, max_lag + 1):
-        pair = use[:-k] & use[k:]
-        if pair.sum() < min_pairs or scale <= 0:
-            rho.append(0.0)
-            continue
-        r = float(np.mean(z[:-k][pair] * z[k:][pair]) / scale)
-        # Only a correlation beyond twice its noise counts: white noise stays as it is.
-        rho.append(r if r > 2.0 / np.sqrt(pair.sum()) else 0.0)
-    return float(1.0 + 2.0 * sum(rho)), rho
 
 
 def chosen_kernel_matrix(n, chosen, chosen_rows):

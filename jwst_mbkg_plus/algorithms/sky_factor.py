@@ -29,8 +29,7 @@ a point source's pixels too, the source a term of the fit):
   any fitted factor (a caller that knows the targets scatter decides that);
   ``False`` only measures. The record says which, and why.
 
-Nothing here knows about datamodels: the MOS step (per slitlet) and the spec3
-step (per exposure) pass flattened pixel arrays.
+The MOS step (per slitlet) and the spec3 step (per exposure) pass flat pixel arrays.
 """
 
 import logging
@@ -56,10 +55,9 @@ SKY_FACTOR_MODELS = ("constant", "linear", "spline", "auto")
 #: (+0.09 % of the sky at 20 % noise per pixel).
 SKY_CLIP = (-5.0, 5.0)
 
-#: Default false-alarm probability of "the factor differs from 1" (3 sigma).
+#: Default false-alarm probabilities: "the factor differs from 1" (3 sigma), and a
+#: richer candidate (F-test, nested).
 DEVIATION_P_VALUE = 2.7e-3
-
-#: Default false-alarm probability for a richer candidate (F-test, nested).
 AUTO_P_VALUE = 0.01
 
 
@@ -400,9 +398,7 @@ def fit_sky_factor(wavelength, data, var, model_sky, valid=None, *, model="auto"
         A source of known profile with a free amplitude per column, fitted
         with the factor (`~jwst_mbkg_plus.algorithms.wing_model.ProfileNuisance`).
     min_params : int, optional
-        Fewest coefficients of a candidate of ``auto`` (2: at least a straight
-        line) where the pixels support one; with fewer pixels the richest
-        candidate they support.
+        Fewest coefficients of an ``auto`` candidate (2: a line) the pixels support.
 
     Returns
     -------

@@ -14,11 +14,8 @@ import numpy as np
 
 from jwst_mbkg_plus.algorithms import master as core
 from jwst_mbkg_plus.algorithms import qa_stats
-from jwst_mbkg_plus.algorithms.adaptive_smoothing import (
-    DEFAULT_HALF_WIDTHS,
-    adaptive_smooth,
-    neighbour_correlation,
-)
+from jwst_mbkg_plus.algorithms.adaptive_smoothing import DEFAULT_HALF_WIDTHS, adaptive_smooth
+from jwst_mbkg_plus.algorithms.noise_correlation import neighbour_correlation
 from jwst_mbkg_plus.mos.options import MasterBackground, MasterBackgroundError
 
 __all__ = ["SMOOTHING_THRESHOLD", "combine_master", "smooth", "smooth_master"]
@@ -123,7 +120,7 @@ def smooth_master(sb, var, options, variance_factor=None):
     the same kernels (twicing, ``(2 L - L L) y``). Its variance is the
     smoothed estimate's own (``sum_i m_i**2 var_i``), times the factor by
     which the noise shared by neighbouring samples raises a smooth sum's
-    (`~jwst_mbkg_plus.algorithms.adaptive_smoothing.neighbour_correlation`,
+    (`~jwst_mbkg_plus.algorithms.noise_correlation.neighbour_correlation`,
     measured on a first smoothing, which is then made again with it).
 
     Parameters

@@ -190,7 +190,7 @@ def test_directional_windows_lower_the_noise_beside_a_line():
 
 
 def test_neighbour_correlation_is_measured_and_white_noise_left_alone():
-    from jwst_mbkg_plus.algorithms.adaptive_smoothing import neighbour_correlation
+    from jwst_mbkg_plus.algorithms.noise_correlation import neighbour_correlation
 
     rng = np.random.default_rng(5)
     sigma = 0.02 * TRUTH
