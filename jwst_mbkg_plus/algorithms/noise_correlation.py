@@ -9,9 +9,13 @@ are made on noise. `neighbour_correlation` measures the correlation at a few
 lags from the normalised departures of the samples from a first smoothing.
 """
 
+import logging
+
 import numpy as np
 
 __all__ = ["MIN_HALF_WIDTH", "neighbour_correlation"]
+
+log = logging.getLogger(__name__)
 
 #: Smallest half-width (samples) of a first smoothing whose departures are used:
 #: narrower, a sample's own weight in its estimate lowers its departure.
