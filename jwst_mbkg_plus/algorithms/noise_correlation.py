@@ -26,17 +26,13 @@ def neighbour_correlation(flux, var, smoothed, *, max_lag=2, clip=4.0, min_pairs
     """
     How much neighbouring samples' noise is shared: the variance factor of a smooth sum.
 
-    A master binned from pixels onto a grid finer than the pixels (and
-    resampled from bins at each slit's own phase) has noise shared by
-    neighbouring samples, while its per-sample variance is right for one
-    sample. A kernel spanning many samples then has the variance
-    ``sum_i l_i**2 var_i`` times ``1 + 2 sum_k rho_k`` (``rho_k`` the
-    correlation at lag ``k``), not ``sum_i l_i**2 var_i``. That factor is
-    measured here from the normalised residuals of a first smoothing,
-    ``z = (flux - smoothed) / sqrt(var)``, where the smoothing took many
-    samples (their residual is the sample's noise; it holds no structure):
-    ``rho_k = mean(z_i z_{i+k}) / mean(z**2)``, pairs beyond ``clip`` left
-    out, each ``rho_k`` at least 0.
+    A kernel spanning many samples has the variance ``sum_i l_i**2 var_i``
+    times ``1 + 2 sum_k rho_k`` (``rho_k`` the correlation at lag ``k``).
+    ``rho_k = mean(z_i z_{i+k}) / mean(z**2)`` of the normalised residuals
+    ``z = (flux - smoothed) / sqrt(var)`` of a first smoothing, where it took
+    at least `MIN_HALF_WIDTH` (there the residual is the sample's noise, not
+    structure); pairs beyond ``clip`` are left out, and a ``rho_k`` counts only
+    beyond twice its noise (``2 / sqrt(pairs)``), so white noise gives 1.
 
     Parameters
     ----------
