@@ -15,7 +15,8 @@ slitlet's level relative to the master:
   does not make every extra term look significant (beyond a constant, a model
   needs at least two more slitlets than parameters, a quadrant level at least
   ``min_per_quadrant`` slitlets, a plane term a spread of positions, and its
-  extra terms an F-test against the constant at ``AUTO_P_VALUE``).
+  extra terms an F-test against the constant at ``AUTO_P_VALUE`` over all
+  the candidates tested).
 
 ``X`` and ``Y`` are the positions centred and scaled by the background
 slitlets' spread, so the coefficients are fractional changes per spread. The
@@ -55,6 +56,12 @@ _AUTO_ORDER = ("constant", "plane", "quadrant", "plane_quadrant")
 #: model in 4 of 10 seeds, and the extrapolated factor moved source slitlets by
 #: up to 1 %. A real gradient or quadrant step of a few percent has F in the
 #: hundreds; F is also blind to a common scale error of the levels' errors.
+#: It is the probability for all candidates together: each of the ``k``
+#: candidates the data support is tested at ``AUTO_P_VALUE / k`` (Bonferroni).
+#: Tested each at 0.01, 12 slitlets whose levels scatter by 3 % with no spatial
+#: structure got a richer model in 5.8 % of 400 draws (3.0 % corrected), and that
+#: model took part of the scatter: on PRISM calibration-scatter scenes the
+#: measured scatter came out 26 % and 57 % low (seeds 14 and 11 of 15).
 AUTO_P_VALUE = 0.01
 
 
@@ -410,14 +417,20 @@ def fit_spatial_factor(x, y, quadrant, ratio, error, *, model="auto", sigma=3.0,
         noise = 1.0
         if richest is not None and richest["dof"] >= 2:
             noise = max(richest["chi2"] / richest["dof"], 1.0)
+        once = {**options, "maxiters": 0}
+        richer = {name: _fit_once(name, x, y, quadrant, ratio, error, common, **once)
+                  for name in _AUTO_ORDER}
+        # One false-alarm probability for all the richer candidates the data support
+        # (each distinct set of terms counted once).
+        distinct = {tuple(f["columns"]) for f in richer.values() if f is not None}
+        p_value = AUTO_P_VALUE / max(1, len(distinct) - 1)
         fits = {}
         for name in _AUTO_ORDER:
-            once = {**options, "maxiters": 0}
-            fit = _fit_once(name, x, y, quadrant, ratio, error, common, **once)
+            fit = richer[name]
             if fit is None or (fits and fit["columns"] in [f["columns"] for f in fits.values()]):
                 continue
             if fits and fit["dof"] >= 2 and not _significant(fit, fits["constant"],
-                                                             p_value=AUTO_P_VALUE):
+                                                             p_value=p_value):
                 continue  # no better than chance: the constant's error is the smaller
             if fits and fit["dof"] < 2:
                 if not _significant(fit, fits["constant"]):
