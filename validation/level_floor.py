@@ -16,10 +16,10 @@ error) by weighted least squares with the true weights (Gaussian noise of
     spectrum is not known in practice: a bound no estimator reaches);
 ``eliminated``
     the source's profile along the slit known exactly, its spectrum free in
-    every column and fitted jointly with the factor (variable projection, as
-    `~jwst_mbkg_plus.algorithms.wing_model.joint_sky_factor` does with a
-    fitted profile), every row fitted: the bound for an estimator that makes no
-    assumption about the source's spectrum;
+    every column and fitted jointly with the factor (the step's own variable
+    projection, `~jwst_mbkg_plus.algorithms.wing_model.ProfileNuisance`, with
+    the true profile instead of a fitted one), every row fitted: the bound for
+    an estimator that makes no assumption about the source's spectrum;
 ``eliminated_at_cut``
     the same on the rows the plus step fitted (``|offset| >=`` its cut, from
     the QA record).
@@ -67,19 +67,18 @@ def line_level(wave, resid, weight, valid, nuisance=None):
     -------
     level, error : float
     """
-    w = np.where(valid, weight, 0.0)
-    pivot = np.median(wave[valid])
-    design = np.where(valid, np.stack([np.ones_like(wave), wave - pivot]), 0.0)
-    r = np.where(valid, resid, 0.0)
+    from jwst_mbkg_plus.algorithms.wing_model import ProfileNuisance
+
+    # Whitened weighted least squares on the valid pixels; a source's amplitude per
+    # column is projected out with the step's own variable projection.
+    sigma = 1.0 / np.sqrt(weight[valid])
+    design = np.stack([np.ones(sigma.size), wave[valid] - np.median(wave[valid])], axis=1)
+    aw, bw = design / sigma[:, None], resid[valid] / sigma
     if nuisance is not None:
-        g = np.where(valid, nuisance, 0.0)
-        gg = (w * g * g).sum(axis=0)
-        gg = np.where(gg > 0, gg, np.inf)
-        design = design - g[None] * ((w * g * design).sum(axis=1) / gg)[:, None, :]
-        r = r - g * ((w * g * r).sum(axis=0) / gg)
-    fisher = np.einsum("kyx,lyx,yx->kl", design, design, w)
-    params = np.linalg.solve(fisher, np.einsum("kyx,yx,yx->k", design, r, w))
-    return float(params[0]), float(np.sqrt(np.linalg.inv(fisher)[0, 0]))
+        columns = np.broadcast_to(np.arange(wave.shape[-1]), wave.shape)[valid]
+        aw, bw = ProfileNuisance(nuisance[valid], columns).project(aw, bw, sigma)
+    params, *_ = np.linalg.lstsq(aw, bw, rcond=None)
+    return float(params[0]), float(np.sqrt(np.linalg.inv(aw.T @ aw)[0, 0]))
 
 
 def slit_floor(slit_in, slit_out, truth, noise_fraction, cut):
